@@ -1,0 +1,44 @@
+// Checkpoint loading: every tensor of a Hugging Face model folder by its state-dict name.
+// Floating-point tensors are exposed as F32: f32 data is a zero-copy view into the mmapped
+// file, f16/bf16 (and f64) are converted once at load. Integer tensors keep their dtype.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace hfpipe::formats {
+
+class WeightMap {
+ public:
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Throws Error(NotFound) naming the tensor when it is absent.
+  const Tensor& at(const std::string& name) const;
+  void insert(std::string name, Tensor tensor);
+  std::vector<std::string> names() const;  // sorted
+  size_t size() const { return tensors_.size(); }
+  // Moves every tensor of `other` into this map; a name present in both is a CorruptFile error.
+  void merge(WeightMap&& other);
+
+ private:
+  std::unordered_map<std::string, Tensor> tensors_;
+};
+
+// Loads the checkpoint of `model_dir`, preferring model.safetensors, then
+// model.safetensors.index.json (shards), then pytorch_model.bin.index.json, then
+// pytorch_model.bin. Throws Error(NotFound) listing the names it looked for.
+WeightMap load_checkpoint(const std::filesystem::path& model_dir);
+
+// One safetensors file (header validated: offsets inside the file, no overlaps, sizes
+// matching dtype x shape). Throws Error(CorruptFile) on any violation.
+WeightMap load_safetensors(const std::filesystem::path& file);
+
+// One torch.save() zip archive holding a state dict, read with a restricted unpickler that
+// understands only the opcodes and globals torch.save writes for tensors and refuses
+// anything else with Error(CorruptFile). Nothing in the pickle is ever executed.
+WeightMap load_pytorch_bin(const std::filesystem::path& file);
+
+}  // namespace hfpipe::formats

@@ -1,0 +1,105 @@
+// The tokenizer engine: a reimplementation of Hugging Face `tokenizers` (the Rust library
+// behind transformers' fast tokenizers) driven by tokenizer.json, or by the older vocab
+// files (vocab.txt, vocab.json + merges.txt) converted at load as transformers converts them.
+//
+// Offsets are BYTE offsets into the UTF-8 text of their own sequence (the first text or the
+// pair); callers that need Python's character offsets convert with byte_to_char_offsets().
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace hfpipe::text {
+
+struct Encoding {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> type_ids;
+  std::vector<std::string> tokens;
+  std::vector<std::pair<size_t, size_t>> offsets;  // byte [start, end) in the token's own sequence
+  std::vector<int32_t> special_tokens_mask;        // 1 for tokens added by the post-processor
+  std::vector<int32_t> attention_mask;             // 0 for padding
+  std::vector<int32_t> word_ids;                   // -1 where there is no word (special, padding)
+  std::vector<int32_t> sequence_ids;               // 0 or 1; -1 for special and padding tokens
+  std::vector<Encoding> overflowing;               // windows cut off by truncation with a stride
+
+  size_t size() const { return ids.size(); }
+};
+
+enum class TruncationStrategy { LongestFirst, OnlyFirst, OnlySecond };
+enum class Side { Left, Right };
+
+struct TruncationOptions {
+  size_t max_length = 0;
+  TruncationStrategy strategy = TruncationStrategy::LongestFirst;
+  size_t stride = 0;
+  Side direction = Side::Right;
+};
+
+struct PaddingOptions {
+  std::optional<size_t> length;  // pad to this length; unset = only as long as the longest in a batch
+  size_t pad_to_multiple_of = 0;
+  Side direction = Side::Right;
+};
+
+struct EncodeOptions {
+  bool add_special_tokens = true;
+  std::optional<TruncationOptions> truncation;  // unset = no truncation
+  std::optional<PaddingOptions> padding;        // unset = no padding
+};
+
+class Tokenizer {
+ public:
+  // Loads from a model folder: tokenizer.json if present, otherwise vocab.txt (WordPiece) or
+  // vocab.json + merges.txt (byte-level BPE); tokenizer_config.json and
+  // special_tokens_map.json supply model_max_length, lower-casing, special tokens, padding side.
+  static Tokenizer from_folder(const std::filesystem::path& model_dir);
+  // Loads a tokenizer.json document (no tokenizer_config.json).
+  static Tokenizer from_json(std::string_view tokenizer_json);
+
+  Encoding encode(std::string_view text, const EncodeOptions& options = {}) const;
+  Encoding encode_pair(std::string_view text, std::string_view pair, const EncodeOptions& options = {}) const;
+  // Encodes several inputs (pair may be empty vector or one per text), padding them together
+  // when options.padding is set; may use several threads.
+  std::vector<Encoding> encode_batch(const std::vector<std::string>& texts, const std::vector<std::string>& pairs,
+                                     const EncodeOptions& options = {}) const;
+
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false,
+                     bool clean_up_tokenization_spaces = true) const;
+
+  std::optional<int32_t> token_to_id(std::string_view token) const;
+  std::optional<std::string> id_to_token(int32_t id) const;
+  size_t vocab_size() const;  // including added tokens
+
+  // From tokenizer_config.json; a very large number (as transformers' VERY_LARGE_INTEGER)
+  // when the folder does not set one.
+  int64_t model_max_length() const;
+  std::optional<int32_t> pad_token_id() const;
+  std::optional<std::string> special_token(std::string_view name) const;  // "cls_token", "mask_token", ...
+  // How many tokens the post-processor adds to one sequence (pair = false) or to a pair.
+  size_t num_special_tokens_to_add(bool pair) const;
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  struct Impl;
+
+ private:
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Converts byte offsets into `text` to Python character (code point) offsets.
+std::vector<std::pair<size_t, size_t>> byte_to_char_offsets(std::string_view text,
+                                                            const std::vector<std::pair<size_t, size_t>>& offsets);
+
+// True when `text` is well-formed UTF-8.
+bool is_valid_utf8(std::string_view text);
+
+}  // namespace hfpipe::text
