@@ -17,6 +17,7 @@ class WeightMap {
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
   // Throws Error(NotFound) naming the tensor when it is absent.
   const Tensor& at(const std::string& name) const;
+  // Adds `tensor`, replacing any tensor already stored under `name`.
   void insert(std::string name, Tensor tensor);
   std::vector<std::string> names() const;  // sorted
   size_t size() const { return tensors_.size(); }
@@ -31,6 +32,12 @@ class WeightMap {
 // model.safetensors.index.json (shards), then pytorch_model.bin.index.json, then
 // pytorch_model.bin. Throws Error(NotFound) listing the names it looked for.
 WeightMap load_checkpoint(const std::filesystem::path& model_dir);
+
+// A sharded checkpoint: the index file (model.safetensors.index.json or
+// pytorch_model.bin.index.json) maps each tensor to a shard file in the same folder. Each
+// shard is loaded once; a missing shard is Error(NotFound), a tensor listed in the index but
+// absent from its shard is Error(CorruptFile).
+WeightMap load_sharded_checkpoint(const std::filesystem::path& index_file);
 
 // One safetensors file (header validated: offsets inside the file, no overlaps, sizes
 // matching dtype x shape). Throws Error(CorruptFile) on any violation.

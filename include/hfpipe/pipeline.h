@@ -1,0 +1,55 @@
+// hfpipe::pipeline — transformers' pipeline() in C++.
+//
+//   auto classifier = hfpipe::pipeline("sentiment-analysis", {.model = "path/to/model"});
+//   hfpipe::Value result = classifier("I love this.");          // [{"label": ..., "score": ...}]
+//   hfpipe::Value results = classifier(hfpipe::Value::array({"a", "b"}), {{"top_k", nullptr}});
+//
+// Inputs, parameters and results are JSON-shaped values with transformers' keys and nesting.
+// A Pipeline is immutable once built: copy it freely and call it from several threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hfpipe/errors.h"
+#include "hfpipe/value.h"
+
+namespace hfpipe {
+
+struct PipelineOptions {
+  std::string model;              // a local folder or a Hub id in the local Hugging Face cache
+  std::string revision = "main";  // branch, tag or commit, for Hub ids
+  int batch_size = 1;             // inputs per forward pass (sorted by length, padded per batch)
+  int threads = 0;                // size of the process's thread pool; 0 = all cores
+  Value params = Value::object();  // construction-time parameters, as pipeline(..., **kwargs)
+};
+
+namespace pipelines {
+class Task;
+}
+
+class Pipeline {
+ public:
+  // inputs: one input (a string, or what the task accepts) or an array of inputs. The result
+  // is what transformers returns for pipe(inputs, **params).
+  Value operator()(const Value& inputs, const Value& params = Value::object()) const;
+  // Several inputs, each result shaped as for its own call pipe(item, **params), computed in
+  // batches together (what the CLI's --jsonl mode prints, one line per input).
+  std::vector<Value> each(const std::vector<Value>& items, const Value& params = Value::object()) const;
+
+  const std::string& task() const;
+
+ private:
+  friend Pipeline pipeline(const std::string& task, const PipelineOptions& options);
+  std::shared_ptr<const pipelines::Task> impl_;
+};
+
+// Builds the pipeline for `task` (a task name or alias, e.g. "text-classification",
+// "sentiment-analysis", "feature-extraction"). Throws hfpipe::Error.
+Pipeline pipeline(const std::string& task, const PipelineOptions& options);
+
+// The task names and aliases pipeline() accepts, sorted.
+std::vector<std::string> supported_tasks();
+
+}  // namespace hfpipe

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""Make the tiny randomly-initialised models hfpipe's parity tests run on.
+
+usage: make_tiny_models.py [--out DIR] [--force]      (default: <repo>/build/tiny-models)
+
+Every model is built with transformers' own classes from a fixed seed (one seed per model
+name, so a model does not depend on which others are made) and gets real tokenizer files:
+bert-base-uncased's for BERT and DistilBERT, roberta-base's for RoBERTa and for XLM-RoBERTa
+(with tokenizer_class RobertaTokenizer in tokenizer_config.json, as XLM-R's own sentencepiece
+tokenizer is a later issue), all-mpnet-base-v2's for MPNet (read from the installed zip parts,
+see assemble_real_models.py). Tokenizer files are copied from ../shared/tokenizers into the
+output folder only, never into the repository.
+
+Sizes: hidden 32, 2 layers, 4 heads, intermediate 37, vocab of the tokenizer. The initialiser
+range is 0.2 (instead of 0.02) and every parameter that starts out constant (LayerNorm weights,
+biases) gets noise too, so that scores spread out and a wrong bias or norm shows up in the
+comparison.
+
+Made (see SPECS; DIR/manifest.json lists them with their attributes):
+- <arch>-base           AutoModel (state-dict names without the `bert.`/`roberta.` prefix)
+- <arch>-cls2 / -cls5   sequence classification, 2 and 5 labels (named)
+- <arch>-multilabel     4 labels, problem_type multi_label_classification
+- <arch>-regression     num_labels 1, problem_type regression
+- <arch>-single         num_labels 1, no problem_type (the sigmoid default)
+- loading variants: pytorch_model.bin, sharded safetensors, sharded .bin, float16 (config key
+  `torch_dtype`), bfloat16 (config key `dtype`), a base model whose names carry the prefix,
+  a .bin with TensorFlow-era LayerNorm gamma/beta names
+- st-*                  sentence-transformers folders (modules.json, 1_Pooling, Normalize): two
+                        in the Hub's classic layout, one as sentence-transformers 5.x saves it
+
+Idempotent: DIR/.stamp holds a hash of this script, its inputs and the library versions; when
+it matches, nothing is rebuilt. Every loadable folder is checked to reload in transformers with
+no missing or unexpected weights (a reference with randomly filled weights would be useless).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TOKENIZERS = REPO.parent / "shared" / "tokenizers"
+DEFAULT_OUT = REPO / "build" / "tiny-models"
+
+ARCHS = ["bert", "distilbert", "roberta", "xlmr", "mpnet"]
+HEADS = ["base", "cls2", "cls5", "multilabel", "regression", "single"]
+LABELS = {
+    "cls2": ["NEGATIVE", "POSITIVE"],
+    "cls5": ["very negative", "negative", "neutral", "positive", "very positive"],
+    "multilabel": ["toxic", "insult", "threat", "obscene"],
+    "regression": ["rating"],
+    "single": None,  # transformers' default LABEL_0
+}
+PROBLEM_TYPE = {"multilabel": "multi_label_classification", "regression": "regression"}
+TOKENIZER_OF = {"bert": "bert-base-uncased", "distilbert": "bert-base-uncased",
+                "roberta": "roberta-base", "xlmr": "roberta-base", "mpnet": "all-mpnet-base-v2"}
+MODEL_TYPE = {"bert": "bert", "distilbert": "distilbert", "roberta": "roberta",
+              "xlmr": "xlm-roberta", "mpnet": "mpnet"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    arch: str
+    head: str                       # one of HEADS
+    variant: str = ""               # "" for the plain matrix; else what the variant exercises
+    serialization: str = "safetensors"   # "safetensors" | "bin"
+    max_shard_size: str | None = None
+    dtype: str | None = None        # "float16" | "bfloat16"
+    dtype_key: str = "dtype"        # config key written for dtype: "dtype" or "torch_dtype"
+    prefixed_base: bool = False     # base model saved with the `<prefix>.` names
+    gamma_beta: bool = False        # LayerNorm.weight/bias saved as LayerNorm.gamma/beta
+    st: dict | None = field(default=None, hash=False, compare=False)  # sentence-transformers
+
+    @property
+    def task(self) -> str:
+        return "feature-extraction" if self.head == "base" else "text-classification"
+
+    @property
+    def labels(self):
+        return LABELS.get(self.head)
+
+
+def _specs() -> list[Spec]:
+    specs = [Spec(f"{a}-{h}", a, h) for a in ARCHS for h in HEADS]
+    specs += [
+        Spec("bert-cls2-bin", "bert", "cls2", variant="pytorch_model.bin", serialization="bin"),
+        Spec("roberta-cls5-sharded", "roberta", "cls5", variant="sharded safetensors",
+             max_shard_size="1MB"),
+        Spec("distilbert-cls2-bin-sharded", "distilbert", "cls2", variant="sharded pytorch_model.bin",
+             serialization="bin", max_shard_size="1MB"),
+        Spec("bert-cls2-fp16", "bert", "cls2", variant="float16 weights (torch_dtype)",
+             dtype="float16", dtype_key="torch_dtype"),
+        Spec("mpnet-cls5-bf16", "mpnet", "cls5", variant="bfloat16 weights (dtype)", dtype="bfloat16"),
+        Spec("xlmr-base-bf16", "xlmr", "base", variant="bfloat16 weights (dtype)", dtype="bfloat16"),
+        Spec("bert-base-fp16-bin", "bert", "base", variant="float16 pytorch_model.bin",
+             serialization="bin", dtype="float16", dtype_key="torch_dtype"),
+        Spec("bert-base-prefixed", "bert", "base", variant="base model with bert. prefix",
+             prefixed_base=True),
+        Spec("roberta-base-prefixed", "roberta", "base", variant="base model with roberta. prefix",
+             prefixed_base=True),
+        Spec("bert-cls2-gamma-beta", "bert", "cls2", variant="LayerNorm gamma/beta names (.bin)",
+             serialization="bin", gamma_beta=True),
+        Spec("st-bert-mean-norm", "bert", "base",
+             variant="sentence-transformers (Hub layout): mean pooling + Normalize",
+             st={"format": "classic", "pooling": "mean", "normalize": True, "max_seq_length": 128}),
+        Spec("st-mpnet-cls", "mpnet", "base",
+             variant="sentence-transformers (Hub layout): CLS pooling, no Normalize",
+             st={"format": "classic", "pooling": "cls", "normalize": False, "max_seq_length": 64}),
+        Spec("st-roberta-mean-norm-st5", "roberta", "base",
+             variant="sentence-transformers 5.x save layout: mean pooling + Normalize",
+             st={"format": "native", "pooling": "mean", "normalize": True, "max_seq_length": 48}),
+    ]
+    return specs
+
+
+SPECS: list[Spec] = _specs()
+BY_NAME = {s.name: s for s in SPECS}
+
+
+def names(*, task: str | None = None, variants: bool | None = None, st: bool | None = None,
+          arch: str | None = None, head: str | None = None) -> list[str]:
+    """Model names filtered by attributes (for test parametrisation; imports nothing heavy)."""
+    out = []
+    for s in SPECS:
+        if task is not None and s.task != task:
+            continue
+        if variants is not None and bool(s.variant) != variants:
+            continue
+        if st is not None and (s.st is not None) != st:
+            continue
+        if arch is not None and s.arch != arch:
+            continue
+        if head is not None and s.head != head:
+            continue
+        out.append(s.name)
+    return out
+
+
+# ------------------------------------------------------------------ tokenizer files
+
+def tokenizer_files(arch: str) -> dict[str, bytes]:
+    """File name -> content of the real tokenizer files for an architecture."""
+    src = TOKENIZER_OF[arch]
+    if src == "all-mpnet-base-v2":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from assemble_real_models import open_mpnet_zip   # noqa: E402
+        wanted = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"}
+        files = {}
+        with open_mpnet_zip() as zf:
+            for info in zf.infolist():
+                base = info.filename.rsplit("/", 1)[-1]
+                if info.filename.count("/") == 1 and base in wanted:
+                    files[base] = zf.read(info)
+        missing = wanted - set(files)
+        if missing:
+            raise SystemExit(f"make_tiny_models: all-mpnet-base-v2 zip lacks {sorted(missing)}")
+        return files
+    folder = SHARED_TOKENIZERS / src
+    if not folder.is_dir():
+        raise SystemExit(f"make_tiny_models: tokenizer folder {folder} not found "
+                         "(../shared/tokenizers must sit beside the repository)")
+    files = {p.name: p.read_bytes() for p in folder.iterdir()
+             if p.is_file() and p.name != "SOURCE.txt"}
+    if arch == "xlmr":
+        cfg = json.loads(files["tokenizer_config.json"])
+        cfg["tokenizer_class"] = "RobertaTokenizer"
+        files["tokenizer_config.json"] = json.dumps(cfg, indent=2).encode()
+    return files
+
+
+def write_tokenizer(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).write_bytes(data)      # new files: writable even if the source is not
+
+
+# ------------------------------------------------------------------ models
+
+def make_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, initializer_range=0.2)
+    if spec.arch == "bert":
+        cfg = tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=37, max_position_embeddings=512, type_vocab_size=2,
+                            pad_token_id=0, **common)
+    elif spec.arch == "distilbert":
+        cfg = tf.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37,
+                                  max_position_embeddings=512, pad_token_id=0, **common)
+    elif spec.arch in ("roberta", "xlmr"):
+        cls = tf.RobertaConfig if spec.arch == "roberta" else tf.XLMRobertaConfig
+        cfg = cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                  max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
+                  eos_token_id=2, **common)
+    elif spec.arch == "mpnet":
+        cfg = tf.MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=37, max_position_embeddings=514,
+                             relative_attention_num_buckets=32, pad_token_id=1, bos_token_id=0,
+                             eos_token_id=2, **common)
+    else:
+        raise ValueError(spec.arch)
+    if spec.head != "base":
+        labels = spec.labels
+        cfg.num_labels = 1 if labels is None else len(labels)
+        if labels is not None:
+            cfg.id2label = {i: l for i, l in enumerate(labels)}
+            cfg.label2id = {l: i for i, l in enumerate(labels)}
+        cfg.problem_type = PROBLEM_TYPE.get(spec.head)
+    return cfg
+
+
+def build_model(spec: Spec, vocab_size: int):
+    import torch
+    import transformers as tf
+    torch.manual_seed(zlib.crc32(spec.name.encode()))
+    cfg = make_config(spec, vocab_size)
+    auto = tf.AutoModel if spec.head == "base" else tf.AutoModelForSequenceClassification
+    model = auto.from_config(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.numel() > 0 and bool((p == p.reshape(-1)[0]).all()):
+                p.add_(0.1 * torch.randn_like(p))
+    model.eval()
+    if spec.dtype:
+        model = model.to(getattr(torch, spec.dtype))
+    return model
+
+
+def save_model(spec: Spec, model, folder: Path) -> None:
+    import torch
+    kwargs = {"safe_serialization": spec.serialization == "safetensors"}
+    if spec.max_shard_size:
+        kwargs["max_shard_size"] = spec.max_shard_size
+    model.save_pretrained(folder, **kwargs)
+    prefix = model.base_model_prefix
+    if spec.prefixed_base:
+        from safetensors.torch import load_file, save_file
+        path = folder / "model.safetensors"
+        state = load_file(path)
+        save_file({f"{prefix}.{k}": v for k, v in state.items()}, path, metadata={"format": "pt"})
+    if spec.gamma_beta:
+        path = folder / "pytorch_model.bin"
+        state = torch.load(path, weights_only=True)
+        renamed = {}
+        for k, v in state.items():
+            k = k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+            renamed[k] = v
+        assert any(k.endswith("LayerNorm.gamma") for k in renamed)
+        torch.save(renamed, path)
+    if spec.dtype and spec.dtype_key != "dtype":
+        cfg_path = folder / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg[spec.dtype_key] = cfg.pop("dtype", spec.dtype)
+        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def verify_loads(spec: Spec, folder: Path) -> None:
+    """transformers must reload every weight (no random fill) and the tokenizer class."""
+    import transformers as tf
+    auto = tf.AutoModel if spec.head == "base" else tf.AutoModelForSequenceClassification
+    _, info = auto.from_pretrained(folder, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if v and k != "error_msgs" or (k == "error_msgs" and v)}
+    if bad:
+        raise SystemExit(f"make_tiny_models: {spec.name}: transformers does not reload it cleanly: {bad}")
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["model_type"] == MODEL_TYPE[spec.arch], (spec.name, cfg["model_type"])
+
+
+def make_st(spec: Spec, base_folder: Path, folder: Path) -> None:
+    """A sentence-transformers folder around the base model in base_folder.
+
+    format "classic": the layout of the checkpoints on the Hub (all-MiniLM-L6-v2,
+    all-mpnet-base-v2): modules.json with sentence_transformers.models.* types,
+    1_Pooling/config.json with pooling_mode_*_tokens flags, sentence_bert_config.json with
+    max_seq_length; written by hand, then checked to load in SentenceTransformer.
+    format "native": what SentenceTransformer.save of the pinned version writes.
+    """
+    import warnings
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from sentence_transformers import SentenceTransformer, models
+    st = spec.st
+    if st["format"] == "native":
+        transformer = models.Transformer(str(base_folder), max_seq_length=st["max_seq_length"])
+        modules = [transformer, models.Pooling(32, pooling_mode=st["pooling"])]
+        if st["normalize"]:
+            modules.append(models.Normalize())
+        SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    else:
+        for p in base_folder.iterdir():
+            shutil.move(str(p), folder / p.name)
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+        if st["normalize"]:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+        (folder / "modules.json").write_text(json.dumps(modules, indent=2))
+        (folder / "1_Pooling").mkdir()
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({
+            "word_embedding_dimension": 32,
+            "pooling_mode_cls_token": st["pooling"] == "cls",
+            "pooling_mode_mean_tokens": st["pooling"] == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False}, indent=2))
+        (folder / "sentence_bert_config.json").write_text(json.dumps(
+            {"max_seq_length": st["max_seq_length"], "do_lower_case": False}, indent=2))
+        (folder / "config_sentence_transformers.json").write_text(json.dumps(
+            {"__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.1",
+                             "pytorch": "1.8.1"}}, indent=2))
+    model = SentenceTransformer(str(folder), device="cpu")
+    if model.max_seq_length != st["max_seq_length"] or len(model) != 2 + st["normalize"]:
+        raise SystemExit(f"make_tiny_models: {spec.name}: SentenceTransformer reads it back as "
+                         f"max_seq_length={model.max_seq_length}, {len(model)} modules")
+
+
+def make_one(spec: Spec, out: Path, tok_cache: dict, vocab_cache: dict) -> Path:
+    folder = out / spec.name
+    tmp = out / f".{spec.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if spec.arch not in tok_cache:
+        tok_cache[spec.arch] = tokenizer_files(spec.arch)
+    write_tokenizer(tmp, tok_cache[spec.arch])
+    if spec.arch not in vocab_cache:
+        from transformers import AutoTokenizer
+        # the model type decides the tokenizer class: write a minimal config first
+        (tmp / "config.json").write_text(json.dumps({"model_type": MODEL_TYPE[spec.arch]}))
+        tok = AutoTokenizer.from_pretrained(tmp)
+        vocab_cache[spec.arch] = (len(tok), type(tok).__name__)
+    vocab_size, _ = vocab_cache[spec.arch]
+    model = build_model(spec, vocab_size)
+    if spec.st:
+        base_tmp = out / f".{spec.name}.base.tmp"
+        shutil.rmtree(base_tmp, ignore_errors=True)
+        tmp.rename(base_tmp)
+        tmp.mkdir()
+        save_model(spec, model, base_tmp)
+        make_st(spec, base_tmp, tmp)
+        shutil.rmtree(base_tmp)
+    else:
+        save_model(spec, model, tmp)
+    verify_loads(spec, tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def describe(folder: Path) -> str:
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    weights = [f for f in files if f.endswith((".safetensors", ".bin"))]
+    size = sum((folder / f).stat().st_size for f in weights)
+    w = weights[0] if len(weights) == 1 else f"{len(weights)} weight files"
+    return f"{w}, {size / 1e6:.1f} MB"
+
+
+def stamp_of() -> str:
+    import importlib.metadata as md
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for script in (here / "make_tiny_models.py", here / "assemble_real_models.py"):
+        h.update(script.read_bytes())
+    for dist in ("torch", "transformers", "tokenizers", "safetensors", "sentence-transformers"):
+        try:
+            h.update(f"{dist}={md.version(dist)};".encode())
+        except md.PackageNotFoundError:
+            h.update(f"{dist}=none;".encode())
+    for src in sorted(set(TOKENIZER_OF.values())):
+        folder = SHARED_TOKENIZERS / src
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                h.update(f"{p.name}:{p.stat().st_size};".encode())
+    return h.hexdigest()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                    help="output folder (default: %(default)s)")
+    ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    ap.add_argument("--only", nargs="*", help="make only these models (no stamp written)")
+    args = ap.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stamp_path = out / ".stamp"
+    stamp = stamp_of()
+    specs = [BY_NAME[n] for n in args.only] if args.only else SPECS
+    if not args.force and not args.only and stamp_path.is_file() \
+            and stamp_path.read_text().strip() == stamp \
+            and all((out / s.name / "config.json").is_file() for s in SPECS):
+        print(f"tiny models up to date in {out} ({len(SPECS)} folders)")
+        return 0
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    start = time.time()
+    tok_cache, vocab_cache = {}, {}
+    manifest = {}
+    for spec in specs:
+        folder = make_one(spec, out, tok_cache, vocab_cache)
+        d = asdict(spec)
+        d.update(task=spec.task, model_type=MODEL_TYPE[spec.arch],
+                 tokenizer=TOKENIZER_OF[spec.arch], tokenizer_class=vocab_cache[spec.arch][1])
+        manifest[spec.name] = d
+        print(f"{folder}  [{spec.task}{', ' + spec.variant if spec.variant else ''}; {describe(folder)}]")
+    if not args.only:
+        try:   # drop folders of models this script no longer makes
+            old = json.loads((out / "manifest.json").read_text())
+        except (OSError, ValueError):
+            old = {}
+        for name in set(old) - set(BY_NAME):
+            shutil.rmtree(out / name, ignore_errors=True)
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        stamp_path.write_text(stamp + "\n")
+    print(f"made {len(specs)} tiny models in {out} in {time.time() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

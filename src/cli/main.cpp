@@ -1,0 +1,135 @@
+// The hfpipe command line:
+//   hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N] [--param key=JSON]...
+//               [--jsonl] [INPUT...]
+// prints transformers' pipeline output as JSON: one document for one input, a list for
+// several, and one line per stdin line with --jsonl. Failures print one line on stderr and
+// exit non-zero (1 for errors, 2 for usage).
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "hfpipe/hfpipe.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N]\n"
+    "              [--param key=JSON]... [--jsonl] [INPUT...]\n"
+    "       hfpipe --help | --version\n"
+    "TASK: text-classification (sentiment-analysis), feature-extraction\n"
+    "--param passes any pipeline parameter as transformers' keyword arguments, the value as JSON\n"
+    "(e.g. --param top_k=null); a value that is not JSON is taken as a string.\n"
+    "--jsonl reads one JSON input per stdin line and prints one JSON result per line.\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct CliArgs {
+  std::string task;
+  hfpipe::PipelineOptions options;
+  bool jsonl = false;
+  std::vector<std::string> inputs;
+};
+
+int parse_positive(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    int value = std::stoi(text, &used);
+    if (used == text.size() && value >= 0) return value;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(flag + " takes a non-negative integer, got '" + text + "'");
+}
+
+void add_param(hfpipe::Value& params, const std::string& spec) {
+  auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) throw UsageError("--param takes key=JSON, got '" + spec + "'");
+  const std::string key = spec.substr(0, eq), text = spec.substr(eq + 1);
+  hfpipe::Value value = hfpipe::Value::parse(text, nullptr, /*allow_exceptions=*/false);
+  params[key] = value.is_discarded() ? hfpipe::Value(text) : value;
+}
+
+CliArgs parse_args(int argc, char** argv) {
+  CliArgs args;
+  auto value_of = [&](int& i) -> std::string {
+    if (i + 1 >= argc) throw UsageError(std::string(argv[i]) + " needs a value");
+    return argv[++i];
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--model") args.options.model = value_of(i);
+    else if (a == "--revision") args.options.revision = value_of(i);
+    else if (a == "--batch-size") args.options.batch_size = parse_positive(a, value_of(i));
+    else if (a == "--threads") args.options.threads = parse_positive(a, value_of(i));
+    else if (a == "--param") add_param(args.options.params, value_of(i));
+    else if (a == "--jsonl") args.jsonl = true;
+    else if (a == "--") {
+      for (++i; i < argc; ++i) args.inputs.push_back(argv[i]);
+    } else if (a.size() > 2 && a.rfind("--", 0) == 0) throw UsageError("unknown option " + a);
+    else if (args.task.empty()) args.task = a;
+    else args.inputs.push_back(a);
+  }
+  if (args.task.empty()) throw UsageError("no task given");
+  if (args.options.model.empty()) throw UsageError("no model given (--model)");
+  if (args.jsonl && !args.inputs.empty()) throw UsageError("--jsonl reads inputs from stdin; do not also pass INPUT arguments");
+  if (!args.jsonl && args.inputs.empty()) throw UsageError("no input given (pass INPUT arguments or --jsonl)");
+  return args;
+}
+
+std::string to_json(const hfpipe::Value& v) { return v.dump(-1, ' ', false, hfpipe::Value::error_handler_t::replace); }
+
+std::vector<hfpipe::Value> read_jsonl(std::istream& in) {
+  std::vector<hfpipe::Value> items;
+  std::string line;
+  for (size_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    hfpipe::Value v = hfpipe::Value::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (v.is_discarded())
+      throw hfpipe::Error(hfpipe::ErrorKind::InvalidArgument,
+                          "stdin line " + std::to_string(number) + " is not valid JSON (or not valid UTF-8)");
+    items.push_back(std::move(v));
+  }
+  return items;
+}
+
+int run_task(const CliArgs& args) {
+  auto pipe = hfpipe::pipeline(args.task, args.options);
+  if (args.jsonl) {
+    for (const auto& result : pipe.each(read_jsonl(std::cin))) std::cout << to_json(result) << '\n';
+  } else if (args.inputs.size() == 1) {
+    std::cout << to_json(pipe(hfpipe::Value(args.inputs.front()))) << '\n';
+  } else {
+    hfpipe::Value list = hfpipe::Value::array();
+    for (const auto& input : args.inputs) list.push_back(input);
+    std::cout << to_json(pipe(list)) << '\n';
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::ios::sync_with_stdio(false);
+  if (argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (argc >= 2 && !std::strcmp(argv[1], "--version")) {
+    std::cout << "hfpipe 0.1.0\n";
+    return 0;
+  }
+  try {
+    return run_task(parse_args(argc, argv));
+  } catch (const UsageError& e) {
+    std::cerr << "hfpipe: error: " << e.what() << "\n" << kUsage;
+    return 2;
+  } catch (const hfpipe::Error& e) {
+    std::cerr << "hfpipe: error: " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "hfpipe: error: internal: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,47 @@
+// Turning raw tensor bytes from a weight file into hfpipe Tensors. Shared by the safetensors
+// and PyTorch readers so both follow one rule: f32 is a zero-copy view when aligned,
+// f16 / bf16 / f64 become owned f32, integers and bools keep their dtype.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace hfpipe::formats {
+
+// Exact IEEE binary16 -> binary32 (subnormals, infinities and NaN payloads included).
+float f16_to_f32(uint16_t half);
+// bfloat16 is the upper half of a binary32, so the conversion is a shift.
+inline float bf16_to_f32(uint16_t bf) {
+  uint32_t bits = static_cast<uint32_t>(bf) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Bulk conversions; `src` may be unaligned (it points into a file).
+void convert_f16_to_f32(const uint8_t* src, float* dst, size_t count);
+void convert_f16_to_f32_portable(const uint8_t* src, float* dst, size_t count);  // for tests
+void convert_bf16_to_f32(const uint8_t* src, float* dst, size_t count);
+void convert_f64_to_f32(const uint8_t* src, float* dst, size_t count);
+
+// The dtype a tensor of `stored` dtype has once loaded (F16/BF16/F64 -> F32).
+DType loaded_dtype(DType stored);
+
+// A tensor from contiguous row-major bytes of dtype `stored` at `data`, kept alive by
+// `owner` when the result is a view.
+Tensor import_contiguous(DType stored, Shape shape, const uint8_t* data, const std::shared_ptr<const void>& owner);
+
+// A tensor from a strided view: element i (multi-index) lives at
+// data + sum(index[d] * strides[d]) * dtype_size(stored). Strides are in elements, >= 0,
+// and the caller has checked that every addressed element is inside the buffer.
+Tensor import_strided(DType stored, Shape shape, const std::vector<int64_t>& strides, const uint8_t* data,
+                      const std::shared_ptr<const void>& owner);
+
+// True when `strides` describe the row-major contiguous layout of `shape` (size-1 dims ignored).
+bool is_contiguous(const Shape& shape, const std::vector<int64_t>& strides);
+
+}  // namespace hfpipe::formats

@@ -1,0 +1,57 @@
+// BERT (modeling_bert.py): word + absolute position + token type embeddings, post-norm
+// layers, and BertForSequenceClassification's head (tanh pooler on [CLS], then a linear
+// classifier). State-dict names are transformers' own, with or without the "bert." prefix.
+#include "core/error.h"
+#include "models/encoder.h"
+#include "models/layers.h"
+
+namespace hfpipe::models {
+
+namespace {
+
+class Bert : public EncoderModel {
+ public:
+  Bert(const formats::ModelConfig& config, formats::WeightMap weights, Head head) : weights_(std::move(weights)) {
+    WeightReader reader(weights_, "bert.", "embeddings.word_embeddings.weight");
+    const float eps = static_cast<float>(config.get_double("layer_norm_eps", 1e-12));
+    embeddings_ = Embeddings::load(reader, "embeddings.", eps, /*token_types=*/true);
+    encoder_ = PostNormEncoder(reader, kBertLayerNames,
+                               {config.get_int("num_hidden_layers"), embeddings_.hidden(),
+                                config.get_int("num_attention_heads"), config.get_int("intermediate_size"),
+                                ops::activation_from_name(config.get_string("hidden_act", "gelu")), eps});
+    if (head == Head::SequenceClassification) {
+      pooler_ = ops::Linear(reader.base("pooler.dense.weight"), reader.base("pooler.dense.bias"), ops::Activation::Tanh);
+      classifier_ = ops::Linear(reader.head("classifier.weight"), reader.head("classifier.bias"));
+    }
+  }
+
+  Tensor last_hidden_state(const EncoderInputs& in) const override {
+    auto positions = sequential_position_ids(in.batch, in.seq);
+    const int32_t* types = in.token_type_ids.empty() ? nullptr : in.token_type_ids.data();
+    Tensor hidden = embeddings_.forward(in.input_ids.data(), positions.data(), types, in.batch, in.seq);
+    encoder_.forward(hidden.f32(), in.batch, in.seq, in.attention_mask.data(), nullptr);
+    return hidden;
+  }
+
+  Tensor classify(const EncoderInputs& in) const override {
+    check(classifier_.out_features() > 0, ErrorKind::Internal, "BERT loaded without a classification head");
+    return classifier_.forward(pooler_.forward(first_token_rows(last_hidden_state(in))));
+  }
+
+  int64_t max_sequence_length() const override { return embeddings_.position.dim(0); }
+  int64_t type_vocab_size() const override { return embeddings_.token_type.dim(0); }
+
+ private:
+  formats::WeightMap weights_;
+  Embeddings embeddings_;
+  PostNormEncoder encoder_;
+  ops::Linear pooler_, classifier_;
+};
+
+}  // namespace
+
+std::unique_ptr<EncoderModel> make_bert(const formats::ModelConfig& config, formats::WeightMap weights, Head head) {
+  return std::make_unique<Bert>(config, std::move(weights), head);
+}
+
+}  // namespace hfpipe::models

@@ -1,0 +1,57 @@
+// Encoder-only transformer models (BERT family) and their heads, as the pipelines see them.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "formats/config.h"
+#include "formats/weights.h"
+
+namespace hfpipe::models {
+
+// A padded batch of token sequences, row-major [batch, seq].
+struct EncoderInputs {
+  int64_t batch = 0;
+  int64_t seq = 0;
+  std::vector<int32_t> input_ids;
+  std::vector<int32_t> token_type_ids;
+  std::vector<int32_t> attention_mask;
+};
+
+// Which head to load on top of the base model.
+enum class Head { None, SequenceClassification };
+
+class EncoderModel {
+ public:
+  virtual ~EncoderModel() = default;
+
+  // The base model's last hidden state, [batch, seq, hidden].
+  virtual Tensor last_hidden_state(const EncoderInputs& inputs) const = 0;
+  // The sequence-classification head's logits, [batch, num_labels]; only when loaded with it.
+  virtual Tensor classify(const EncoderInputs& inputs) const = 0;
+
+  // The longest sequence (special tokens included) the position embeddings allow.
+  virtual int64_t max_sequence_length() const = 0;
+  // Whether the model reads token_type_ids (BERT does; RoBERTa's single type is harmless).
+  virtual int64_t type_vocab_size() const = 0;
+};
+
+// Builds the model for config.model_type from the folder's weights. Unknown model_type →
+// Error(UnsupportedModel) listing the supported ones.
+std::unique_ptr<EncoderModel> load_encoder(const formats::ModelConfig& config, formats::WeightMap weights, Head head);
+
+// The model types load_encoder() knows, sorted.
+std::vector<std::string> supported_encoder_types();
+
+// One factory per architecture family; each lives in its family's file (bert.cpp, ...).
+using EncoderFactory = std::unique_ptr<EncoderModel> (*)(const formats::ModelConfig&, formats::WeightMap, Head);
+std::unique_ptr<EncoderModel> make_bert(const formats::ModelConfig&, formats::WeightMap, Head);
+std::unique_ptr<EncoderModel> make_distilbert(const formats::ModelConfig&, formats::WeightMap, Head);
+std::unique_ptr<EncoderModel> make_roberta(const formats::ModelConfig&, formats::WeightMap, Head);
+std::unique_ptr<EncoderModel> make_mpnet(const formats::ModelConfig&, formats::WeightMap, Head);
+
+}  // namespace hfpipe::models

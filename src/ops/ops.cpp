@@ -1,0 +1,123 @@
+#include "ops/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <oneapi/dnnl/dnnl.h>
+#include <vector>
+
+#include "core/error.h"
+
+#define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+
+namespace hfpipe::ops {
+
+HFPIPE_CLONES
+static void layer_norm_row(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
+                           float eps) {
+  if (residual)
+    for (int64_t i = 0; i < dim; ++i) x[i] += residual[i];
+  // Two passes in double-free float with a pairwise-friendly loop: mean, then variance.
+  float sum = 0.f;
+  for (int64_t i = 0; i < dim; ++i) sum += x[i];
+  const float mean = sum / static_cast<float>(dim);
+  float sq = 0.f;
+  for (int64_t i = 0; i < dim; ++i) {
+    float d = x[i] - mean;
+    sq += d * d;
+  }
+  const float inv = 1.f / std::sqrt(sq / static_cast<float>(dim) + eps);
+  for (int64_t i = 0; i < dim; ++i) x[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
+}
+
+void add_layer_norm(float* x, const float* residual, int64_t rows, int64_t dim, const float* gamma,
+                    const float* beta, float eps) {
+#pragma omp parallel for schedule(static) if (rows * dim > 32768)
+  for (int64_t r = 0; r < rows; ++r)
+    layer_norm_row(x + r * dim, residual ? residual + r * dim : nullptr, dim, gamma, beta, eps);
+}
+
+HFPIPE_CLONES
+static void softmax_row(float* x, int64_t dim) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < dim; ++i) m = std::max(m, x[i]);
+  float sum = 0.f;
+  for (int64_t i = 0; i < dim; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < dim; ++i) x[i] *= inv;
+}
+
+void softmax_rows(float* x, int64_t rows, int64_t dim) {
+  for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * dim, dim);
+}
+
+HFPIPE_CLONES
+void add(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void apply_activation(float* x, int64_t n, Activation activation) {
+  switch (activation) {
+    case Activation::None: return;
+    case Activation::GeluErf:
+      for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + std::erf(x[i] * static_cast<float>(M_SQRT1_2)));
+      return;
+    case Activation::GeluTanh:
+      for (int64_t i = 0; i < n; ++i) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+      }
+      return;
+    case Activation::Relu:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.f);
+      return;
+    case Activation::Tanh:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+      return;
+    case Activation::Silu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+      return;
+  }
+}
+
+// One (sequence, head) pair: scores = q k^T * scale + bias + mask; softmax; out = p v.
+static void attend_one_head(const float* q, const float* k, const float* v, float* out, int64_t seq,
+                            int64_t head_dim, int64_t row_stride, const int32_t* key_mask, const float* bias,
+                            float* scores) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+  // scores[seq, seq] = q[seq, d] * k[seq, d]^T (row-major, strided rows)
+  dnnl_sgemm('N', 'T', seq, seq, head_dim, scale, q, row_stride, k, row_stride, 0.f, scores, seq);
+  for (int64_t i = 0; i < seq; ++i) {
+    float* row = scores + i * seq;
+    if (bias)
+      for (int64_t j = 0; j < seq; ++j) row[j] += bias[i * seq + j];
+    if (key_mask)
+      for (int64_t j = 0; j < seq; ++j)
+        if (!key_mask[j]) row[j] = std::numeric_limits<float>::lowest();
+    softmax_row(row, seq);
+  }
+  dnnl_sgemm('N', 'N', seq, head_dim, seq, 1.f, scores, seq, v, row_stride, 0.f, out, row_stride);
+}
+
+void self_attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s,
+                    const int32_t* key_mask, const float* position_bias) {
+  const int64_t hidden = s.heads * s.head_dim;
+  const int64_t pairs = s.batch * s.heads;
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(s.seq * s.seq));
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < pairs; ++p) {
+      const int64_t b = p / s.heads, h = p % s.heads;
+      const int64_t offset = b * s.seq * hidden + h * s.head_dim;
+      attend_one_head(q + offset, k + offset, v + offset, out + offset, s.seq, s.head_dim, hidden,
+                      key_mask ? key_mask + b * s.seq : nullptr,
+                      position_bias ? position_bias + h * s.seq * s.seq : nullptr, scores.data());
+    }
+  }
+}
+
+}  // namespace hfpipe::ops

@@ -1,0 +1,78 @@
+// pipeline(): the task registry (names, aliases) and the Pipeline front object.
+#include <map>
+
+#include "core/error.h"
+#include "hub/resolve.h"
+#include "ops/linear.h"
+#include "pipelines/params.h"
+#include "pipelines/task.h"
+
+namespace hfpipe {
+
+namespace {
+
+struct TaskEntry {
+  const char* name;  // canonical name
+  pipelines::TaskFactory factory;
+};
+
+// The registry: task name or alias → task. Adding a task adds one line here.
+const std::map<std::string, TaskEntry>& task_registry() {
+  static const std::map<std::string, TaskEntry> tasks = {
+      {"text-classification", {"text-classification", pipelines::make_text_classification}},
+      {"sentiment-analysis", {"text-classification", pipelines::make_text_classification}},
+      {"feature-extraction", {"feature-extraction", pipelines::make_feature_extraction}},
+  };
+  return tasks;
+}
+
+// Pipelines share the process's single thread pool; its size is set by the latest pipeline
+// built with an explicit thread count.
+void configure_threads(int threads) {
+  if (threads < 0) fail(ErrorKind::InvalidArgument, "threads must be 0 (all cores) or positive");
+  if (threads > 0) ops::set_num_threads(threads);
+}
+
+}  // namespace
+
+std::vector<std::string> supported_tasks() {
+  std::vector<std::string> names;
+  for (const auto& entry : task_registry()) names.push_back(entry.first);
+  return names;
+}
+
+Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
+  auto it = task_registry().find(task);
+  if (it == task_registry().end()) {
+    std::string list;
+    for (const auto& name : supported_tasks()) list += (list.empty() ? "" : ", ") + name;
+    fail(ErrorKind::InvalidArgument, "unknown task '" + task + "'; supported: " + list);
+  }
+  if (options.batch_size < 1) fail(ErrorKind::InvalidArgument, "batch_size must be at least 1");
+  if (!options.params.is_object()) fail(ErrorKind::InvalidArgument, "pipeline parameters must be a JSON object");
+  configure_threads(options.threads);
+  pipelines::TaskContext context{it->second.name, hub::resolve_model(options.model, options.revision), {}, options};
+  context.config = formats::ModelConfig::load(context.model_dir);
+  Pipeline p;
+  p.impl_ = it->second.factory(context);
+  return p;
+}
+
+Value Pipeline::operator()(const Value& inputs, const Value& params) const {
+  const Value merged = pipelines::merge_params(impl_->construction_params(), params);
+  if (inputs.is_array()) {
+    std::vector<Value> items(inputs.begin(), inputs.end());
+    Value list = Value::array();
+    for (auto& result : impl_->run(items, merged, /*single_call=*/false)) list.push_back(std::move(result));
+    return list;
+  }
+  return impl_->run({inputs}, merged, /*single_call=*/true).front();
+}
+
+std::vector<Value> Pipeline::each(const std::vector<Value>& items, const Value& params) const {
+  return impl_->run(items, pipelines::merge_params(impl_->construction_params(), params), /*single_call=*/true);
+}
+
+const std::string& Pipeline::task() const { return impl_->name(); }
+
+}  // namespace hfpipe

@@ -1,0 +1,46 @@
+// The shape every task shares: a Task is built once from a model folder and then turns
+// inputs into results with transformers' preprocess → forward → postprocess steps.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/config.h"
+#include "hfpipe/pipeline.h"
+#include "text/tokenizer.h"
+
+namespace hfpipe::pipelines {
+
+// What a task is built from: the resolved model folder and the pipeline options.
+struct TaskContext {
+  std::string task;  // canonical task name
+  std::filesystem::path model_dir;
+  formats::ModelConfig config;
+  PipelineOptions options;
+};
+
+class Task {
+ public:
+  explicit Task(const TaskContext& context) : name_(context.task), construction_params_(context.options.params) {}
+  virtual ~Task() = default;
+
+  // Runs `items` (each one input). With single_call each result is shaped as transformers'
+  // pipe(item) returns it; otherwise as the element of pipe([items...]) for that item.
+  // params are the construction-time parameters merged with the call's.
+  virtual std::vector<Value> run(const std::vector<Value>& items, const Value& params, bool single_call) const = 0;
+
+  const std::string& name() const { return name_; }
+  const Value& construction_params() const { return construction_params_; }
+
+ private:
+  std::string name_;
+  Value construction_params_;
+};
+
+using TaskFactory = std::unique_ptr<Task> (*)(const TaskContext&);
+std::unique_ptr<Task> make_text_classification(const TaskContext& context);
+std::unique_ptr<Task> make_feature_extraction(const TaskContext& context);
+
+}  // namespace hfpipe::pipelines
