@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/inspect_command.h"
+#include "cli/tokenize_command.h"
 #include "hfpipe/hfpipe.h"
 
 namespace {
@@ -16,6 +18,9 @@ namespace {
 constexpr const char* kUsage =
     "usage: hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N]\n"
     "              [--param key=JSON]... [--jsonl] [INPUT...]\n"
+    "       hfpipe tokenize --model M [--pair TEXT] [--param key=JSON]... [--jsonl] [TEXT]\n"
+    "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
+    "       hfpipe inspect-weights PATH\n"
     "       hfpipe --help | --version\n"
     "TASK: text-classification (sentiment-analysis), feature-extraction\n"
     "--param passes any pipeline parameter as transformers' keyword arguments, the value as JSON\n"
@@ -120,6 +125,10 @@ int main(int argc, char** argv) {
     std::cout << "hfpipe 0.1.0\n";
     return 0;
   }
+  // Tool subcommands take the rest of the command line as their own.
+  if (argc >= 2 && !std::strcmp(argv[1], "tokenize")) return hfpipe::cli::tokenize_main(argc - 1, argv + 1);
+  if (argc >= 2 && !std::strcmp(argv[1], "detokenize")) return hfpipe::cli::detokenize_main(argc - 1, argv + 1);
+  if (argc >= 2 && !std::strcmp(argv[1], "inspect-weights")) return hfpipe::cli::inspect_weights_main(argc - 1, argv + 1);
   try {
     return run_task(parse_args(argc, argv));
   } catch (const UsageError& e) {

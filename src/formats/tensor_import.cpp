@@ -1,10 +1,10 @@
 #include "formats/tensor_import.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "core/error.h"
 
 namespace hfpipe::formats {
 
@@ -14,7 +14,8 @@ float f16_to_f32(uint16_t half) {
   const uint32_t mantissa = half & 0x3ffu;
   uint32_t bits;
   if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // inf, or NaN with its payload kept
+    // inf, or NaN with its payload kept and, as IEEE conversion (and F16C) does, made quiet
+    bits = sign | 0x7f800000u | (mantissa << 13) | (mantissa ? 0x00400000u : 0u);
   } else if (exponent != 0) {
     bits = sign | ((exponent + (127 - 15)) << 23) | (mantissa << 13);  // rebias the exponent
   } else {
@@ -48,8 +49,15 @@ __attribute__((target("avx,f16c"))) static void convert_f16_to_f32_f16c(const ui
   convert_f16_to_f32_portable(src + 2 * i, dst + i, count - i);
 }
 
+// __builtin_cpu_supports("avx") also checks that the OS saves YMM registers; F16C is read
+// from CPUID directly because not every compiler's builtin knows its name.
+static bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __builtin_cpu_supports("avx") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+}
+
 void convert_f16_to_f32(const uint8_t* src, float* dst, size_t count) {
-  static const bool has_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool has_f16c = cpu_has_f16c();
   if (has_f16c)
     convert_f16_to_f32_f16c(src, dst, count);
   else
@@ -106,6 +114,11 @@ bool is_contiguous(const Shape& shape, const std::vector<int64_t>& strides) {
     expected *= shape[d];
   }
   return true;
+}
+
+bool imports_as_view(DType stored, const Shape& shape, const std::vector<int64_t>& strides, const uint8_t* data) {
+  return loaded_dtype(stored) == stored && is_contiguous(shape, strides) &&
+         reinterpret_cast<uintptr_t>(data) % dtype_size(stored) == 0;
 }
 
 // Copies the elements of a strided view into `out` in row-major order, walking the

@@ -41,6 +41,9 @@ Tensor import_contiguous(DType stored, Shape shape, const uint8_t* data, const s
 Tensor import_strided(DType stored, Shape shape, const std::vector<int64_t>& strides, const uint8_t* data,
                       const std::shared_ptr<const void>& owner);
 
+// True when import_strided() with these arguments returns a view rather than a new buffer.
+bool imports_as_view(DType stored, const Shape& shape, const std::vector<int64_t>& strides, const uint8_t* data);
+
 // True when `strides` describe the row-major contiguous layout of `shape` (size-1 dims ignored).
 bool is_contiguous(const Shape& shape, const std::vector<int64_t>& strides);
 

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 
 #include "core/error.h"
 #include "core/mapped_file.h"

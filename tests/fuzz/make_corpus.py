@@ -1,0 +1,67 @@
+"""Regenerates the seed corpora of the fuzz targets (corpus/<target>/) with torch and
+safetensors. Seeds are small, valid files of each kind; the fuzzer mutates them.
+
+    .venv/bin/python tests/fuzz/make_corpus.py
+"""
+
+import io
+import shutil
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from safetensors.torch import save as save_safetensors
+
+HERE = Path(__file__).resolve().parent
+
+
+def torch_bytes(obj, **kwargs):
+    buf = io.BytesIO()
+    torch.save(obj, buf, **kwargs)
+    return buf.getvalue()
+
+
+def data_pkl(archive):
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+
+
+def seeds():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 3, generator=g)
+    mixed = OrderedDict(w=w, wt=w.t(), h=torch.randn(3, generator=g).half(), b=torch.ones(2, dtype=torch.bfloat16),
+                        i=torch.arange(3), m=torch.tensor([True, False]), s=torch.tensor(1.5), e=torch.empty(0, 2))
+    linear = torch.nn.Linear(2, 2).state_dict()  # an OrderedDict with _metadata (BUILD)
+
+    yield "safetensors/mixed.safetensors", save_safetensors({k: v.contiguous() for k, v in mixed.items()})
+    yield "safetensors/metadata.safetensors", save_safetensors({"x": torch.ones(4)}, metadata={"format": "pt"})
+    yield "safetensors/f64_i8.safetensors", save_safetensors(
+        {"d": torch.ones(2, dtype=torch.float64), "c": torch.ones(3, dtype=torch.int8)})
+
+    yield "pytorch_bin/mixed.bin", torch_bytes(mixed)
+    yield "pytorch_bin/protocol4.bin", torch_bytes({"w": w, "x": w[1:]}, pickle_protocol=4)
+    yield "pytorch_bin/linear.bin", torch_bytes(linear)
+    yield "pytorch_bin/uint16_v3.bin", torch_bytes({"u": torch.ones(2, dtype=torch.uint16)})
+
+    # torch_pickle: the target supplies storage "0" (64 bytes) and "1" (6 bytes), which is
+    # what torch names the first two storages of these dicts.
+    base = torch.zeros(16)
+    yield "torch_pickle/views.pkl", data_pkl(torch_bytes(
+        OrderedDict(a=base, t=base.view(4, 4).t(), s=base[3:9], e=base[:1].expand(5), u=torch.zeros(6, dtype=torch.uint8))))
+    yield "torch_pickle/half.pkl", data_pkl(torch_bytes({"h": torch.zeros(32, dtype=torch.float16).view(4, 8)[:, ::2]}))
+    yield "torch_pickle/protocol5.pkl", data_pkl(torch_bytes({"p": torch.nn.Parameter(base)}, pickle_protocol=5))
+    yield "torch_pickle/linear.pkl", data_pkl(torch_bytes(OrderedDict(weight=base.view(4, 4), bias=torch.zeros(6, dtype=torch.uint8))))
+
+
+def main():
+    for target in ["safetensors", "pytorch_bin", "torch_pickle"]:
+        shutil.rmtree(HERE / "corpus" / target, ignore_errors=True)
+        (HERE / "corpus" / target).mkdir(parents=True)
+    for name, data in seeds():
+        (HERE / "corpus" / name).write_bytes(data)
+        print(f"{name}: {len(data)} bytes")
+
+
+if __name__ == "__main__":
+    main()
