@@ -83,38 +83,50 @@ void apply_activation(float* x, int64_t n, Activation activation) {
   }
 }
 
-// One (sequence, head) pair: scores = q k^T * scale + bias + mask; softmax; out = p v.
-static void attend_one_head(const float* q, const float* k, const float* v, float* out, int64_t seq,
-                            int64_t head_dim, int64_t row_stride, const int32_t* key_mask, const float* bias,
-                            float* scores) {
+// One (sequence, head) pair over the sequence's own `len` tokens (padding is at the end and
+// never attended to, so it is left out of the products entirely: less work, and a row's
+// result does not depend on how much padding its batch carries).
+static void attend_one_head(const float* q, const float* k, const float* v, float* out, int64_t len, int64_t seq,
+                            int64_t head_dim, int64_t row_stride, const float* bias, float* scores) {
   const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
-  // scores[seq, seq] = q[seq, d] * k[seq, d]^T (row-major, strided rows)
-  dnnl_sgemm('N', 'T', seq, seq, head_dim, scale, q, row_stride, k, row_stride, 0.f, scores, seq);
-  for (int64_t i = 0; i < seq; ++i) {
-    float* row = scores + i * seq;
+  dnnl_sgemm('N', 'T', len, len, head_dim, scale, q, row_stride, k, row_stride, 0.f, scores, len);
+  for (int64_t i = 0; i < len; ++i) {
+    float* row = scores + i * len;
     if (bias)
-      for (int64_t j = 0; j < seq; ++j) row[j] += bias[i * seq + j];
-    if (key_mask)
-      for (int64_t j = 0; j < seq; ++j)
-        if (!key_mask[j]) row[j] = std::numeric_limits<float>::lowest();
-    softmax_row(row, seq);
+      for (int64_t j = 0; j < len; ++j) row[j] += bias[i * seq + j];
+    softmax_row(row, len);
   }
-  dnnl_sgemm('N', 'N', seq, head_dim, seq, 1.f, scores, seq, v, row_stride, 0.f, out, row_stride);
+  dnnl_sgemm('N', 'N', len, head_dim, len, 1.f, scores, len, v, row_stride, 0.f, out, row_stride);
+}
+
+// Tokens of a sequence up to its last real one; hfpipe pads on the right.
+static int64_t attended_length(const int32_t* mask, int64_t seq) {
+  if (!mask) return seq;
+  int64_t len = seq;
+  while (len > 0 && !mask[len - 1]) --len;
+  for (int64_t j = 0; j < len; ++j)
+    check(mask[j] != 0, ErrorKind::Internal, "attention masks must pad on the right only");
+  return len;
 }
 
 void self_attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s,
                     const int32_t* key_mask, const float* position_bias) {
   const int64_t hidden = s.heads * s.head_dim;
   const int64_t pairs = s.batch * s.heads;
+  std::vector<int64_t> lengths(static_cast<size_t>(s.batch));
+  for (int64_t b = 0; b < s.batch; ++b) lengths[b] = attended_length(key_mask ? key_mask + b * s.seq : nullptr, s.seq);
+  // Padding rows' outputs are never read, but keep them defined.
+  for (int64_t b = 0; b < s.batch; ++b)
+    std::fill(out + (b * s.seq + lengths[b]) * hidden, out + (b + 1) * s.seq * hidden, 0.f);
 #pragma omp parallel
   {
     std::vector<float> scores(static_cast<size_t>(s.seq * s.seq));
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < pairs; ++p) {
       const int64_t b = p / s.heads, h = p % s.heads;
+      if (lengths[b] == 0) continue;
       const int64_t offset = b * s.seq * hidden + h * s.head_dim;
-      attend_one_head(q + offset, k + offset, v + offset, out + offset, s.seq, s.head_dim, hidden,
-                      key_mask ? key_mask + b * s.seq : nullptr,
+      attend_one_head(q + offset, k + offset, v + offset, out + offset, lengths[b], s.seq, s.head_dim, hidden,
                       position_bias ? position_bias + h * s.seq * s.seq : nullptr, scores.data());
     }
   }

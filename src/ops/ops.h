@@ -25,7 +25,8 @@ void add(const float* a, const float* b, float* out, int64_t n);
 
 // Scaled dot-product self-attention of a batch of padded sequences, as BERT-family encoders
 // do it. q, k, v, out: [batch, seq, heads * head_dim] rows. key_mask: [batch, seq] with 1 for
-// real tokens, 0 for padding (masked keys get -inf-like scores). position_bias: optional
+// real tokens, 0 for padding, which must come after a sequence's tokens (right padding);
+// padded positions are skipped entirely and their output rows are zero. position_bias: optional
 // [heads, seq, seq] added to the scores (MPNet's relative bias), may be null.
 struct AttentionShape {
   int64_t batch, seq, heads, head_dim;

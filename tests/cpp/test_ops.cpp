@@ -84,6 +84,7 @@ TEST(Attention, MatchesNaiveWithPaddingMaskAndBias) {
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h)
       for (int64_t i = 0; i < s.seq; ++i) {
+        if (!mask[b * s.seq + i]) continue;  // padding rows are not computed
         std::vector<double> p(s.seq);
         double m = -1e300, sum = 0;
         for (int64_t j = 0; j < s.seq; ++j) {
@@ -101,6 +102,13 @@ TEST(Attention, MatchesNaiveWithPaddingMaskAndBias) {
           EXPECT_NEAR(out[(b * s.seq + i) * hidden + h * s.head_dim + d], acc, 1e-4);
         }
       }
+}
+
+TEST(Attention, LeftPaddingIsRefused) {
+  const AttentionShape s{1, 3, 1, 2};
+  std::vector<float> x(6, 1.f), out(6);
+  std::vector<int32_t> mask = {0, 1, 1};
+  EXPECT_THROW(self_attention(x.data(), x.data(), x.data(), out.data(), s, mask.data(), nullptr), Error);
 }
 
 TEST(Activation, UnknownNameIsAClearError) {
