@@ -41,6 +41,9 @@ struct TruncationOptions {
   Side direction = Side::Right;
 };
 
+// Padding uses the tokenizer's pad token (tokenizer_config.json / special_tokens_map.json, or
+// tokenizer.json's padding section) and its id; a tokenizer without one raises
+// Error(InvalidArgument), as transformers does. transformers pads on padding_side().
 struct PaddingOptions {
   std::optional<size_t> length;  // pad to this length; unset = only as long as the longest in a batch
   size_t pad_to_multiple_of = 0;
@@ -49,6 +52,9 @@ struct PaddingOptions {
 
 struct EncodeOptions {
   bool add_special_tokens = true;
+  // Offsets in Python characters of their own sequence, converted before post-processing
+  // exactly as transformers' fast tokenizers do, instead of bytes.
+  bool char_offsets = false;
   std::optional<TruncationOptions> truncation;  // unset = no truncation
   std::optional<PaddingOptions> padding;        // unset = no padding
 };
@@ -76,13 +82,26 @@ class Tokenizer {
   std::optional<std::string> id_to_token(int32_t id) const;
   size_t vocab_size() const;  // including added tokens
 
-  // From tokenizer_config.json; a very large number (as transformers' VERY_LARGE_INTEGER)
+  // From tokenizer_config.json; INT64_MAX (transformers' VERY_LARGE_INTEGER, int(1e30), clamped)
   // when the folder does not set one.
   int64_t model_max_length() const;
   std::optional<int32_t> pad_token_id() const;
   std::optional<std::string> special_token(std::string_view name) const;  // "cls_token", "mask_token", ...
   // How many tokens the post-processor adds to one sequence (pair = false) or to a pair.
   size_t num_special_tokens_to_add(bool pair) const;
+
+  // transformers' defaults for this tokenizer (tokenizer_config.json or the class's):
+  bool clean_up_tokenization_spaces() const;
+  Side padding_side() const;
+  Side truncation_side() const;
+  // The keys transformers returns from tokenizer(text), e.g. {"input_ids", "attention_mask"}.
+  const std::vector<std::string>& model_input_names() const;
+  // The transformers class this folder loads as ("BertTokenizerFast"), empty for from_json.
+  const std::string& tokenizer_class() const;
+  // tokenizer.json's own "truncation" / "padding" sections, if any. transformers ignores
+  // them unless asked, and so does encode(); they are here for callers that want them.
+  std::optional<TruncationOptions> default_truncation() const;
+  std::optional<PaddingOptions> default_padding() const;
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -95,7 +114,8 @@ class Tokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Converts byte offsets into `text` to Python character (code point) offsets.
+// Converts byte offsets into `text` to Python character (code point) offsets, exactly as
+// `tokenizers` converts them (an offset pair starting at or past the end is left as it is).
 std::vector<std::pair<size_t, size_t>> byte_to_char_offsets(std::string_view text,
                                                             const std::vector<std::pair<size_t, size_t>>& offsets);
 

@@ -15,6 +15,8 @@ extern const CodepointRange kPunctuationRanges[];
 extern const size_t kPunctuationRangesCount;
 extern const CodepointRange kCombiningRanges[];
 extern const size_t kCombiningRangesCount;
+extern const CodepointRange kReorderedRanges[];
+extern const size_t kReorderedRangesCount;
 }  // namespace unicode_tables
 
 namespace unicode {
@@ -171,6 +173,7 @@ bool is_word_char(char32_t c) {
 }
 
 bool is_other_old(char32_t c) {
+  if (c < 0x80) return c < 0x20 || c == 0x7F;
   return in_ranges(unicode_tables::kOtherRanges, unicode_tables::kOtherRangesCount, c);
 }
 bool is_nonspacing_mark_old(char32_t c) {
@@ -178,6 +181,7 @@ bool is_nonspacing_mark_old(char32_t c) {
   return in_ranges(unicode_tables::kNonspacingRanges, unicode_tables::kNonspacingRangesCount, c);
 }
 bool is_punctuation_old(char32_t c) {
+  if (c < 0x80) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
   return in_ranges(unicode_tables::kPunctuationRanges, unicode_tables::kPunctuationRangesCount, c);
 }
 bool is_combining_mark(char32_t c) {
@@ -219,7 +223,10 @@ void to_uppercase(char32_t c, std::u32string& out) {
 
 int combining_class(char32_t c) {
   if (c < 0x300) return 0;
-  return utf8proc_get_property(utf8proc_int32_t(c))->combining_class;
+  int k = utf8proc_get_property(utf8proc_int32_t(c))->combining_class;
+  // Marks that are newer than the normalisation tables of `tokenizers` have class 0 there.
+  if (k > 1 && !in_ranges(unicode_tables::kReorderedRanges, unicode_tables::kReorderedRangesCount, c)) return 0;
+  return k;
 }
 
 void decompose(char32_t c, bool compat, std::u32string& out) {
@@ -250,8 +257,10 @@ std::optional<char32_t> compose_pair(char32_t a, char32_t b) {
     return a + (b - TBase);
   utf8proc_int32_t buf[2] = {utf8proc_int32_t(a), utf8proc_int32_t(b)};
   utf8proc_ssize_t n = utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE);
-  if (n == 1) return char32_t(buf[0]);
-  return std::nullopt;
+  if (n != 1) return std::nullopt;
+  // Composition exclusions never compose.
+  if (utf8proc_get_property(buf[0])->comp_exclusion) return std::nullopt;
+  return char32_t(buf[0]);
 }
 
 CharChanges nfd_changes(std::string_view s, bool compat) {

@@ -1,0 +1,91 @@
+// The inside of hfpipe::text::Tokenizer, shared by tokenizer.cpp (the pipeline and
+// tokenizer.json), tokenizer_config.cpp (folders, tokenizer_config.json and transformers'
+// per-class rules) and legacy_vocab.cpp (vocab.txt / vocab.json + merges.txt converters).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "text/added_vocabulary.h"
+#include "text/components.h"
+#include "text/tokenizer.h"
+
+namespace hfpipe::text {
+
+// transformers' VERY_LARGE_INTEGER (int(1e30)) clamped to int64.
+constexpr int64_t kVeryLargeInteger = INT64_MAX;
+
+struct PadParams {
+  uint32_t pad_id = 0;
+  uint32_t pad_type_id = 0;
+  std::string pad_token = "[PAD]";
+};
+
+struct Tokenizer::Impl {
+  std::unique_ptr<Normalizer> normalizer;
+  std::unique_ptr<PreTokenizer> pre_tokenizer;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<PostProcessor> post_processor;
+  std::unique_ptr<Decoder> decoder;
+  AddedVocabulary added;
+
+  // tokenizer.json's own truncation / padding sections (transformers resets them per call;
+  // they are kept for callers that want the file's defaults).
+  std::optional<TruncationOptions> file_truncation;
+  std::optional<PaddingOptions> file_padding;
+  std::optional<PadParams> file_pad;
+
+  // From tokenizer_config.json / special_tokens_map.json (or the tokenizer class defaults).
+  int64_t model_max_length = kVeryLargeInteger;
+  std::map<std::string, std::string> special_tokens;  // "cls_token" -> "[CLS]"
+  std::vector<std::string> additional_special_tokens;
+  bool clean_up_tokenization_spaces = false;
+  Side padding_side = Side::Right;
+  Side truncation_side = Side::Right;
+  uint32_t pad_token_type_id = 0;
+  std::string tokenizer_class;  // e.g. "BertTokenizerFast"; empty for a bare tokenizer.json
+  std::vector<std::string> model_input_names{"input_ids", "token_type_ids", "attention_mask"};
+  // CLIPTokenizerFast's decode: the model's end-of-word suffix becomes a space, then strip().
+  std::optional<std::string> decode_suffix_to_space;
+
+  Enc encode_single(std::string_view text, uint32_t type_id, bool char_offsets) const;
+  Enc post_process(Enc enc, std::optional<Enc> pair, const EncodeOptions& options) const;
+  std::optional<PadParams> pad_params() const;
+  void add_tokens(const std::vector<AddedToken>& tokens);
+};
+
+// Builds the pipeline from a tokenizer.json document.
+void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, const std::string& where);
+
+// Slow-tokenizer conversions (transformers' convert_slow_tokenizer.py).
+struct BertVocabOptions {
+  bool do_lower_case = true;
+  bool tokenize_chinese_chars = true;
+  std::optional<bool> strip_accents;
+  std::string unk_token = "[UNK]";
+  std::string cls_token = "[CLS]";
+  std::string sep_token = "[SEP]";
+  bool mpnet = false;  // MPNetConverter: "<s> A </s> </s> B </s>"
+};
+void load_bert_vocab(Tokenizer::Impl& impl, const std::filesystem::path& vocab_txt, const BertVocabOptions& o);
+
+struct ByteLevelBpeOptions {
+  bool add_prefix_space = false;
+  bool trim_offsets = true;
+  bool roberta = false;  // RobertaProcessing instead of ByteLevel post-processing
+  bool add_bos_token = false;  // GPT-2 with a bos template
+  std::string bos_token = "<|endoftext|>";
+  std::string cls_token = "<s>";
+  std::string sep_token = "</s>";
+};
+void load_byte_level_bpe(Tokenizer::Impl& impl, const std::filesystem::path& vocab_json,
+                         const std::filesystem::path& merges_txt, const ByteLevelBpeOptions& o);
+
+std::string read_file(const std::filesystem::path& p);
+
+}  // namespace hfpipe::text

