@@ -1,0 +1,89 @@
+"""Fixtures of hfpipe's Python parity tests.
+
+Environment:
+  HFPIPE_BIN           the hfpipe binary (default: <repo>/build/hfpipe)
+  HFPIPE_TINY_MODELS   where the tiny models are made (default: <repo>/build/tiny-models)
+  HFPIPE_REAL_MODELS   where the real models are assembled (default: <repo>/models)
+  HFPIPE_TEST_THREADS  --threads for every hfpipe run (default: none given, hfpipe's default)
+  HFPIPE_TEST_TORCH_THREADS  torch threads of the reference side (default: 1)
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hfpipe_helpers as H
+
+REPO = H.REPO
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def hfpipe_bin() -> Path:
+    path = Path(os.environ.get("HFPIPE_BIN", REPO / "build" / "hfpipe"))
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(f"hfpipe binary not found or not executable at {path}: build it first "
+                    "(cmake -S . -B build && cmake --build build) or set HFPIPE_BIN", pytrace=False)
+    return path
+
+
+def _run_script(script: str, out: Path) -> None:
+    cmd = [sys.executable, str(REPO / "scripts" / script), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                    f"{proc.stderr[-3000:]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Path:
+    """The tiny models folder, made (or found up to date) once per session."""
+    out = Path(os.environ.get("HFPIPE_TINY_MODELS", REPO / "build" / "tiny-models"))
+    _run_script("make_tiny_models.py", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_models() -> Path:
+    """The real pretrained models (all-MiniLM-L6-v2, all-mpnet-base-v2), assembled once."""
+    out = Path(os.environ.get("HFPIPE_REAL_MODELS", REPO / "models"))
+    _run_script("assemble_real_models.py", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_hfpipe(hfpipe_bin):
+    """run_hfpipe(task, model, inputs, params=None, jsonl=True, batch_size=None, threads=None,
+    extra=(), env=None) -> parsed JSON (a list of lines with jsonl, else the one document)."""
+    def run(task, model, inputs, params=None, **kw):
+        return H.run_hfpipe(hfpipe_bin, task, model, inputs, params, **kw)
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_hfpipe_raw(hfpipe_bin):
+    """run_hfpipe_raw(args, stdin=None, env=None, cwd=None) -> CompletedProcess (bytes)."""
+    def run(args, stdin=None, env=None, cwd=None):
+        return H.run_raw([str(hfpipe_bin), *args], stdin=stdin, env=env, cwd=cwd)
+    return run
+
+
+@pytest.fixture(scope="session")
+def assert_same():
+    return H.assert_same
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The transformers / sentence-transformers reference side, cached per folder for the
+    module (H.reference_outputs, H.reference_call, H.reference_sentence_embeddings)."""
+    yield H
+    H.clear_reference_caches()
