@@ -15,13 +15,10 @@ class Bert : public EncoderModel {
     WeightReader reader(weights_, "bert.", "embeddings.word_embeddings.weight");
     const float eps = static_cast<float>(config.get_double("layer_norm_eps", 1e-12));
     embeddings_ = Embeddings::load(reader, "embeddings.", eps, /*token_types=*/true);
-    encoder_ = PostNormEncoder(reader, kBertLayerNames,
-                               {config.get_int("num_hidden_layers"), embeddings_.hidden(),
-                                config.get_int("num_attention_heads"), config.get_int("intermediate_size"),
-                                ops::activation_from_name(config.get_string("hidden_act", "gelu")), eps});
+    encoder_ = PostNormEncoder(reader, kBertLayerNames, bert_style_shape(config, embeddings_.hidden(), eps));
     if (head == Head::SequenceClassification) {
-      pooler_ = ops::Linear(reader.base("pooler.dense.weight"), reader.base("pooler.dense.bias"), ops::Activation::Tanh);
-      classifier_ = ops::Linear(reader.head("classifier.weight"), reader.head("classifier.bias"));
+      head_ = FirstTokenHead(reader.base("pooler.dense.weight"), reader.base("pooler.dense.bias"), ops::Activation::Tanh,
+                             reader.head("classifier.weight"), reader.head("classifier.bias"));
     }
   }
 
@@ -33,10 +30,8 @@ class Bert : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override {
-    check(classifier_.out_features() > 0, ErrorKind::Internal, "BERT loaded without a classification head");
-    return classifier_.forward(pooler_.forward(first_token_rows(last_hidden_state(in))));
-  }
+  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
+
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0); }
   int64_t type_vocab_size() const override { return embeddings_.token_type.dim(0); }
@@ -45,7 +40,7 @@ class Bert : public EncoderModel {
   formats::WeightMap weights_;
   Embeddings embeddings_;
   PostNormEncoder encoder_;
-  ops::Linear pooler_, classifier_;
+  FirstTokenHead head_;
 };
 
 }  // namespace

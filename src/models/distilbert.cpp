@@ -29,9 +29,8 @@ class DistilBert : public EncoderModel {
                                 config.get_int("hidden_dim", 3072),
                                 ops::activation_from_name(config.get_string("activation", "gelu")), kDistilBertEps});
     if (head == Head::SequenceClassification) {
-      pre_classifier_ = ops::Linear(reader.head("pre_classifier.weight"), reader.head("pre_classifier.bias"),
-                                    ops::Activation::Relu);
-      classifier_ = ops::Linear(reader.head("classifier.weight"), reader.head("classifier.bias"));
+      head_ = FirstTokenHead(reader.head("pre_classifier.weight"), reader.head("pre_classifier.bias"),
+                             ops::Activation::Relu, reader.head("classifier.weight"), reader.head("classifier.bias"));
     }
   }
 
@@ -42,10 +41,8 @@ class DistilBert : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override {
-    check(classifier_.out_features() > 0, ErrorKind::Internal, "DistilBERT loaded without a classification head");
-    return classifier_.forward(pre_classifier_.forward(first_token_rows(last_hidden_state(in))));
-  }
+  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
+
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0); }
   int64_t type_vocab_size() const override { return 0; }
@@ -54,7 +51,7 @@ class DistilBert : public EncoderModel {
   formats::WeightMap weights_;
   Embeddings embeddings_;
   PostNormEncoder encoder_;
-  ops::Linear pre_classifier_, classifier_;
+  FirstTokenHead head_;
 };
 
 }  // namespace

@@ -109,6 +109,12 @@ const EncoderLayerNames kBertLayerNames{
     "encoder.layer.{}.attention.output.LayerNorm", "encoder.layer.{}.intermediate.dense",
     "encoder.layer.{}.output.dense",               "encoder.layer.{}.output.LayerNorm"};
 
+EncoderShape bert_style_shape(const formats::ModelConfig& config, int64_t hidden, float layer_norm_eps) {
+  return {config.get_int("num_hidden_layers"), hidden, config.get_int("num_attention_heads"),
+          config.get_int("intermediate_size"), ops::activation_from_name(config.get_string("hidden_act", "gelu")),
+          layer_norm_eps};
+}
+
 PostNormEncoder::PostNormEncoder(const WeightReader& reader, const EncoderLayerNames& names, const EncoderShape& shape)
     : shape_(shape) {
   check(shape.heads > 0 && shape.hidden % shape.heads == 0, ErrorKind::CorruptFile,
@@ -175,6 +181,19 @@ Tensor first_token_rows(const Tensor& hidden_states) {
   for (int64_t b = 0; b < batch; ++b)
     std::memcpy(out.f32() + b * h, hidden_states.f32() + b * seq * h, sizeof(float) * h);
   return out;
+}
+
+}  // namespace hfpipe::models
+
+namespace hfpipe::models {
+
+FirstTokenHead::FirstTokenHead(Tensor first_weight, Tensor first_bias, ops::Activation first_activation,
+                               Tensor second_weight, Tensor second_bias)
+    : first_(first_weight, first_bias, first_activation), second_(second_weight, second_bias) {}
+
+Tensor FirstTokenHead::apply(const Tensor& hidden_states) const {
+  check(second_.out_features() > 0, ErrorKind::Internal, "the model was loaded without a classification head");
+  return second_.forward(first_.forward(first_token_rows(hidden_states)));
 }
 
 }  // namespace hfpipe::models

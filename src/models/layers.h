@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/config.h"
 #include "formats/weights.h"
 #include "ops/linear.h"
 
@@ -72,6 +73,10 @@ struct EncoderShape {
 // BERT's layer names, shared by RoBERTa and XLM-RoBERTa.
 extern const EncoderLayerNames kBertLayerNames;
 
+// The shape BERT-style configs describe: num_hidden_layers, num_attention_heads,
+// intermediate_size, hidden_act (default "gelu").
+EncoderShape bert_style_shape(const formats::ModelConfig& config, int64_t hidden, float layer_norm_eps);
+
 // A stack of post-norm transformer layers:
 //   h = LN(h + O(attention(Q h, K h, V h)));  h = LN(h + W2 act(W1 h))
 class PostNormEncoder {
@@ -96,6 +101,21 @@ class PostNormEncoder {
 // tokens), and padding_idx for padding tokens (create_position_ids_from_input_ids).
 std::vector<int32_t> padded_position_ids(const std::vector<int32_t>& input_ids, int64_t batch, int64_t seq,
                                          int32_t padding_idx);
+
+// The sequence-classification heads of all four families are two linear layers on the first
+// token's hidden state: BERT's tanh pooler + classifier, RoBERTa's and MPNet's dense (tanh) +
+// out_proj, DistilBERT's pre_classifier (ReLU) + classifier.
+class FirstTokenHead {
+ public:
+  FirstTokenHead() = default;
+  FirstTokenHead(Tensor first_weight, Tensor first_bias, ops::Activation first_activation, Tensor second_weight,
+                 Tensor second_bias);
+  // hidden_states: [batch, seq, hidden] → logits [batch, num_labels].
+  Tensor apply(const Tensor& hidden_states) const;
+
+ private:
+  ops::Linear first_, second_;
+};
 
 // Rows [b * seq + 0] (the first token of each sequence), copied out: [batch, hidden].
 Tensor first_token_rows(const Tensor& hidden_states);

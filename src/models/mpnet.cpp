@@ -46,14 +46,11 @@ class Mpnet : public EncoderModel {
     relative_bias_ = reader.base("encoder.relative_attention_bias.weight");  // [buckets, heads]
     check(relative_bias_.ndim() == 2 && relative_bias_.dim(1) == heads_ && relative_bias_.dim(0) >= 32,
           ErrorKind::CorruptFile, "MPNet relative_attention_bias must be [32, num_attention_heads]");
-    encoder_ = PostNormEncoder(reader, kMpnetLayerNames,
-                               {config.get_int("num_hidden_layers"), embeddings_.hidden(), heads_,
-                                config.get_int("intermediate_size"),
-                                ops::activation_from_name(config.get_string("hidden_act", "gelu")), eps});
+    encoder_ = PostNormEncoder(reader, kMpnetLayerNames, bert_style_shape(config, embeddings_.hidden(), eps));
     if (head == Head::SequenceClassification) {
-      dense_ = ops::Linear(reader.head("classifier.dense.weight"), reader.head("classifier.dense.bias"),
-                           ops::Activation::Tanh);
-      out_proj_ = ops::Linear(reader.head("classifier.out_proj.weight"), reader.head("classifier.out_proj.bias"));
+      head_ = FirstTokenHead(reader.head("classifier.dense.weight"), reader.head("classifier.dense.bias"),
+                             ops::Activation::Tanh, reader.head("classifier.out_proj.weight"),
+                             reader.head("classifier.out_proj.bias"));
     }
   }
 
@@ -65,10 +62,8 @@ class Mpnet : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override {
-    check(out_proj_.out_features() > 0, ErrorKind::Internal, "MPNet loaded without a classification head");
-    return out_proj_.forward(dense_.forward(first_token_rows(last_hidden_state(in))));
-  }
+  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
+
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0) - padding_idx_ - 1; }
   int64_t type_vocab_size() const override { return 0; }
@@ -92,7 +87,7 @@ class Mpnet : public EncoderModel {
   int32_t padding_idx_ = 1;
   int64_t heads_ = 0;
   PostNormEncoder encoder_;
-  ops::Linear dense_, out_proj_;
+  FirstTokenHead head_;
 };
 
 }  // namespace

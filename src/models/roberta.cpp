@@ -17,14 +17,11 @@ class Roberta : public EncoderModel {
     const float eps = static_cast<float>(config.get_double("layer_norm_eps", 1e-5));
     padding_idx_ = static_cast<int32_t>(config.get_int("pad_token_id", 1));
     embeddings_ = Embeddings::load(reader, "embeddings.", eps, /*token_types=*/true);
-    encoder_ = PostNormEncoder(reader, kBertLayerNames,
-                               {config.get_int("num_hidden_layers"), embeddings_.hidden(),
-                                config.get_int("num_attention_heads"), config.get_int("intermediate_size"),
-                                ops::activation_from_name(config.get_string("hidden_act", "gelu")), eps});
+    encoder_ = PostNormEncoder(reader, kBertLayerNames, bert_style_shape(config, embeddings_.hidden(), eps));
     if (head == Head::SequenceClassification) {
-      dense_ = ops::Linear(reader.head("classifier.dense.weight"), reader.head("classifier.dense.bias"),
-                           ops::Activation::Tanh);
-      out_proj_ = ops::Linear(reader.head("classifier.out_proj.weight"), reader.head("classifier.out_proj.bias"));
+      head_ = FirstTokenHead(reader.head("classifier.dense.weight"), reader.head("classifier.dense.bias"),
+                             ops::Activation::Tanh, reader.head("classifier.out_proj.weight"),
+                             reader.head("classifier.out_proj.bias"));
     }
   }
 
@@ -36,10 +33,8 @@ class Roberta : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override {
-    check(out_proj_.out_features() > 0, ErrorKind::Internal, "RoBERTa loaded without a classification head");
-    return out_proj_.forward(dense_.forward(first_token_rows(last_hidden_state(in))));
-  }
+  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
+
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0) - padding_idx_ - 1; }
   int64_t type_vocab_size() const override { return embeddings_.token_type.dim(0); }
@@ -49,7 +44,7 @@ class Roberta : public EncoderModel {
   Embeddings embeddings_;
   int32_t padding_idx_ = 1;
   PostNormEncoder encoder_;
-  ops::Linear dense_, out_proj_;
+  FirstTokenHead head_;
 };
 
 }  // namespace
