@@ -383,6 +383,18 @@ def main() -> int:
     ]
     results = {"machine": machine_info(), "n_batch1": n1, "n_batch32": n32, "repeats": repeats,
                "throughput": [], "startup": [], "memory": []}
+    try:
+        run_all(args, models, results, n1, n32, repeats)
+    except KeyboardInterrupt:
+        log("interrupted: reporting what was measured so far")
+    md = report(results, args)
+    print(md)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def run_all(args, models, results, n1, n32, repeats) -> None:
     for name, task, folder in models:
         inputs = {tokens: make_inputs(folder, tokens, max(n1, n32)) for tokens in (16, 128)}
         for t in args.threads:
@@ -409,11 +421,8 @@ def main() -> int:
                 "transformers": startup_transformers(task, folder, text, t, repeats)})
             results["memory"].append({"model": name, "threads": t, "weights_mb": weights_mb(folder),
                                       "hfpipe_mb": hf_rss, "transformers_mb": tf_rss})
-    md = report(results, args)
-    print(md)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    return 0
+            if args.json:   # partial results survive an interrupted run
+                args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
