@@ -22,6 +22,10 @@ Made (see SPECS; DIR/manifest.json lists them with their attributes):
 - <arch>-multilabel     4 labels, problem_type multi_label_classification
 - <arch>-regression     num_labels 1, problem_type regression
 - <arch>-single         num_labels 1, no problem_type (the sigmoid default)
+- <arch>-ner            token classification, B-/I- tags of 4 entity types and O
+- <arch>-qa             question answering (start/end logits)
+- <arch>-mlm            masked LM (decoder tied to the word embeddings)
+- <arch>-nli            sequence classification neutral/entailment/contradiction (zero-shot)
 - loading variants: pytorch_model.bin, sharded safetensors, sharded .bin, float16 (config key
   `torch_dtype`), bfloat16 (config key `dtype`), a base model whose names carry the prefix,
   a .bin with TensorFlow-era LayerNorm gamma/beta names
@@ -50,14 +54,23 @@ SHARED_TOKENIZERS = REPO.parent / "shared" / "tokenizers"
 DEFAULT_OUT = REPO / "build" / "tiny-models"
 
 ARCHS = ["bert", "distilbert", "roberta", "xlmr", "mpnet"]
-HEADS = ["base", "cls2", "cls5", "multilabel", "regression", "single"]
+HEADS = ["base", "cls2", "cls5", "multilabel", "regression", "single", "ner", "qa", "mlm", "nli"]
 LABELS = {
     "cls2": ["NEGATIVE", "POSITIVE"],
     "cls5": ["very negative", "negative", "neutral", "positive", "very positive"],
     "multilabel": ["toxic", "insult", "threat", "obscene"],
     "regression": ["rating"],
     "single": None,  # transformers' default LABEL_0
+    # token classification: B-/I- tags (IOB2) and O in a non-leading position
+    "ner": ["B-PER", "I-PER", "O", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
+    # NLI for zero-shot: entailment neither first nor last (transformers' fallback is -1)
+    "nli": ["neutral", "entailment", "contradiction"],
 }
+# The task each head serves and the transformers auto class that builds it.
+HEAD_TASK = {"base": "feature-extraction", "ner": "token-classification", "qa": "question-answering",
+             "mlm": "fill-mask", "nli": "zero-shot-classification"}
+HEAD_AUTO = {"base": "AutoModel", "ner": "AutoModelForTokenClassification",
+             "qa": "AutoModelForQuestionAnswering", "mlm": "AutoModelForMaskedLM"}
 PROBLEM_TYPE = {"multilabel": "multi_label_classification", "regression": "regression"}
 TOKENIZER_OF = {"bert": "bert-base-uncased", "distilbert": "bert-base-uncased",
                 "roberta": "roberta-base", "xlmr": "roberta-base", "mpnet": "all-mpnet-base-v2"}
@@ -81,7 +94,11 @@ class Spec:
 
     @property
     def task(self) -> str:
-        return "feature-extraction" if self.head == "base" else "text-classification"
+        return HEAD_TASK.get(self.head, "text-classification")
+
+    @property
+    def auto_class(self) -> str:
+        return HEAD_AUTO.get(self.head, "AutoModelForSequenceClassification")
 
     @property
     def labels(self):
@@ -205,7 +222,7 @@ def make_config(spec: Spec, vocab_size: int):
                              eos_token_id=2, **common)
     else:
         raise ValueError(spec.arch)
-    if spec.head != "base":
+    if spec.head not in ("base", "qa", "mlm"):
         labels = spec.labels
         cfg.num_labels = 1 if labels is None else len(labels)
         if labels is not None:
@@ -220,8 +237,7 @@ def build_model(spec: Spec, vocab_size: int):
     import transformers as tf
     torch.manual_seed(zlib.crc32(spec.name.encode()))
     cfg = make_config(spec, vocab_size)
-    auto = tf.AutoModel if spec.head == "base" else tf.AutoModelForSequenceClassification
-    model = auto.from_config(cfg)
+    model = getattr(tf, spec.auto_class).from_config(cfg)
     with torch.no_grad():
         for p in model.parameters():
             if p.numel() > 0 and bool((p == p.reshape(-1)[0]).all()):
@@ -263,8 +279,7 @@ def save_model(spec: Spec, model, folder: Path) -> None:
 def verify_loads(spec: Spec, folder: Path) -> None:
     """transformers must reload every weight (no random fill) and the tokenizer class."""
     import transformers as tf
-    auto = tf.AutoModel if spec.head == "base" else tf.AutoModelForSequenceClassification
-    _, info = auto.from_pretrained(folder, output_loading_info=True)
+    _, info = getattr(tf, spec.auto_class).from_pretrained(folder, output_loading_info=True)
     bad = {k: v for k, v in info.items() if v}   # missing/unexpected/mismatched keys, errors
     if bad:
         raise SystemExit(f"make_tiny_models: {spec.name}: transformers does not reload it cleanly: {bad}")

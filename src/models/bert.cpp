@@ -1,6 +1,6 @@
 // BERT (modeling_bert.py): word + absolute position + token type embeddings, post-norm
 // layers, and BertForSequenceClassification's head (tanh pooler on [CLS], then a linear
-// classifier). State-dict names are transformers' own, with or without the "bert." prefix.
+// classifier), token classification / question answering / masked LM heads. State-dict names are transformers' own, with or without the "bert." prefix.
 #include "core/error.h"
 #include "models/encoder.h"
 #include "models/layers.h"
@@ -16,10 +16,7 @@ class Bert : public EncoderModel {
     const float eps = static_cast<float>(config.get_double("layer_norm_eps", 1e-12));
     embeddings_ = Embeddings::load(reader, "embeddings.", eps, /*token_types=*/true);
     encoder_ = PostNormEncoder(reader, kBertLayerNames, bert_style_shape(config, embeddings_.hidden(), eps));
-    if (head == Head::SequenceClassification) {
-      head_ = FirstTokenHead(reader.base("pooler.dense.weight"), reader.base("pooler.dense.bias"), ops::Activation::Tanh,
-                             reader.head("classifier.weight"), reader.head("classifier.bias"));
-    }
+    head_ = load_head(head, reader, config, eps);
   }
 
   Tensor last_hidden_state(const EncoderInputs& in) const override {
@@ -30,8 +27,7 @@ class Bert : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
-
+  const EncoderHead& head() const override { return head_; }
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0); }
   int64_t type_vocab_size() const override { return embeddings_.token_type.dim(0); }
@@ -40,7 +36,24 @@ class Bert : public EncoderModel {
   formats::WeightMap weights_;
   Embeddings embeddings_;
   PostNormEncoder encoder_;
-  FirstTokenHead head_;
+  EncoderHead head_;
+
+  // BertForSequenceClassification: tanh pooler + classifier; BertForMaskedLM: cls.predictions
+  // (transform.dense + hidden_act + transform.LayerNorm, decoder tied to the word embeddings).
+  EncoderHead load_head(Head kind, const WeightReader& reader, const formats::ModelConfig& config, float eps) const {
+    if (kind == Head::SequenceClassification)
+      return EncoderHead::sequence_classification(
+          FirstTokenHead(reader.base("pooler.dense.weight"), reader.base("pooler.dense.bias"), ops::Activation::Tanh,
+                         reader.head("classifier.weight"), reader.head("classifier.bias")));
+    if (kind == Head::MaskedLM)
+      return EncoderHead::masked_lm(MaskedLmHead(
+          reader.head("cls.predictions.transform.dense.weight"), reader.head("cls.predictions.transform.dense.bias"),
+          ops::activation_from_name(config.get_string("hidden_act", "gelu")),
+          LayerNorm::load_head(reader, "cls.predictions.transform.LayerNorm", eps),
+          tied_decoder_weight(reader, "cls.predictions.decoder.weight", embeddings_.word),
+          reader.head("cls.predictions.bias")));
+    return load_per_token_head(kind, reader);
+  }
 };
 
 }  // namespace

@@ -28,10 +28,7 @@ class DistilBert : public EncoderModel {
                                {config.get_int("n_layers", 6), embeddings_.hidden(), config.get_int("n_heads", 12),
                                 config.get_int("hidden_dim", 3072),
                                 ops::activation_from_name(config.get_string("activation", "gelu")), kDistilBertEps});
-    if (head == Head::SequenceClassification) {
-      head_ = FirstTokenHead(reader.head("pre_classifier.weight"), reader.head("pre_classifier.bias"),
-                             ops::Activation::Relu, reader.head("classifier.weight"), reader.head("classifier.bias"));
-    }
+    head_ = load_head(head, reader, ops::activation_from_name(config.get_string("activation", "gelu")));
   }
 
   Tensor last_hidden_state(const EncoderInputs& in) const override {
@@ -41,8 +38,7 @@ class DistilBert : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
-
+  const EncoderHead& head() const override { return head_; }
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0); }
   int64_t type_vocab_size() const override { return 0; }
@@ -51,7 +47,22 @@ class DistilBert : public EncoderModel {
   formats::WeightMap weights_;
   Embeddings embeddings_;
   PostNormEncoder encoder_;
-  FirstTokenHead head_;
+  EncoderHead head_;
+
+  // DistilBertForMaskedLM: vocab_transform + activation + vocab_layer_norm, vocab_projector
+  // tied to the word embeddings.
+  EncoderHead load_head(Head kind, const WeightReader& reader, ops::Activation activation) const {
+    if (kind == Head::SequenceClassification)
+      return EncoderHead::sequence_classification(FirstTokenHead(reader.head("pre_classifier.weight"), reader.head("pre_classifier.bias"),
+                                                                 ops::Activation::Relu, reader.head("classifier.weight"),
+                                                                 reader.head("classifier.bias")));
+    if (kind == Head::MaskedLM)
+      return EncoderHead::masked_lm(MaskedLmHead(reader.head("vocab_transform.weight"), reader.head("vocab_transform.bias"),
+                                                 activation, LayerNorm::load_head(reader, "vocab_layer_norm", kDistilBertEps),
+                                                 tied_decoder_weight(reader, "vocab_projector.weight", embeddings_.word),
+                                                 reader.head("vocab_projector.bias")));
+    return load_per_token_head(kind, reader);
+  }
 };
 
 }  // namespace

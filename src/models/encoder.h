@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "formats/config.h"
 #include "formats/weights.h"
+#include "models/heads.h"
 
 namespace hfpipe::models {
 
@@ -22,17 +23,23 @@ struct EncoderInputs {
   std::vector<int32_t> attention_mask;
 };
 
-// Which head to load on top of the base model.
-enum class Head { None, SequenceClassification };
-
 class EncoderModel {
  public:
   virtual ~EncoderModel() = default;
 
   // The base model's last hidden state, [batch, seq, hidden].
   virtual Tensor last_hidden_state(const EncoderInputs& inputs) const = 0;
-  // The sequence-classification head's logits, [batch, num_labels]; only when loaded with it.
-  virtual Tensor classify(const EncoderInputs& inputs) const = 0;
+  // The head the model was loaded with.
+  virtual const EncoderHead& head() const = 0;
+
+  // The head's logits (see EncoderHead::logits): [batch, num_labels] for sequence
+  // classification, [batch, seq, num_labels] for token classification, [batch, seq, 2] for
+  // question answering.
+  Tensor head_logits(const EncoderInputs& inputs) const { return head().logits(last_hidden_state(inputs)); }
+  // The masked-LM head's vocabulary logits at the flat positions rows (b * seq + s): [rows, vocab].
+  Tensor masked_lm_logits(const EncoderInputs& inputs, const std::vector<int64_t>& rows) const {
+    return head().masked_lm_logits(last_hidden_state(inputs), rows);
+  }
 
   // The longest sequence (special tokens included) the position embeddings allow.
   virtual int64_t max_sequence_length() const = 0;

@@ -52,6 +52,10 @@ LayerNorm LayerNorm::load(const WeightReader& reader, const std::string& name, f
   return LayerNorm{reader.base(name + ".weight"), reader.base(name + ".bias"), eps};
 }
 
+LayerNorm LayerNorm::load_head(const WeightReader& reader, const std::string& name, float eps) {
+  return LayerNorm{reader.head(name + ".weight"), reader.head(name + ".bias"), eps};
+}
+
 void LayerNorm::apply(float* x, const float* residual, int64_t rows) const {
   ops::add_layer_norm(x, residual, rows, weight.numel(), weight.f32(), bias.f32(), eps);
 }
@@ -181,19 +185,6 @@ Tensor first_token_rows(const Tensor& hidden_states) {
   for (int64_t b = 0; b < batch; ++b)
     std::memcpy(out.f32() + b * h, hidden_states.f32() + b * seq * h, sizeof(float) * h);
   return out;
-}
-
-}  // namespace hfpipe::models
-
-namespace hfpipe::models {
-
-FirstTokenHead::FirstTokenHead(Tensor first_weight, Tensor first_bias, ops::Activation first_activation,
-                               Tensor second_weight, Tensor second_bias)
-    : first_(first_weight, first_bias, first_activation), second_(second_weight, second_bias) {}
-
-Tensor FirstTokenHead::apply(const Tensor& hidden_states) const {
-  check(second_.out_features() > 0, ErrorKind::Internal, "the model was loaded without a classification head");
-  return second_.forward(first_.forward(first_token_rows(hidden_states)));
 }
 
 }  // namespace hfpipe::models

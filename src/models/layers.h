@@ -35,6 +35,8 @@ struct LayerNorm {
   Tensor weight, bias;
   float eps = 1e-12f;
   static LayerNorm load(const WeightReader& reader, const std::string& name, float eps);
+  // A head's LayerNorm (never prefixed).
+  static LayerNorm load_head(const WeightReader& reader, const std::string& name, float eps);
   // x = LayerNorm(x + residual); residual may be null.
   void apply(float* x, const float* residual, int64_t rows) const;
 };
@@ -101,21 +103,6 @@ class PostNormEncoder {
 // tokens), and padding_idx for padding tokens (create_position_ids_from_input_ids).
 std::vector<int32_t> padded_position_ids(const std::vector<int32_t>& input_ids, int64_t batch, int64_t seq,
                                          int32_t padding_idx);
-
-// The sequence-classification heads of all four families are two linear layers on the first
-// token's hidden state: BERT's tanh pooler + classifier, RoBERTa's and MPNet's dense (tanh) +
-// out_proj, DistilBERT's pre_classifier (ReLU) + classifier.
-class FirstTokenHead {
- public:
-  FirstTokenHead() = default;
-  FirstTokenHead(Tensor first_weight, Tensor first_bias, ops::Activation first_activation, Tensor second_weight,
-                 Tensor second_bias);
-  // hidden_states: [batch, seq, hidden] → logits [batch, num_labels].
-  Tensor apply(const Tensor& hidden_states) const;
-
- private:
-  ops::Linear first_, second_;
-};
 
 // Rows [b * seq + 0] (the first token of each sequence), copied out: [batch, hidden].
 Tensor first_token_rows(const Tensor& hidden_states);

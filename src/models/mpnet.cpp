@@ -47,11 +47,7 @@ class Mpnet : public EncoderModel {
     check(relative_bias_.ndim() == 2 && relative_bias_.dim(1) == heads_ && relative_bias_.dim(0) >= 32,
           ErrorKind::CorruptFile, "MPNet relative_attention_bias must be [32, num_attention_heads]");
     encoder_ = PostNormEncoder(reader, kMpnetLayerNames, bert_style_shape(config, embeddings_.hidden(), eps));
-    if (head == Head::SequenceClassification) {
-      head_ = FirstTokenHead(reader.head("classifier.dense.weight"), reader.head("classifier.dense.bias"),
-                             ops::Activation::Tanh, reader.head("classifier.out_proj.weight"),
-                             reader.head("classifier.out_proj.bias"));
-    }
+    head_ = load_roberta_style_head(head, reader, eps, embeddings_.word);
   }
 
   Tensor last_hidden_state(const EncoderInputs& in) const override {
@@ -62,8 +58,7 @@ class Mpnet : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
-
+  const EncoderHead& head() const override { return head_; }
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0) - padding_idx_ - 1; }
   int64_t type_vocab_size() const override { return 0; }
@@ -87,7 +82,7 @@ class Mpnet : public EncoderModel {
   int32_t padding_idx_ = 1;
   int64_t heads_ = 0;
   PostNormEncoder encoder_;
-  FirstTokenHead head_;
+  EncoderHead head_;
 };
 
 }  // namespace

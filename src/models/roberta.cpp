@@ -18,11 +18,7 @@ class Roberta : public EncoderModel {
     padding_idx_ = static_cast<int32_t>(config.get_int("pad_token_id", 1));
     embeddings_ = Embeddings::load(reader, "embeddings.", eps, /*token_types=*/true);
     encoder_ = PostNormEncoder(reader, kBertLayerNames, bert_style_shape(config, embeddings_.hidden(), eps));
-    if (head == Head::SequenceClassification) {
-      head_ = FirstTokenHead(reader.head("classifier.dense.weight"), reader.head("classifier.dense.bias"),
-                             ops::Activation::Tanh, reader.head("classifier.out_proj.weight"),
-                             reader.head("classifier.out_proj.bias"));
-    }
+    head_ = load_roberta_style_head(head, reader, eps, embeddings_.word);
   }
 
   Tensor last_hidden_state(const EncoderInputs& in) const override {
@@ -33,8 +29,7 @@ class Roberta : public EncoderModel {
     return hidden;
   }
 
-  Tensor classify(const EncoderInputs& in) const override { return head_.apply(last_hidden_state(in)); }
-
+  const EncoderHead& head() const override { return head_; }
 
   int64_t max_sequence_length() const override { return embeddings_.position.dim(0) - padding_idx_ - 1; }
   int64_t type_vocab_size() const override { return embeddings_.token_type.dim(0); }
@@ -44,7 +39,7 @@ class Roberta : public EncoderModel {
   Embeddings embeddings_;
   int32_t padding_idx_ = 1;
   PostNormEncoder encoder_;
-  FirstTokenHead head_;
+  EncoderHead head_;
 };
 
 }  // namespace

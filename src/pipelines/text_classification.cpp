@@ -85,7 +85,7 @@ class TextClassification : public Task {
     std::vector<std::vector<float>> logits(items.size());
     for_each_batch(encodings, batch_size, tokenizer_.pad_token_id().value_or(0),
                    [&](const models::EncoderInputs& batch, const std::vector<size_t>& rows) {
-                     Tensor out = model_->classify(batch);
+                     Tensor out = model_->head_logits(batch);
                      const int64_t labels = out.dim(1);
                      for (size_t r = 0; r < rows.size(); ++r)
                        logits[rows[r]].assign(out.f32() + r * labels, out.f32() + (r + 1) * labels);
