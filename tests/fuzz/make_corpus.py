@@ -1,5 +1,5 @@
 """Regenerates the seed corpora of the fuzz targets (corpus/<target>/) with torch and
-safetensors. Seeds are small, valid files of each kind; the fuzzer mutates them.
+safetensors (and gguf-py for GGUF). Seeds are small, valid files of each kind; the fuzzer mutates them.
 
     .venv/bin/python tests/fuzz/make_corpus.py
 """
@@ -54,11 +54,42 @@ def seeds():
     yield "torch_pickle/linear.pkl", data_pkl(torch_bytes(OrderedDict(weight=base.view(4, 4), bias=torch.zeros(6, dtype=torch.uint8))))
 
 
+def gguf_bytes(tensors, **metadata):
+    """A small GGUF file; tensors: name -> (ggml type, float array)."""
+    import tempfile
+    import gguf
+    import numpy as np
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "seed.gguf"
+        writer = gguf.GGUFWriter(str(path), "llama")
+        for key, value in metadata.items():
+            writer.add_key_value(key, value, gguf.GGUFValueType.get_type(value))
+        for name, (qtype, data) in tensors.items():
+            data = np.asarray(data, dtype=np.float32)
+            if qtype == gguf.GGMLQuantizationType.F32:
+                writer.add_tensor(name, data)
+            else:
+                writer.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+        writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file(); writer.close()
+        return path.read_bytes()
+
+
+def gguf_seeds():
+    import gguf
+    import numpy as np
+    Q = gguf.GGMLQuantizationType
+    rng = np.random.default_rng(0)
+    yield "gguf/f32_meta.gguf", gguf_bytes({"w": (Q.F32, rng.normal(size=(2, 4)))},
+                                           **{"general.name": "seed", "t.tokens": ["a", "b"], "t.n": 3})
+    yield "gguf/q8_q4.gguf", gguf_bytes({"a": (Q.Q8_0, rng.normal(size=(1, 32))),
+                                         "b": (Q.Q4_0, rng.normal(size=(1, 32)))})
+
+
 def main():
-    for target in ["safetensors", "pytorch_bin", "torch_pickle"]:
+    for target in ["safetensors", "pytorch_bin", "torch_pickle", "gguf"]:
         shutil.rmtree(HERE / "corpus" / target, ignore_errors=True)
         (HERE / "corpus" / target).mkdir(parents=True)
-    for name, data in seeds():
+    for name, data in [*seeds(), *gguf_seeds()]:
         (HERE / "corpus" / name).write_bytes(data)
         print(f"{name}: {len(data)} bytes")
 
