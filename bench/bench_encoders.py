@@ -196,20 +196,21 @@ def child_env(threads: int) -> dict:
 
 # ------------------------------------------------------------------ hfpipe side
 
-def hfpipe_cmd(binary, task, folder, batch, threads):
+def hfpipe_cmd(binary, task, folder, batch, threads, extra=()):
     return [str(binary), task, "--model", str(folder), "--batch-size", str(batch),
-            "--threads", str(threads), "--jsonl"]
+            "--threads", str(threads), "--jsonl", *extra]
 
 
-def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats) -> dict:
+def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, extra=()) -> dict:
+    """extra: more CLI arguments (e.g. --param key=JSON)."""
     stdin_n = "".join(json.dumps(x) + "\n" for x in inputs)
     stdin_1 = json.dumps(inputs[0]) + "\n"
     env = child_env(threads)
     best_n = best_1 = None
     rss = 0.0
     for _ in range(repeats):
-        r1 = run_measured(hfpipe_cmd(binary, task, folder, batch, threads), stdin_1, env)
-        rn = run_measured(hfpipe_cmd(binary, task, folder, batch, threads), stdin_n, env)
+        r1 = run_measured(hfpipe_cmd(binary, task, folder, batch, threads, extra), stdin_1, env)
+        rn = run_measured(hfpipe_cmd(binary, task, folder, batch, threads, extra), stdin_n, env)
         for r, n in ((r1, 1), (rn, len(inputs))):
             if r["rc"] != 0 or r["lines"] != n:
                 raise RuntimeError(f"hfpipe failed (exit {r['rc']}, {r['lines']} lines of {n}): "

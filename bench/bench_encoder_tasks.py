@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""hfpipe vs transformers on the encoder tasks of issue 4, in one invocation, on this machine.
+
+usage: .venv/bin/python bench/bench_encoder_tasks.py [--threads 1,2] [--quick] [--hfpipe build/hfpipe]
+                                                      [--json results.json]
+
+Workloads (BERT-base-shaped models with random weights and a fixed seed: 12 layers, hidden 768,
+12 heads, intermediate 3072, bert-base-uncased's tokenizer; made by this script into
+build/bench-models/), each at batch 1 and 16, in items/s:
+- token-classification (aggregation_strategy "simple", 9 B-/I- labels) on ~48-token sentences
+- question-answering: a ~20-token question over a ~384-token context (max_seq_len 384, so the
+  context overflows into a second chunk, as it does in real use)
+- zero-shot-classification: ~32-token texts against 10 candidate labels (10 pairs per item)
+
+Measured as bench_encoders.py measures (its helpers are reused): hfpipe's CLI with --jsonl,
+throughput = (N-1) / (t_N - t_1) so start-up and loading cancel out; transformers' pipeline in a
+warm worker process with torch.set_num_threads equal to hfpipe's --threads; best of R runs.
+Prints markdown tables on stdout. Not part of the pytest run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_encoders as B  # noqa: E402
+
+GOAL = 2.0
+NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+NLI_LABELS = ["contradiction", "neutral", "entailment"]
+CANDIDATES = ["politics", "sports", "music", "science", "cooking", "travel", "finance", "health",
+              "weather", "film"]
+
+
+def ensure_model(kind: str) -> Path:
+    """build/bench-models/bert-base-<kind>: BERT-base shape, random weights."""
+    folder = B.BENCH_MODELS / f"bert-base-{kind}"
+    stamp = folder / ".stamp"
+    want = f"seed={B.SEED};{kind};v1"
+    if stamp.is_file() and stamp.read_text() == want:
+        return folder
+    B.log(f"making {folder} ...")
+    import torch
+    import transformers as tf
+    torch.manual_seed(B.SEED)
+    shape = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, max_position_embeddings=512)
+    if kind == "ner":
+        cfg = tf.BertConfig(**shape, id2label=dict(enumerate(NER_LABELS)),
+                            label2id={l: i for i, l in enumerate(NER_LABELS)})
+        model = tf.BertForTokenClassification(cfg)
+    elif kind == "qa":
+        model = tf.BertForQuestionAnswering(tf.BertConfig(**shape))
+    else:
+        cfg = tf.BertConfig(**shape, id2label=dict(enumerate(NLI_LABELS)),
+                            label2id={l: i for i, l in enumerate(NLI_LABELS)})
+        model = tf.BertForSequenceClassification(cfg)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.eval().save_pretrained(tmp)
+    for p in (B.SHARED_TOKENIZERS / "bert-base-uncased").iterdir():
+        if p.is_file() and p.name != "SOURCE.txt":
+            shutil.copyfile(p, tmp / p.name)
+    (tmp / ".stamp").write_text(want)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def sentences(folder: Path, tokens: int, n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts = B.make_inputs(folder, tokens, n)
+    # make_inputs draws words only; add capitalised names so NER has something to group
+    return [t.replace(" ", f" {rng.choice(['Paris', 'Anna', 'Google', 'Berlin'])} ", 1) for t in texts]
+
+
+def qa_inputs(folder: Path, n: int) -> list[dict]:
+    questions = B.make_inputs(folder, 20, n)
+    contexts = B.make_inputs(folder, 384, n)
+    return [{"question": q.rstrip(".") + "?", "context": c} for q, c in zip(questions, contexts)]
+
+
+WORKER = r"""
+import json, sys, time
+spec = json.loads(sys.stdin.read())
+import torch
+torch.set_num_threads(spec["threads"])
+import transformers
+transformers.logging.set_verbosity_error()
+from transformers import pipeline
+pipe = pipeline(spec["task"], model=spec["folder"], device="cpu", dtype=torch.float32)
+out = []
+for cfg in spec["configs"]:
+    inputs, batch, kwargs = cfg["inputs"], cfg["batch"], spec["kwargs"]
+    pipe(inputs[: max(batch, 2)], batch_size=batch, **kwargs)          # warm-up
+    best = None
+    for _ in range(spec["repeats"]):
+        t0 = time.perf_counter()
+        res = pipe(inputs, batch_size=batch, **kwargs)
+        dt = time.perf_counter() - t0
+        assert len(res) == len(inputs)
+        best = dt if best is None else min(best, dt)
+    out.append({"items_per_s": len(inputs) / best})
+print(json.dumps(out), flush=True)
+"""
+
+
+def bench_transformers(task, folder, configs, kwargs, threads, repeats) -> list:
+    spec = {"task": task, "folder": str(folder), "threads": threads, "repeats": repeats,
+            "configs": configs, "kwargs": kwargs}
+    r = B.run_measured([sys.executable, "-c", WORKER], json.dumps(spec), B.child_env(threads), rss=False)
+    if r["rc"] != 0:
+        raise RuntimeError(f"transformers worker failed: {r['stderr'][-2000:]}")
+    return json.loads(r["last"])
+
+
+def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, kwargs) -> float:
+    """items/s of the CLI, with the call's keyword arguments as --param."""
+    params = [a for k, v in kwargs.items() for a in ("--param", f"{k}={json.dumps(v)}")]
+    return B.bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, params)["items_per_s"]
+
+
+def workloads(n: int):
+    ner, qa, nli = ensure_model("ner"), ensure_model("qa"), ensure_model("nli")
+    return [
+        ("token-classification", "~48-token sentences", ner, sentences(ner, 48, n, 1),
+         {"aggregation_strategy": "simple"}),
+        ("question-answering", "20-token question, 384-token context", qa, qa_inputs(qa, n),
+         {"max_seq_len": 384}),
+        ("zero-shot-classification", "~32-token texts x 10 labels", nli, B.make_inputs(nli, 32, n),
+         {"candidate_labels": CANDIDATES}),
+    ]
+
+
+def report(rows, args, n1, n16, repeats) -> str:
+    out = ["## Encoder tasks: hfpipe vs transformers\n",
+           f"Machine: {B.machine_info()}.  ",
+           f"Command: `.venv/bin/python bench/bench_encoder_tasks.py --threads "
+           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}` "
+           f"({n1} items at batch 1, {n16} at batch 16, best of {repeats}).\n",
+           "| task | input | threads | batch | hfpipe items/s | transformers items/s | ratio | goal >= 2x |",
+           "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        ratio = r["hfpipe"] / r["transformers"]
+        out.append(f"| {r['task']} | {r['input']} | {r['threads']} | {r['batch']} | {r['hfpipe']:.2f} | "
+                   f"{r['transformers']:.2f} | {ratio:.2f}x | {B.mark(ratio >= GOAL)} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hfpipe", type=Path, default=Path(os.environ.get("HFPIPE_BIN", B.REPO / "build" / "hfpipe")))
+    ap.add_argument("--threads", default="1", help="comma-separated thread counts (default: 1)")
+    ap.add_argument("--quick", action="store_true", help="fewer items and repeats (a smoke run)")
+    ap.add_argument("--json", type=Path, help="also write the raw results here")
+    args = ap.parse_args()
+    args.threads = [int(t) for t in str(args.threads).split(",") if t]
+    if not args.hfpipe.is_file():
+        print(f"bench_encoder_tasks: hfpipe not found at {args.hfpipe}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    n1, n16, repeats = (8, 32, 1) if args.quick else (32, 128, 3)
+    rows = []
+    try:
+        for task, label, folder, inputs, kwargs in workloads(max(n1, n16)):
+            for t in args.threads:
+                configs = [{"batch": 1, "inputs": inputs[:n1]}, {"batch": 16, "inputs": inputs[:n16]}]
+                B.log(f"[{task}, {t} thread(s)] transformers ...")
+                tf_res = bench_transformers(task, folder, configs, kwargs, t, repeats)
+                for cfg, tf in zip(configs, tf_res):
+                    B.log(f"[{task}, {t} thread(s)] hfpipe batch {cfg['batch']} ...")
+                    hf = bench_hfpipe(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats, kwargs)
+                    rows.append({"task": task, "input": label, "threads": t, "batch": cfg["batch"],
+                                 "hfpipe": hf, "transformers": tf["items_per_s"]})
+                if args.json:
+                    args.json.write_text(json.dumps(rows, indent=1))
+    except KeyboardInterrupt:
+        B.log("interrupted: reporting what was measured so far")
+    print(report(rows, args, n1, n16, repeats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
