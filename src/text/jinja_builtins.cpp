@@ -212,7 +212,6 @@ bool listed(const char* const (&names)[N], const std::string& name) {
   return false;
 }
 
-using Method = Val (*)(const Val& self, CallArgs& a);
 
 Val str_method(const std::string& name, const Val& self, CallArgs& a) {
   const std::string& s = self.s;

@@ -616,23 +616,20 @@ class Parser {
     return e;
   }
 
-  ExprP parse_or() {
-    ExprP left = parse_and();
-    while (is_name("or")) {
+  // One left-associative precedence level: operands parsed by `operand`, joined by the
+  // operators `at_operator` accepts (the operator token's text names the operation).
+  template <class AtOperator>
+  ExprP left_assoc(ExprP (Parser::*operand)(), AtOperator at_operator) {
+    ExprP left = (this->*operand)();
+    while (at_operator()) {
       const Token& at = next();
-      left = binary(at, "or", std::move(left), parse_and());
+      left = binary(at, at.text, std::move(left), (this->*operand)());
     }
     return left;
   }
 
-  ExprP parse_and() {
-    ExprP left = parse_not();
-    while (is_name("and")) {
-      const Token& at = next();
-      left = binary(at, "and", std::move(left), parse_not());
-    }
-    return left;
-  }
+  ExprP parse_or() { return left_assoc(&Parser::parse_and, [this] { return is_name("or"); }); }
+  ExprP parse_and() { return left_assoc(&Parser::parse_not, [this] { return is_name("and"); }); }
 
   ExprP parse_not() {
     if (is_name("not")) {
@@ -667,14 +664,7 @@ class Parser {
     return e;
   }
 
-  ExprP parse_math1() {
-    ExprP left = parse_concat();
-    while (is_op("+") || is_op("-")) {
-      const Token& at = next();
-      left = binary(at, at.text, std::move(left), parse_concat());
-    }
-    return left;
-  }
+  ExprP parse_math1() { return left_assoc(&Parser::parse_concat, [this] { return is_op("+") || is_op("-"); }); }
 
   ExprP parse_concat() {
     const Token& start = cur();
@@ -687,22 +677,11 @@ class Parser {
   }
 
   ExprP parse_math2() {
-    ExprP left = parse_pow();
-    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      const Token& at = next();
-      left = binary(at, at.text, std::move(left), parse_pow());
-    }
-    return left;
+    return left_assoc(&Parser::parse_pow, [this] { return is_op("*") || is_op("/") || is_op("//") || is_op("%"); });
   }
 
-  ExprP parse_pow() {
-    ExprP left = parse_unary(true);
-    while (is_op("**")) {
-      const Token& at = next();
-      left = binary(at, "**", std::move(left), parse_unary(true));
-    }
-    return left;
-  }
+  ExprP parse_pow() { return left_assoc(&Parser::parse_filtered_unary, [this] { return is_op("**"); }); }
+  ExprP parse_filtered_unary() { return parse_unary(true); }
 
   ExprP parse_unary(bool with_filter) {
     DepthGuard guard(*this);
@@ -752,8 +731,8 @@ class Parser {
       expect_op(")");
       return inner;
     }
-    if (is_op("[")) return parse_list();
-    if (is_op("{")) return parse_dict();
+    if (is_op("[")) return parse_display(Expr::K::List, "]");
+    if (is_op("{")) return parse_display(Expr::K::Dict, "}");
     error(t, "unexpected " + describe(t));
   }
 
@@ -770,25 +749,17 @@ class Parser {
     return e;
   }
 
-  ExprP parse_list() {
-    auto e = make(Expr::K::List, next());
-    while (!is_op("]")) {
+  // [a, b] and {k: v, ...}: comma-separated items up to `close`, a trailing comma allowed.
+  ExprP parse_display(Expr::K kind, const char* close) {
+    auto e = make(kind, next());
+    while (!is_op(close)) {
       if (!e->args.empty()) expect_op(",");
-      if (is_op("]")) break;
+      if (is_op(close)) break;
       e->args.push_back(parse_expression(true));
-    }
-    next();
-    return e;
-  }
-
-  ExprP parse_dict() {
-    auto e = make(Expr::K::Dict, next());
-    while (!is_op("}")) {
-      if (!e->args.empty()) expect_op(",");
-      if (is_op("}")) break;
-      e->args.push_back(parse_expression(true));
-      expect_op(":");
-      e->args.push_back(parse_expression(true));
+      if (kind == Expr::K::Dict) {
+        expect_op(":");
+        e->args.push_back(parse_expression(true));
+      }
     }
     next();
     return e;

@@ -26,37 +26,37 @@ void ValDict::set(const std::string& key, Val value) {
   else items.emplace_back(key, std::move(value));
 }
 
+namespace {
+Val of_kind(Val::Kind k) {
+  Val v;
+  v.kind = k;
+  return v;
+}
+}  // namespace
+
 Val Val::undefined(std::string why) {
   Val v;
   v.s = std::move(why);
   return v;
 }
-Val Val::none() {
-  Val v;
-  v.kind = Kind::None;
-  return v;
-}
+Val Val::none() { return of_kind(Kind::None); }
 Val Val::boolean(bool b) {
-  Val v;
-  v.kind = Kind::Bool;
+  Val v = of_kind(Kind::Bool);
   v.b = b;
   return v;
 }
 Val Val::integer(int64_t i) {
-  Val v;
-  v.kind = Kind::Int;
+  Val v = of_kind(Kind::Int);
   v.i = i;
   return v;
 }
 Val Val::number(double f) {
-  Val v;
-  v.kind = Kind::Float;
+  Val v = of_kind(Kind::Float);
   v.f = f;
   return v;
 }
 Val Val::str(std::string s) {
-  Val v;
-  v.kind = Kind::Str;
+  Val v = of_kind(Kind::Str);
   v.s = std::move(s);
   return v;
 }
