@@ -125,6 +125,7 @@ class Renderer final : public Evaluator {
         const Val* ns = scope->lookup(t.names[0]);
         if (!ns || ns->kind != Val::Kind::Namespace)
           template_error("cannot assign attribute on non-namespace object '" + t.names[0] + "'");
+        if (holds_namespace(v)) template_error("chat template stores a namespace inside a namespace (unsupported)");
         ns->dict->set(t.ns_attr, std::move(v));
         return;
       }
@@ -140,6 +141,19 @@ class Renderer final : public Evaluator {
     } catch (const UnlocatedError& e) {
       located(pos, e.what());
     }
+  }
+
+  // Namespaces are the only mutable values; keeping them out of each other keeps values
+  // acyclic.
+  static bool holds_namespace(const Val& v) {
+    if (v.kind == Val::Kind::Namespace) return true;
+    if (v.is_list())
+      for (const auto& e : v.items())
+        if (holds_namespace(e)) return true;
+    if (v.is_dict())
+      for (const auto& [k, e] : v.dict->items)
+        if (holds_namespace(e)) return true;
+    return false;
   }
 
   static Val loop_object(const ValList& items, size_t k) {

@@ -60,16 +60,27 @@ Val Val::str(std::string s) {
   v.s = std::move(s);
   return v;
 }
+namespace {
+uint16_t container_depth(size_t deepest_child) {
+  if (deepest_child >= size_t(kMaxDepth)) template_error("value nested more than " + std::to_string(kMaxDepth) + " levels deep");
+  return uint16_t(deepest_child + 1);
+}
+}  // namespace
+
 Val Val::make_list(ValList items, bool as_tuple) {
-  Val v;
-  v.kind = Kind::List;
+  Val v = of_kind(Kind::List);
+  size_t deepest = 0;
+  for (const auto& e : items) deepest = std::max<size_t>(deepest, e.depth);
+  v.depth = container_depth(deepest);
   v.list = std::make_shared<const ValList>(std::move(items));
   v.tuple = as_tuple;
   return v;
 }
 Val Val::make_dict(ValDict d) {
-  Val v;
-  v.kind = Kind::Dict;
+  Val v = of_kind(Kind::Dict);
+  size_t deepest = 0;
+  for (const auto& [k, e] : d.items) deepest = std::max<size_t>(deepest, e.depth);
+  v.depth = container_depth(deepest);
   v.dict = std::make_shared<ValDict>(std::move(d));
   return v;
 }
@@ -108,7 +119,8 @@ void CallArgs::done() const {
   if (!keyword.empty()) template_error(callee + " got an unexpected keyword argument '" + keyword.front().first + "'");
 }
 
-Val from_json(const Value& v) {
+Val from_json(const Value& v, int depth) {
+  if (depth > kMaxDepth) template_error("value nested more than " + std::to_string(kMaxDepth) + " levels deep");
   switch (v.type()) {
     case Value::value_t::null: return Val::none();
     case Value::value_t::boolean: return Val::boolean(v.get<bool>());
@@ -123,12 +135,12 @@ Val from_json(const Value& v) {
     case Value::value_t::array: {
       ValList items;
       items.reserve(v.size());
-      for (const auto& e : v) items.push_back(from_json(e));
+      for (const auto& e : v) items.push_back(from_json(e, depth + 1));
       return Val::make_list(std::move(items));
     }
     case Value::value_t::object: {
       ValDict d;
-      for (auto it = v.begin(); it != v.end(); ++it) d.items.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = v.begin(); it != v.end(); ++it) d.items.emplace_back(it.key(), from_json(it.value(), depth + 1));
       return Val::make_dict(std::move(d));
     }
     default: template_error("unsupported JSON value in chat template variables");

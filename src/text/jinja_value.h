@@ -43,6 +43,10 @@ struct Val {
   std::string s;  // Str; the error message of an Undefined; the name of a Func
   std::shared_ptr<const ValList> list;  // List (immutable: the sandbox forbids mutation)
   bool tuple = false;                   // a List that Python would hold as a tuple
+  // How many containers deep this value is (bounded, so that printing, comparing and
+  // destroying a value cannot exhaust the stack; namespaces cannot hold namespaces, so
+  // values never form cycles).
+  uint16_t depth = 0;
   std::shared_ptr<ValDict> dict;        // Dict (shared, never mutated) or Namespace (mutable)
   std::shared_ptr<const Function> fn;
 
@@ -79,8 +83,8 @@ struct CallArgs {
   void done() const;
 };
 
-// JSON (a parsed messages list, a special token) as template values, and back.
-Val from_json(const Value& v);
+// JSON (a parsed messages list, a special token) as template values.
+Val from_json(const Value& v, int depth = 0);
 
 // Python's str() and repr(); an Undefined prints as "" through str().
 std::string py_str(const Val& v);

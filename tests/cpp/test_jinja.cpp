@@ -246,6 +246,14 @@ TEST(Jinja, HostileTemplatesFailCleanly) {
   EXPECT_NE(error_of("{% set s = 'xxxxxxxxxxxxxxxx' * 1000000 %}{% for i in range(10) %}{{ s }}{% endfor %}").find("64 MiB"),
             std::string::npos);
   EXPECT_NE(error_of(std::string("{{ '\xff' }}")).find("not valid UTF-8"), std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(x=[]) %}{% for i in range(300) %}{% set ns.x = [ns.x] %}{% endfor %}")
+                .find("nested more than 200 levels"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace() %}{% set ns.me = [ns] %}").find("namespace inside a namespace"),
+            std::string::npos);
+  Value nested = Value::array();
+  for (int i = 0; i < 300; ++i) nested = Value::array({nested});
+  EXPECT_NE(error_of("{{ x }}", Value{{"x", nested}}).find("nested more than 200 levels"), std::string::npos);
 }
 
 class ChatTemplateFolder : public ::testing::Test {
