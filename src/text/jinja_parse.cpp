@@ -430,6 +430,7 @@ class Parser {
       auto s = make_stmt(Stmt::K::Scope, tag);
       expect(T::BlockEnd, "'%}'");
       s->body = parse_block_body({"endgeneration"});
+      expect(T::BlockEnd, "'%}'");
       return s;
     }
     if (n == "break" || n == "continue") {

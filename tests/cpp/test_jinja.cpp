@@ -26,6 +26,9 @@ struct Case {
 };
 
 const Case kCases[] = {
+    {"{% for m in messages %}{% generation %}{{ m.content }}{% set x = 1 %}{% endgeneration %}[{{ x }}]{% endfor %}",
+     R"json({"messages": [{"content": "a"}]})json",
+     "a[]"},
     {"{% if true %}\n  yes\n{% endif %}\nafter",
      R"json({})json",
      "  yes\nafter"},
