@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/chat_template_command.h"
 #include "cli/inspect_command.h"
 #include "cli/tokenize_command.h"
 #include "hfpipe/hfpipe.h"
@@ -20,6 +21,7 @@ constexpr const char* kUsage =
     "              [--param key=JSON]... [--jsonl] [INPUT...]\n"
     "       hfpipe tokenize --model M [--pair TEXT] [--param key=JSON]... [--jsonl] [TEXT]\n"
     "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
+    "       hfpipe chat-template --model M [--param key=JSON]... [--json] MESSAGES_JSON\n"
     "       hfpipe inspect-weights PATH\n"
     "       hfpipe --help | --version\n"
     "TASK: text-classification (sentiment-analysis), feature-extraction\n"
@@ -128,6 +130,7 @@ int main(int argc, char** argv) {
   // Tool subcommands take the rest of the command line as their own.
   if (argc >= 2 && !std::strcmp(argv[1], "tokenize")) return hfpipe::cli::tokenize_main(argc - 1, argv + 1);
   if (argc >= 2 && !std::strcmp(argv[1], "detokenize")) return hfpipe::cli::detokenize_main(argc - 1, argv + 1);
+  if (argc >= 2 && !std::strcmp(argv[1], "chat-template")) return hfpipe::cli::chat_template_main(argc - 1, argv + 1);
   if (argc >= 2 && !std::strcmp(argv[1], "inspect-weights")) return hfpipe::cli::inspect_weights_main(argc - 1, argv + 1);
   try {
     return run_task(parse_args(argc, argv));
