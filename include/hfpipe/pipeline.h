@@ -46,7 +46,9 @@ class Pipeline {
 };
 
 // Builds the pipeline for `task` (a task name or alias, e.g. "text-classification",
-// "sentiment-analysis", "feature-extraction"). Throws hfpipe::Error.
+// "sentiment-analysis", "feature-extraction", "question-answering", "zero-shot-classification").
+// question-answering also takes its inputs as the question/context parameters, with a null
+// input: pipe(Value(), {{"question", ...}, {"context", ...}}). Throws hfpipe::Error.
 Pipeline pipeline(const std::string& task, const PipelineOptions& options);
 
 // The task names and aliases pipeline() accepts, sorted.

@@ -24,10 +24,13 @@ constexpr const char* kUsage =
     "       hfpipe chat-template --model M [--param key=JSON]... [--json] MESSAGES_JSON\n"
     "       hfpipe inspect-weights PATH\n"
     "       hfpipe --help | --version\n"
-    "TASK: text-classification (sentiment-analysis), feature-extraction\n"
+    "TASK: text-classification (sentiment-analysis), feature-extraction, question-answering,\n"
+    "      zero-shot-classification\n"
     "--param passes any pipeline parameter as transformers' keyword arguments, the value as JSON\n"
     "(e.g. --param top_k=null); a value that is not JSON is taken as a string.\n"
-    "--jsonl reads one JSON input per stdin line and prints one JSON result per line.\n";
+    "--jsonl reads one JSON input per stdin line and prints one JSON result per line.\n"
+    "question-answering takes {\"question\", \"context\"} objects with --jsonl, or no INPUT and\n"
+    "--param question=... --param context=... (strings, or a list of questions).\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -81,7 +84,10 @@ CliArgs parse_args(int argc, char** argv) {
   if (args.task.empty()) throw UsageError("no task given");
   if (args.options.model.empty()) throw UsageError("no model given (--model)");
   if (args.jsonl && !args.inputs.empty()) throw UsageError("--jsonl reads inputs from stdin; do not also pass INPUT arguments");
-  if (!args.jsonl && args.inputs.empty()) throw UsageError("no input given (pass INPUT arguments or --jsonl)");
+  // question-answering's question=/context= parameters are its inputs.
+  const bool inputs_in_params = args.options.params.contains("question");
+  if (!args.jsonl && args.inputs.empty() && !inputs_in_params)
+    throw UsageError("no input given (pass INPUT arguments or --jsonl)");
   return args;
 }
 
@@ -105,6 +111,8 @@ int run_task(const CliArgs& args) {
   auto pipe = hfpipe::pipeline(args.task, args.options);
   if (args.jsonl) {
     for (const auto& result : pipe.each(read_jsonl(std::cin))) std::cout << to_json(result) << '\n';
+  } else if (args.inputs.empty()) {
+    std::cout << to_json(pipe(hfpipe::Value())) << '\n';
   } else if (args.inputs.size() == 1) {
     std::cout << to_json(pipe(hfpipe::Value(args.inputs.front()))) << '\n';
   } else {

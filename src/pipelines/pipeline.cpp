@@ -22,6 +22,8 @@ const std::map<std::string, TaskEntry>& task_registry() {
       {"text-classification", {"text-classification", pipelines::make_text_classification}},
       {"sentiment-analysis", {"text-classification", pipelines::make_text_classification}},
       {"feature-extraction", {"feature-extraction", pipelines::make_feature_extraction}},
+      {"question-answering", {"question-answering", pipelines::make_question_answering}},
+      {"zero-shot-classification", {"zero-shot-classification", pipelines::make_zero_shot_classification}},
   };
   return tasks;
 }
@@ -62,8 +64,10 @@ Value Pipeline::operator()(const Value& inputs, const Value& params) const {
   const Value merged = pipelines::merge_params(impl_->construction_params(), params);
   if (inputs.is_array()) {
     std::vector<Value> items(inputs.begin(), inputs.end());
+    std::vector<Value> results = impl_->run(items, merged, /*single_call=*/false);
+    if (results.size() == 1 && impl_->unwraps_single_item_list()) return std::move(results.front());
     Value list = Value::array();
-    for (auto& result : impl_->run(items, merged, /*single_call=*/false)) list.push_back(std::move(result));
+    for (auto& result : results) list.push_back(std::move(result));
     return list;
   }
   return impl_->run({inputs}, merged, /*single_call=*/true).front();

@@ -31,6 +31,10 @@ class Task {
   // params are the construction-time parameters merged with the call's.
   virtual std::vector<Value> run(const std::vector<Value>& items, const Value& params, bool single_call) const = 0;
 
+  // Whether pipe([item]) returns item's result rather than a list of one (transformers'
+  // question-answering does).
+  virtual bool unwraps_single_item_list() const { return false; }
+
   const std::string& name() const { return name_; }
   const Value& construction_params() const { return construction_params_; }
 
@@ -42,5 +46,7 @@ class Task {
 using TaskFactory = std::unique_ptr<Task> (*)(const TaskContext&);
 std::unique_ptr<Task> make_text_classification(const TaskContext& context);
 std::unique_ptr<Task> make_feature_extraction(const TaskContext& context);
+std::unique_ptr<Task> make_question_answering(const TaskContext& context);
+std::unique_ptr<Task> make_zero_shot_classification(const TaskContext& context);
 
 }  // namespace hfpipe::pipelines

@@ -153,7 +153,11 @@ Enc PostProcessor::process(Enc encoding, std::optional<Enc> pair, bool add_speci
   std::vector<Enc> encs;
   encs.push_back(std::move(encoding));
   if (pair) encs.push_back(std::move(*pair));
-  for (size_t i = 0; i < encs.size(); ++i) encs[i].set_sequence_id(i);
+  // As tokenizers' PostProcessor::process: the overflowing windows belong to their sequence too.
+  for (size_t i = 0; i < encs.size(); ++i) {
+    encs[i].set_sequence_id(i);
+    for (Enc& o : encs[i].overflowing) o.set_sequence_id(i);
+  }
   return Enc::merge(process_encodings(std::move(encs), add_special_tokens), false);
 }
 

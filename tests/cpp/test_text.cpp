@@ -194,6 +194,20 @@ TEST(TextTruncation, StrideProducesOverflowingWindows) {
   EXPECT_EQ(e.overflowing[0].ids, (Ids{2, 5, 6, 5, 6, 3}));
 }
 
+// question-answering reads the windows' sequence ids (its p_mask): the second text's tokens
+// are sequence 1 in every window, as tokenizers' PostProcessor::process sets them.
+TEST(TextTruncation, OverflowingWindowsOfAPairKeepTheirSequenceIds) {
+  Tokenizer tok = Tokenizer::from_json(kWordPieceJson);
+  EncodeOptions o;
+  o.truncation = TruncationOptions{7, TruncationStrategy::OnlySecond, 1, Side::Right};
+  Encoding e = tok.encode_pair("hello", "world world world world world", o);
+  EXPECT_EQ(e.sequence_ids, (Ids{-1, 0, -1, 1, 1, 1, -1}));
+  ASSERT_EQ(e.overflowing.size(), 1u);
+  EXPECT_EQ(e.overflowing[0].ids, (Ids{2, 5, 3, 6, 6, 6, 3}));
+  EXPECT_EQ(e.overflowing[0].sequence_ids, (Ids{-1, 0, -1, 1, 1, 1, -1}));
+  EXPECT_EQ(e.overflowing[0].word_ids, (Ids{-1, 0, -1, 2, 3, 4, -1}));
+}
+
 TEST(TextTruncation, OnlySecondAndLeftSide) {
   Tokenizer tok = Tokenizer::from_json(kWordPieceJson);
   EncodeOptions o;
