@@ -138,8 +138,8 @@ DebertaOptions read_options(const formats::ModelConfig& config, int version) {
               " is not supported (only odd sizes keep the sequence length)");
     check(o.conv_groups >= 1 && hidden % o.conv_groups == 0, ErrorKind::CorruptFile,
           "DeBERTa-v2 conv_groups must divide hidden_size");
-    check(o.position_buckets == 0 || o.position_buckets >= 4, ErrorKind::UnsupportedModel,
-          "DeBERTa-v2 position_buckets below 4 is not supported");
+    check(o.position_buckets != 1, ErrorKind::UnsupportedModel,
+          "DeBERTa-v2 position_buckets 1 is not supported (transformers divides by position_buckets / 2)");
   }
   o.position_biased_input = config.get_bool("position_biased_input", true);
   return o;
@@ -157,6 +157,10 @@ int64_t log_bucket_position(int64_t relative, int64_t bucket_size, int64_t max_p
   const float base = static_cast<float>(static_cast<double>(max_position - 1) / static_cast<double>(mid));
   const float log_pos =
       std::ceil(std::log(ratio) / std::log(base) * static_cast<float>(mid - 1)) + static_cast<float>(mid);
+  // max_relative_positions <= position_buckets / 2 + 1 makes the base 1 or less: no bucket.
+  check(std::isfinite(log_pos) && log_pos >= 0.f, ErrorKind::UnsupportedModel,
+        "DeBERTa-v2 max_relative_positions " + std::to_string(max_position) + " is not supported with position_buckets " +
+            std::to_string(bucket_size) + " (no valid log bucket)");
   return static_cast<int64_t>(relative > 0 ? log_pos : -log_pos);
 }
 
