@@ -49,52 +49,62 @@ struct DebertaOptions {
   ops::Activation conv_activation = ops::Activation::Tanh;
 };
 
-// pos_att_type: a list, or (older configs) a "c2p|p2c" string, as DebertaConfig accepts.
+// "a|b" → {"a", "b"}, stripped and lower-cased, as DeBERTa configs read their option strings.
+std::vector<std::string> split_option_string(const std::string& value) {
+  std::vector<std::string> items;
+  for (size_t start = 0;;) {
+    const size_t bar = value.find('|', start);
+    std::string item = value.substr(start, bar - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    std::transform(item.begin(), item.end(), item.begin(), [](unsigned char c) { return std::tolower(c); });
+    items.push_back(item);
+    if (bar == std::string::npos) return items;
+    start = bar + 1;
+  }
+}
+
+// pos_att_type: a list (taken as is), or a "c2p|p2c" string (older configs), as DebertaConfig.
 std::vector<std::string> pos_att_types(const formats::ModelConfig& config) {
-  std::vector<std::string> types;
-  if (!config.has("pos_att_type")) return types;
+  if (!config.has("pos_att_type")) return {};
   const Value& v = config.json()["pos_att_type"];
-  auto add = [&](std::string s) {
-    s.erase(0, s.find_first_not_of(" \t"));
-    s.erase(s.find_last_not_of(" \t") + 1);
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    types.push_back(s);
-  };
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    for (size_t start = 0;;) {
-      const size_t bar = s.find('|', start);
-      add(s.substr(start, bar - start));
-      if (bar == std::string::npos) break;
-      start = bar + 1;
-    }
-  } else {
-    check(v.is_array(), ErrorKind::CorruptFile, "pos_att_type must be a list or a string");
-    for (const auto& item : v) {
-      check(item.is_string(), ErrorKind::CorruptFile, "pos_att_type entries must be strings");
-      add(item.get<std::string>());
-    }
+  if (v.is_string()) return split_option_string(v.get<std::string>());
+  check(v.is_array(), ErrorKind::CorruptFile, "pos_att_type must be a list or a string");
+  std::vector<std::string> types;
+  for (const auto& item : v) {
+    check(item.is_string(), ErrorKind::CorruptFile, "pos_att_type entries must be strings");
+    types.push_back(item.get<std::string>());
   }
   return types;
 }
 
 // norm_rel_ebd: "none" or "layer_norm", possibly joined by "|".
 bool parse_norm_rel_ebd(const formats::ModelConfig& config) {
-  const std::string value = config.get_string("norm_rel_ebd", "none");
   bool layer_norm = false;
-  for (size_t start = 0;;) {
-    const size_t bar = value.find('|', start);
-    std::string item = value.substr(start, bar - start);
-    item.erase(0, item.find_first_not_of(' '));
-    item.erase(item.find_last_not_of(' ') + 1);
-    std::transform(item.begin(), item.end(), item.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const auto& item : split_option_string(config.get_string("norm_rel_ebd", "none"))) {
     check(item == "none" || item == "layer_norm", ErrorKind::UnsupportedModel,
           "DeBERTa norm_rel_ebd '" + item + "' is not supported (only \"layer_norm\" and \"none\")");
     layer_norm = layer_norm || item == "layer_norm";
-    if (bar == std::string::npos) break;
-    start = bar + 1;
   }
   return layer_norm;
+}
+
+// The v2-only options: log buckets, shared position keys, norm_rel_ebd, the convolution layer.
+void read_v2_options(const formats::ModelConfig& config, DebertaOptions& o) {
+  o.position_buckets = std::max<int64_t>(config.get_int("position_buckets", -1), 0);
+  check(o.position_buckets != 1, ErrorKind::UnsupportedModel,
+        "DeBERTa-v2 position_buckets 1 is not supported (transformers divides by position_buckets / 2)");
+  if (o.position_buckets > 0) o.span = o.position_buckets;
+  o.share_att_key = config.get_bool("share_att_key", false);
+  o.norm_rel_ebd = parse_norm_rel_ebd(config);
+  o.conv_kernel = std::max<int64_t>(config.get_int("conv_kernel_size", 0), 0);
+  o.conv_groups = config.get_int("conv_groups", 1);
+  o.conv_activation = ops::activation_from_name(config.get_string("conv_act", "tanh"));
+  check(o.conv_kernel == 0 || o.conv_kernel % 2 == 1, ErrorKind::UnsupportedModel,
+        "DeBERTa-v2 conv_kernel_size " + std::to_string(o.conv_kernel) +
+            " is not supported (only odd sizes keep the sequence length)");
+  check(o.conv_groups >= 1 && o.shape.hidden % o.conv_groups == 0, ErrorKind::CorruptFile,
+        "DeBERTa-v2 conv_groups must divide hidden_size");
 }
 
 DebertaOptions read_options(const formats::ModelConfig& config, int version) {
@@ -107,9 +117,12 @@ DebertaOptions read_options(const formats::ModelConfig& config, int version) {
              static_cast<float>(config.get_double("layer_norm_eps", 1e-7))};
   check(o.shape.heads > 0 && hidden % o.shape.heads == 0, ErrorKind::CorruptFile,
         "hidden_size is not a multiple of num_attention_heads");
-  check(!config.has("attention_head_size") || config.get_int("attention_head_size") * o.shape.heads == hidden,
-        ErrorKind::UnsupportedModel, "DeBERTa attention_head_size other than hidden_size / num_attention_heads is not supported");
-  check(!config.get_bool("talking_head", false), ErrorKind::UnsupportedModel, "DeBERTa talking_head is not supported");
+  // Each version reads only its own of these two (v1 ignores attention_head_size, v2 talking_head).
+  check(version == 1 || !config.has("attention_head_size") ||
+            config.get_int("attention_head_size") * o.shape.heads == hidden,
+        ErrorKind::UnsupportedModel, "DeBERTa-v2 attention_head_size other than hidden_size / num_attention_heads is not supported");
+  check(version == 2 || !config.get_bool("talking_head", false), ErrorKind::UnsupportedModel,
+        "DeBERTa talking_head is not supported");
 
   const auto types = pos_att_types(config);
   for (const auto& t : types) {
@@ -125,22 +138,7 @@ DebertaOptions read_options(const formats::ModelConfig& config, int version) {
   o.max_relative_positions = config.get_int("max_relative_positions", -1);
   if (o.max_relative_positions < 1) o.max_relative_positions = config.get_int("max_position_embeddings", 512);
   o.span = o.max_relative_positions;
-  if (version == 2) {
-    o.position_buckets = std::max<int64_t>(config.get_int("position_buckets", -1), 0);
-    if (o.position_buckets > 0) o.span = o.position_buckets;
-    o.share_att_key = config.get_bool("share_att_key", false);
-    o.norm_rel_ebd = parse_norm_rel_ebd(config);
-    o.conv_kernel = std::max<int64_t>(config.get_int("conv_kernel_size", 0), 0);
-    o.conv_groups = config.get_int("conv_groups", 1);
-    o.conv_activation = ops::activation_from_name(config.get_string("conv_act", "tanh"));
-    check(o.conv_kernel == 0 || o.conv_kernel % 2 == 1, ErrorKind::UnsupportedModel,
-          "DeBERTa-v2 conv_kernel_size " + std::to_string(o.conv_kernel) +
-              " is not supported (only odd sizes keep the sequence length)");
-    check(o.conv_groups >= 1 && hidden % o.conv_groups == 0, ErrorKind::CorruptFile,
-          "DeBERTa-v2 conv_groups must divide hidden_size");
-    check(o.position_buckets != 1, ErrorKind::UnsupportedModel,
-          "DeBERTa-v2 position_buckets 1 is not supported (transformers divides by position_buckets / 2)");
-  }
+  if (version == 2) read_v2_options(config, o);
   o.position_biased_input = config.get_bool("position_biased_input", true);
   return o;
 }
