@@ -8,10 +8,18 @@ name, so a model does not depend on which others are made) and gets real tokeniz
 bert-base-uncased's for BERT and DistilBERT, roberta-base's for RoBERTa and for XLM-RoBERTa
 (with tokenizer_class RobertaTokenizer in tokenizer_config.json, as XLM-R's own sentencepiece
 tokenizer is a later issue), all-mpnet-base-v2's for MPNet (read from the installed zip parts,
-see assemble_real_models.py). Tokenizer files are copied from ../shared/tokenizers into the
+see assemble_real_models.py), and bert-base-uncased's for ALBERT, ELECTRA, DeBERTa and
+DeBERTa-v2/v3: ELECTRA's own tokenizer is BERT's, and for the others tokenizer_config.json gets
+tokenizer_class BertTokenizer (their sentencepiece / BPE tokenizers are being added to the
+tokenizer engine separately; the model code does not care which vocabulary feeds it). Tokenizer files are copied from ../shared/tokenizers into the
 output folder only, never into the repository.
 
-Sizes: hidden 32, 2 layers, 4 heads, intermediate 37, vocab of the tokenizer. The initialiser
+Sizes: hidden 32, 2 layers, 4 heads, intermediate 37, vocab of the tokenizer; ALBERT and
+ELECTRA with embedding_size 16 (the embedding projection), ALBERT with 4 layers in 2 shared
+groups of 2 inner layers, DeBERTa v1 with max_relative_positions 16, DeBERTa-v2 ("debertav2") with 8 log
+position buckets, the convolution layer and every option off its default, and "debertav3" in
+the shape of deberta-v3-base (256 buckets, shared keys, no absolute positions, non-legacy
+masked-LM head). The initialiser
 range is 0.2 (instead of 0.02) and every parameter that starts out constant (LayerNorm weights,
 biases) gets noise too, so that scores spread out and a wrong bias or norm shows up in the
 comparison.
@@ -26,6 +34,7 @@ Made (see SPECS; DIR/manifest.json lists them with their attributes):
 - <arch>-qa             question answering (start/end logits)
 - <arch>-mlm            masked LM (decoder tied to the word embeddings)
 - <arch>-nli            sequence classification neutral/entailment/contradiction (zero-shot)
+  (ALBERT, ELECTRA and the DeBERTas get base, cls2, ner, qa, mlm and nli only: HEADS_OF)
 - loading variants: pytorch_model.bin, sharded safetensors, sharded .bin, float16 (config key
   `torch_dtype`), bfloat16 (config key `dtype`), a base model whose names carry the prefix,
   a .bin with TensorFlow-era LayerNorm gamma/beta names
@@ -53,8 +62,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_TOKENIZERS = REPO.parent / "shared" / "tokenizers"
 DEFAULT_OUT = REPO / "build" / "tiny-models"
 
-ARCHS = ["bert", "distilbert", "roberta", "xlmr", "mpnet"]
+ARCHS = ["bert", "distilbert", "roberta", "xlmr", "mpnet", "albert", "electra", "deberta", "debertav2",
+         "debertav3"]
 HEADS = ["base", "cls2", "cls5", "multilabel", "regression", "single", "ner", "qa", "mlm", "nli"]
+# The later families get the heads their own code adds, not the label-handling variants the
+# text-classification tests already cover on the first five (keeps the suite fast).
+REDUCED_HEADS = ["base", "cls2", "ner", "qa", "mlm", "nli"]
+HEADS_OF = {a: (HEADS if a in ("bert", "distilbert", "roberta", "xlmr", "mpnet") else REDUCED_HEADS)
+            for a in ARCHS}
 LABELS = {
     "cls2": ["NEGATIVE", "POSITIVE"],
     "cls5": ["very negative", "negative", "neutral", "positive", "very positive"],
@@ -73,9 +88,16 @@ HEAD_AUTO = {"base": "AutoModel", "ner": "AutoModelForTokenClassification",
              "qa": "AutoModelForQuestionAnswering", "mlm": "AutoModelForMaskedLM"}
 PROBLEM_TYPE = {"multilabel": "multi_label_classification", "regression": "regression"}
 TOKENIZER_OF = {"bert": "bert-base-uncased", "distilbert": "bert-base-uncased",
-                "roberta": "roberta-base", "xlmr": "roberta-base", "mpnet": "all-mpnet-base-v2"}
+                "roberta": "roberta-base", "xlmr": "roberta-base", "mpnet": "all-mpnet-base-v2",
+                "albert": "bert-base-uncased", "electra": "bert-base-uncased",
+                "deberta": "bert-base-uncased", "debertav2": "bert-base-uncased",
+                "debertav3": "bert-base-uncased"}
 MODEL_TYPE = {"bert": "bert", "distilbert": "distilbert", "roberta": "roberta",
-              "xlmr": "xlm-roberta", "mpnet": "mpnet"}
+              "xlmr": "xlm-roberta", "mpnet": "mpnet", "albert": "albert", "electra": "electra",
+              "deberta": "deberta", "debertav2": "deberta-v2", "debertav3": "deberta-v2"}
+# Families whose own tokenizer (sentencepiece, or DeBERTa's BPE) the tokenizer engine does not
+# cover yet: their tiny models get a WordPiece vocabulary under tokenizer_class BertTokenizer.
+BERT_TOKENIZER_CLASS = {"albert", "deberta", "debertav2", "debertav3"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +128,7 @@ class Spec:
 
 
 def _specs() -> list[Spec]:
-    specs = [Spec(f"{a}-{h}", a, h) for a in ARCHS for h in HEADS]
+    specs = [Spec(f"{a}-{h}", a, h) for a in ARCHS for h in HEADS_OF[a]]
     specs += [
         Spec("bert-cls2-bin", "bert", "cls2", variant="pytorch_model.bin", serialization="bin"),
         Spec("roberta-cls5-sharded", "roberta", "cls5", variant="sharded safetensors",
@@ -186,9 +208,10 @@ def tokenizer_files(arch: str) -> dict[str, bytes]:
                          "(../shared/tokenizers must sit beside the repository)")
     files = {p.name: p.read_bytes() for p in folder.iterdir()
              if p.is_file() and p.name != "SOURCE.txt"}
-    if arch == "xlmr":
+    override = {"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}
+    if arch in override:
         cfg = json.loads(files["tokenizer_config.json"])
-        cfg["tokenizer_class"] = "RobertaTokenizer"
+        cfg["tokenizer_class"] = override[arch]
         files["tokenizer_config.json"] = json.dumps(cfg, indent=2).encode()
     return files
 
@@ -220,8 +243,50 @@ def make_config(spec: Spec, vocab_size: int):
                              intermediate_size=37, max_position_embeddings=514,
                              relative_attention_num_buckets=32, pad_token_id=1, bos_token_id=0,
                              eos_token_id=2, **common)
+    elif spec.arch == "albert":
+        # 4 layers in 2 groups of 2 inner layers: each group is applied twice (layers 0, 1 ->
+        # group 0; 2, 3 -> group 1) and every application runs both inner layers.
+        # (transformers needs inner_group_num <= num_hidden_layers / num_hidden_groups.)
+        cfg = tf.AlbertConfig(embedding_size=16, hidden_size=32, num_hidden_layers=4,
+                              num_hidden_groups=2, inner_group_num=2, num_attention_heads=4,
+                              intermediate_size=37, max_position_embeddings=512, type_vocab_size=2,
+                              pad_token_id=0, **common)
+    elif spec.arch == "electra":
+        cfg = tf.ElectraConfig(embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=4, intermediate_size=37, max_position_embeddings=512,
+                               type_vocab_size=2, pad_token_id=0, **common)
+    elif spec.arch == "deberta":
+        # v1 as microsoft/deberta-base configures it (pos_att_type as the "c2p|p2c" string),
+        # with max_relative_positions small so that long inputs hit the clamp.
+        cfg = tf.DebertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=37, max_position_embeddings=512, type_vocab_size=0,
+                               relative_attention=True, max_relative_positions=16,
+                               pos_att_type="c2p|p2c", pad_token_id=0, **common)
+    elif spec.arch == "debertav2":
+        # v2 with every option moved off its default: log buckets small enough that short
+        # inputs reach them, separate position projections, token types, an embedding
+        # projection, the convolution layer, absolute positions added to the input too.
+        cfg = tf.DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=37, max_position_embeddings=512, type_vocab_size=2,
+                                 embedding_size=24, relative_attention=True, position_buckets=8,
+                                 max_relative_positions=32, pos_att_type=["c2p", "p2c"],
+                                 share_att_key=False, norm_rel_ebd="layer_norm", conv_kernel_size=3,
+                                 conv_act="gelu", position_biased_input=True, pad_token_id=0,
+                                 hidden_act="gelu", **common)
+    elif spec.arch == "debertav3":
+        # the shape of microsoft/deberta-v3-base and the NLI checkpoints fine-tuned from it
+        cfg = tf.DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=37, max_position_embeddings=512, type_vocab_size=0,
+                                 relative_attention=True, position_buckets=256, max_relative_positions=-1,
+                                 pos_att_type=["p2c", "c2p"], share_att_key=True,
+                                 norm_rel_ebd="layer_norm", position_biased_input=False,
+                                 layer_norm_eps=1e-7, legacy=False, pad_token_id=0, **common)
     else:
         raise ValueError(spec.arch)
+    if spec.arch == "debertav3" and spec.head == "mlm":
+        # transformers 4.57 ties the non-legacy head's lm_head.dense (its "output embeddings")
+        # to the word embeddings when tie_word_embeddings is on, which breaks its forward.
+        cfg.tie_word_embeddings = False
     if spec.head not in ("base", "qa", "mlm"):
         labels = spec.labels
         cfg.num_labels = 1 if labels is None else len(labels)

@@ -10,8 +10,12 @@ namespace {
 // The registry: model_type → family factory. Adding an architecture adds one line here.
 const std::map<std::string, EncoderFactory>& registry() {
   static const std::map<std::string, EncoderFactory> factories = {
+      {"albert", make_albert},
       {"bert", make_bert},
+      {"deberta", make_deberta},
+      {"deberta-v2", make_deberta_v2},
       {"distilbert", make_distilbert},
+      {"electra", make_electra},
       {"roberta", make_roberta},
       {"xlm-roberta", make_roberta},
       {"mpnet", make_mpnet},

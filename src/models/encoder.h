@@ -60,5 +60,10 @@ std::unique_ptr<EncoderModel> make_bert(const formats::ModelConfig&, formats::We
 std::unique_ptr<EncoderModel> make_distilbert(const formats::ModelConfig&, formats::WeightMap, Head);
 std::unique_ptr<EncoderModel> make_roberta(const formats::ModelConfig&, formats::WeightMap, Head);
 std::unique_ptr<EncoderModel> make_mpnet(const formats::ModelConfig&, formats::WeightMap, Head);
+std::unique_ptr<EncoderModel> make_albert(const formats::ModelConfig&, formats::WeightMap, Head);
+std::unique_ptr<EncoderModel> make_electra(const formats::ModelConfig&, formats::WeightMap, Head);
+// DeBERTa (model_type "deberta") and DeBERTa-v2/v3 ("deberta-v2"), both in deberta.cpp.
+std::unique_ptr<EncoderModel> make_deberta(const formats::ModelConfig&, formats::WeightMap, Head);
+std::unique_ptr<EncoderModel> make_deberta_v2(const formats::ModelConfig&, formats::WeightMap, Head);
 
 }  // namespace hfpipe::models

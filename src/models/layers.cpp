@@ -81,9 +81,15 @@ Embeddings Embeddings::load(const WeightReader& reader, const std::string& prefi
   return e;
 }
 
+void Embeddings::load_projection(const WeightReader& reader, const std::string& name) {
+  projection = ops::Linear(reader.base(name + ".weight"), reader.base(name + ".bias"));
+  check(projection.in_features() == word.dim(1), ErrorKind::CorruptFile,
+        "the embedding projection '" + name + "' does not take the embedding width " + std::to_string(word.dim(1)));
+}
+
 Tensor Embeddings::forward(const int32_t* ids, const int32_t* positions, const int32_t* types, int64_t batch,
                            int64_t seq) const {
-  const int64_t rows = batch * seq, h = hidden();
+  const int64_t rows = batch * seq, h = word.dim(1);  // the table width, before any projection
   Tensor out = Tensor::empty(DType::F32, {batch, seq, h});
   std::vector<float> extra(static_cast<size_t>(rows * h));
   embedding_lookup(word, ids, rows, out.f32(), "token");
@@ -98,7 +104,7 @@ Tensor Embeddings::forward(const int32_t* ids, const int32_t* positions, const i
     embedding_lookup(token_type, types, rows, extra.data(), "token type");
   }
   norm.apply(out.f32(), extra.data(), rows);  // the last addend joins in the fused add + norm
-  return out;
+  return projection.out_features() ? projection.forward(out) : out;
 }
 
 std::vector<int32_t> sequential_position_ids(int64_t batch, int64_t seq) {
@@ -112,6 +118,12 @@ const EncoderLayerNames kBertLayerNames{
     "encoder.layer.{}.attention.self.value",       "encoder.layer.{}.attention.output.dense",
     "encoder.layer.{}.attention.output.LayerNorm", "encoder.layer.{}.intermediate.dense",
     "encoder.layer.{}.output.dense",               "encoder.layer.{}.output.LayerNorm"};
+
+void require_absolute_positions(const formats::ModelConfig& config) {
+  const std::string type = config.get_string("position_embedding_type", "absolute");
+  check(type == "absolute", ErrorKind::UnsupportedModel,
+        "position_embedding_type '" + type + "' is not supported (only \"absolute\")");
+}
 
 EncoderShape bert_style_shape(const formats::ModelConfig& config, int64_t hidden, float layer_norm_eps) {
   return {config.get_int("num_hidden_layers"), hidden, config.get_int("num_attention_heads"),

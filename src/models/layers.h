@@ -47,12 +47,18 @@ void embedding_lookup(const Tensor& table, const int32_t* ids, int64_t n, float*
 
 // Embeddings as BERT, RoBERTa, DistilBERT and MPNet compute them:
 //   LayerNorm(word[ids] + position[positions] (+ token_type[types]))
+// ALBERT and ELECTRA factorise them: the table width (embedding_size) is smaller than the
+// hidden size and a linear projection after the LayerNorm maps one to the other.
 struct Embeddings {
   Tensor word, position, token_type;  // token_type undefined for families without it
   LayerNorm norm;
+  ops::Linear projection;  // embedding_size -> hidden; out_features() == 0 when absent
   // Reads <prefix>word_embeddings / position_embeddings / [token_type_embeddings] / LayerNorm.
   static Embeddings load(const WeightReader& reader, const std::string& prefix, float eps, bool token_types);
-  int64_t hidden() const { return word.dim(1); }
+  // Adds the projection <name>.weight / <name>.bias (a base-model tensor).
+  void load_projection(const WeightReader& reader, const std::string& name);
+  // Width of the output: the hidden size.
+  int64_t hidden() const { return projection.out_features() ? projection.out_features() : word.dim(1); }
   // types may be null (type 0 everywhere). Returns [batch, seq, hidden].
   Tensor forward(const int32_t* ids, const int32_t* positions, const int32_t* types, int64_t batch,
                  int64_t seq) const;
@@ -71,6 +77,10 @@ struct EncoderShape {
   ops::Activation activation;
   float layer_norm_eps;
 };
+
+// Error(UnsupportedModel) unless position_embedding_type is absent or "absolute" (the
+// relative_key variants of BERT-style configs are not implemented).
+void require_absolute_positions(const formats::ModelConfig& config);
 
 // BERT's layer names, shared by RoBERTa and XLM-RoBERTa.
 extern const EncoderLayerNames kBertLayerNames;
