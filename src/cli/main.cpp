@@ -22,7 +22,8 @@ constexpr const char* kUsage =
     "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
     "       hfpipe inspect-weights PATH\n"
     "       hfpipe --help | --version\n"
-    "TASK: text-classification (sentiment-analysis), feature-extraction\n"
+    "TASK: text-classification (sentiment-analysis), feature-extraction, token-classification (ner),\n"
+    "      fill-mask\n"
     "--param passes any pipeline parameter as transformers' keyword arguments, the value as JSON\n"
     "(e.g. --param top_k=null); a value that is not JSON is taken as a string.\n"
     "--jsonl reads one JSON input per stdin line and prints one JSON result per line.\n";

@@ -22,6 +22,9 @@ const std::map<std::string, TaskEntry>& task_registry() {
       {"text-classification", {"text-classification", pipelines::make_text_classification}},
       {"sentiment-analysis", {"text-classification", pipelines::make_text_classification}},
       {"feature-extraction", {"feature-extraction", pipelines::make_feature_extraction}},
+      {"token-classification", {"token-classification", pipelines::make_token_classification}},
+      {"ner", {"token-classification", pipelines::make_token_classification}},
+      {"fill-mask", {"fill-mask", pipelines::make_fill_mask}},
   };
   return tasks;
 }
@@ -58,15 +61,22 @@ Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
   return p;
 }
 
-Value Pipeline::operator()(const Value& inputs, const Value& params) const {
-  const Value merged = pipelines::merge_params(impl_->construction_params(), params);
+namespace pipelines {
+
+Value Task::call(const Value& inputs, const Value& params) const {
   if (inputs.is_array()) {
     std::vector<Value> items(inputs.begin(), inputs.end());
     Value list = Value::array();
-    for (auto& result : impl_->run(items, merged, /*single_call=*/false)) list.push_back(std::move(result));
+    for (auto& result : run(items, params, /*single_call=*/false)) list.push_back(std::move(result));
     return list;
   }
-  return impl_->run({inputs}, merged, /*single_call=*/true).front();
+  return run({inputs}, params, /*single_call=*/true).front();
+}
+
+}  // namespace pipelines
+
+Value Pipeline::operator()(const Value& inputs, const Value& params) const {
+  return impl_->call(inputs, pipelines::merge_params(impl_->construction_params(), params));
 }
 
 std::vector<Value> Pipeline::each(const std::vector<Value>& items, const Value& params) const {

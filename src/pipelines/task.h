@@ -31,6 +31,12 @@ class Task {
   // params are the construction-time parameters merged with the call's.
   virtual std::vector<Value> run(const std::vector<Value>& items, const Value& params, bool single_call) const = 0;
 
+  // pipe(inputs, **params): by default (transformers' base Pipeline) an array is a batch of
+  // items whose results come back in a list, anything else one item. Tasks whose __call__
+  // differs (fill-mask unwraps a one-item list, token-classification's pre-split words)
+  // override it.
+  virtual Value call(const Value& inputs, const Value& params) const;
+
   const std::string& name() const { return name_; }
   const Value& construction_params() const { return construction_params_; }
 
@@ -42,5 +48,7 @@ class Task {
 using TaskFactory = std::unique_ptr<Task> (*)(const TaskContext&);
 std::unique_ptr<Task> make_text_classification(const TaskContext& context);
 std::unique_ptr<Task> make_feature_extraction(const TaskContext& context);
+std::unique_ptr<Task> make_token_classification(const TaskContext& context);
+std::unique_ptr<Task> make_fill_mask(const TaskContext& context);
 
 }  // namespace hfpipe::pipelines
