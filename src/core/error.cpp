@@ -1,5 +1,7 @@
 #include "core/error.h"
 
+#include <iostream>
+
 namespace hfpipe {
 
 const char* error_kind_name(ErrorKind kind) {
@@ -15,5 +17,7 @@ const char* error_kind_name(ErrorKind kind) {
   }
   return "Unknown";
 }
+
+void warn(const std::string& message) { std::cerr << message << '\n'; }
 
 }  // namespace hfpipe

@@ -14,4 +14,8 @@ inline void check(bool condition, ErrorKind kind, const std::string& message) {
   if (!condition) throw Error(kind, message);
 }
 
+// A warning where transformers logs one (logger.warning / warnings.warn): one line on
+// stderr, so that stdout keeps only results.
+void warn(const std::string& message);
+
 }  // namespace hfpipe

@@ -24,6 +24,9 @@ const std::map<std::string, TaskEntry>& task_registry() {
       {"feature-extraction", {"feature-extraction", pipelines::make_feature_extraction}},
       {"question-answering", {"question-answering", pipelines::make_question_answering}},
       {"zero-shot-classification", {"zero-shot-classification", pipelines::make_zero_shot_classification}},
+      {"token-classification", {"token-classification", pipelines::make_token_classification}},
+      {"ner", {"token-classification", pipelines::make_token_classification}},
+      {"fill-mask", {"fill-mask", pipelines::make_fill_mask}},
   };
   return tasks;
 }
@@ -60,17 +63,24 @@ Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
   return p;
 }
 
-Value Pipeline::operator()(const Value& inputs, const Value& params) const {
-  const Value merged = pipelines::merge_params(impl_->construction_params(), params);
+namespace pipelines {
+
+Value Task::call(const Value& inputs, const Value& params) const {
   if (inputs.is_array()) {
     std::vector<Value> items(inputs.begin(), inputs.end());
-    std::vector<Value> results = impl_->run(items, merged, /*single_call=*/false);
-    if (results.size() == 1 && impl_->unwraps_single_item_list()) return std::move(results.front());
+    std::vector<Value> results = run(items, params, /*single_call=*/false);
+    if (results.size() == 1 && unwraps_single_item_list()) return std::move(results.front());
     Value list = Value::array();
     for (auto& result : results) list.push_back(std::move(result));
     return list;
   }
-  return impl_->run({inputs}, merged, /*single_call=*/true).front();
+  return run({inputs}, params, /*single_call=*/true).front();
+}
+
+}  // namespace pipelines
+
+Value Pipeline::operator()(const Value& inputs, const Value& params) const {
+  return impl_->call(inputs, pipelines::merge_params(impl_->construction_params(), params));
 }
 
 std::vector<Value> Pipeline::each(const std::vector<Value>& items, const Value& params) const {

@@ -31,8 +31,12 @@ class Task {
   // params are the construction-time parameters merged with the call's.
   virtual std::vector<Value> run(const std::vector<Value>& items, const Value& params, bool single_call) const = 0;
 
+  // pipe(inputs, **params): by default (transformers' base Pipeline) an array is a batch of
+  // items whose results come back in a list, anything else one item. Tasks whose __call__
+  // differs (token-classification's pre-split words) override it.
+  virtual Value call(const Value& inputs, const Value& params) const;
   // Whether pipe([item]) returns item's result rather than a list of one (transformers'
-  // question-answering does).
+  // question-answering and fill-mask do).
   virtual bool unwraps_single_item_list() const { return false; }
 
   const std::string& name() const { return name_; }
@@ -48,5 +52,7 @@ std::unique_ptr<Task> make_text_classification(const TaskContext& context);
 std::unique_ptr<Task> make_feature_extraction(const TaskContext& context);
 std::unique_ptr<Task> make_question_answering(const TaskContext& context);
 std::unique_ptr<Task> make_zero_shot_classification(const TaskContext& context);
+std::unique_ptr<Task> make_token_classification(const TaskContext& context);
+std::unique_ptr<Task> make_fill_mask(const TaskContext& context);
 
 }  // namespace hfpipe::pipelines

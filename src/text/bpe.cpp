@@ -118,6 +118,7 @@ class Bpe final : public Model {
   std::optional<std::string_view> id_to_token(uint32_t id) const override { return vocab_.token(id); }
   size_t vocab_size() const override { return vocab_.size(); }
   std::optional<std::string> end_of_word_suffix() const override { return suffix_; }
+  std::optional<std::string> continuing_subword_prefix() const override { return prefix_; }
 
  private:
   static uint64_t key(uint32_t a, uint32_t b) { return (uint64_t(a) << 32) | b; }

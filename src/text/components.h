@@ -143,6 +143,8 @@ class Model {
   virtual std::optional<std::string_view> id_to_token(uint32_t id) const = 0;
   virtual size_t vocab_size() const = 0;
   virtual std::optional<std::string> end_of_word_suffix() const { return std::nullopt; }
+  // The prefix marking a word's continuation pieces ("##"); nullopt when there is none.
+  virtual std::optional<std::string> continuing_subword_prefix() const { return std::nullopt; }
 };
 
 struct RobertaOptions {

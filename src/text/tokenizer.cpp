@@ -348,6 +348,18 @@ Encoding Tokenizer::encode_pair(std::string_view text, std::string_view pair, co
   return to_public(impl_->post_process(std::move(a), std::move(b), options));
 }
 
+Encoding Tokenizer::encode_words(const std::vector<std::string>& words, const EncodeOptions& options) const {
+  // tokenizers' encode of an InputSequence::PreTokenized: one encoding per word, merged
+  // without shifting offsets.
+  std::vector<Enc> parts;
+  for (size_t i = 0; i < words.size(); ++i) {
+    Enc e = impl_->encode_single(words[i], 0, options.char_offsets);
+    e.words.assign(e.size(), int32_t(i));
+    parts.push_back(std::move(e));
+  }
+  return to_public(impl_->post_process(Enc::merge(std::move(parts), false), std::nullopt, options));
+}
+
 std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& texts,
                                               const std::vector<std::string>& pairs,
                                               const EncodeOptions& options) const {
@@ -460,6 +472,26 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
     }
   }
   return text;
+}
+
+std::string Tokenizer::convert_tokens_to_string(const std::vector<std::string>& tokens) const {
+  if (impl_->decoder) return impl_->decoder->decode(tokens);
+  std::string text;
+  for (size_t i = 0; i < tokens.size(); ++i) text += (i ? " " : "") + tokens[i];
+  return text;
+}
+
+std::optional<std::string> Tokenizer::continuing_subword_prefix() const {
+  auto prefix = impl_->model->continuing_subword_prefix();
+  if (prefix && prefix->empty()) return std::nullopt;
+  return prefix;
+}
+
+std::optional<bool> Tokenizer::byte_level_add_prefix_space() const {
+  if (!impl_->pre_tokenizer) return std::nullopt;
+  const ByteLevelOptions* o = impl_->pre_tokenizer->byte_level_options();
+  if (!o) return std::nullopt;
+  return o->add_prefix_space;
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {

@@ -70,6 +70,10 @@ class Tokenizer {
 
   Encoding encode(std::string_view text, const EncodeOptions& options = {}) const;
   Encoding encode_pair(std::string_view text, std::string_view pair, const EncodeOptions& options = {}) const;
+  // Encodes a text already split into words (transformers' is_split_into_words=True): each
+  // word is normalized and pre-tokenized on its own, its tokens carry the word's index as
+  // word id, and offsets are relative to the word they belong to.
+  Encoding encode_words(const std::vector<std::string>& words, const EncodeOptions& options = {}) const;
   // Encodes several inputs (pair may be empty vector or one per text), padding them together
   // when options.padding is set; may use several threads.
   std::vector<Encoding> encode_batch(const std::vector<std::string>& texts, const std::vector<std::string>& pairs,
@@ -77,6 +81,15 @@ class Tokenizer {
 
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false,
                      bool clean_up_tokenization_spaces = true) const;
+
+  // transformers' convert_tokens_to_string for fast tokenizers: the decoder over token
+  // strings (tokens joined by spaces without one), no clean-up of tokenization spaces.
+  std::string convert_tokens_to_string(const std::vector<std::string>& tokens) const;
+  // The model's continuing-subword prefix ("##" for WordPiece) when it has a non-empty one:
+  // transformers' pipelines take such a tokenizer as word-aware.
+  std::optional<std::string> continuing_subword_prefix() const;
+  // The ByteLevel pre-tokenizer's add_prefix_space; nullopt without a ByteLevel pre-tokenizer.
+  std::optional<bool> byte_level_add_prefix_space() const;
 
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::optional<std::string> id_to_token(int32_t id) const;

@@ -64,6 +64,7 @@ class WordPiece final : public Model {
   }
   std::optional<std::string_view> id_to_token(uint32_t id) const override { return vocab_.token(id); }
   size_t vocab_size() const override { return vocab_.size(); }
+  std::optional<std::string> continuing_subword_prefix() const override { return prefix_; }
 
  private:
   Token unk_token(size_t len) const {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -371,4 +372,29 @@ TEST(TextErrors, MalformedTokenizerJsonIsCorruptFile) {
     Tokenizer::from_json(R"({"model":{"type":"WordPiece","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"("},"behavior":"Isolated"}})");
   }, "regular expression");
   expect_error(ErrorKind::NotFound, [] { Tokenizer::from_folder("/nonexistent/folder"); });
+}
+
+// ---------------------------------------------------------------------------------------
+// What the token-classification pipeline needs: pre-split words, the decoder over token
+// strings, the continuing-subword prefix (expected values from `tokenizers` 0.22).
+
+TEST(TextPipelineSupport, EncodesPreSplitWordsWithWordRelativeOffsets) {
+  Tokenizer tok = Tokenizer::from_json(kWordPieceJson);
+  Encoding e = tok.encode_words({"Hello,", "unaffable"}, char_offsets());
+  EXPECT_EQ(e.ids, (Ids{2, 5, 8, 9, 10, 11, 3}));
+  EXPECT_EQ(e.word_ids, (Ids{-1, 0, 0, 1, 1, 1, -1}));
+  EXPECT_EQ(e.offsets, (Offs{{0, 0}, {0, 5}, {5, 6}, {0, 2}, {2, 5}, {5, 9}, {0, 0}}));
+}
+
+TEST(TextPipelineSupport, ConvertsTokensToStringWithTheDecoderOnly) {
+  Tokenizer wp = Tokenizer::from_json(kWordPieceJson);
+  EXPECT_EQ(wp.convert_tokens_to_string({"un", "##aff", "##able", ",", "hello"}), "unaffable, hello");
+  EXPECT_EQ(wp.continuing_subword_prefix(), std::optional<std::string>("##"));
+  // Byte-level: a string with a character outside the byte alphabet (the space) passes as it is.
+  Tokenizer bl = Tokenizer::from_json(kByteLevelJson);
+  EXPECT_EQ(bl.convert_tokens_to_string({"hell", "o", "\xC4\xA0w", " w\xC3\xA9", "\xC3\x83\xC2\xA9"}),
+            "hello w w\xC3\xA9\xC3\xA9");
+  EXPECT_EQ(bl.continuing_subword_prefix(), std::nullopt);
+  EXPECT_EQ(bl.byte_level_add_prefix_space(), std::optional<bool>(false));
+  EXPECT_EQ(wp.byte_level_add_prefix_space(), std::nullopt);
 }
