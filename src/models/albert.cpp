@@ -33,9 +33,7 @@ class Albert : public EncoderModel {
   }
 
   Tensor last_hidden_state(const EncoderInputs& in) const override {
-    auto positions = sequential_position_ids(in.batch, in.seq);
-    const int32_t* types = in.token_type_ids.empty() ? nullptr : in.token_type_ids.data();
-    Tensor hidden = embeddings_.forward(in.input_ids.data(), positions.data(), types, in.batch, in.seq);
+    Tensor hidden = embeddings_.forward_absolute(in);
     for (int64_t group : schedule_)
       groups_[group].forward(hidden.f32(), in.batch, in.seq, in.attention_mask.data(), nullptr);
     return hidden;

@@ -20,9 +20,7 @@ class Bert : public EncoderModel {
   }
 
   Tensor last_hidden_state(const EncoderInputs& in) const override {
-    auto positions = sequential_position_ids(in.batch, in.seq);
-    const int32_t* types = in.token_type_ids.empty() ? nullptr : in.token_type_ids.data();
-    Tensor hidden = embeddings_.forward(in.input_ids.data(), positions.data(), types, in.batch, in.seq);
+    Tensor hidden = embeddings_.forward_absolute(in);
     encoder_.forward(hidden.f32(), in.batch, in.seq, in.attention_mask.data(), nullptr);
     return hidden;
   }

@@ -14,15 +14,6 @@
 
 namespace hfpipe::models {
 
-// A padded batch of token sequences, row-major [batch, seq].
-struct EncoderInputs {
-  int64_t batch = 0;
-  int64_t seq = 0;
-  std::vector<int32_t> input_ids;
-  std::vector<int32_t> token_type_ids;
-  std::vector<int32_t> attention_mask;
-};
-
 class EncoderModel {
  public:
   virtual ~EncoderModel() = default;

@@ -107,6 +107,12 @@ Tensor Embeddings::forward(const int32_t* ids, const int32_t* positions, const i
   return projection.out_features() ? projection.forward(out) : out;
 }
 
+Tensor Embeddings::forward_absolute(const EncoderInputs& in) const {
+  const auto positions = sequential_position_ids(in.batch, in.seq);
+  const int32_t* types = in.token_type_ids.empty() ? nullptr : in.token_type_ids.data();
+  return forward(in.input_ids.data(), positions.data(), types, in.batch, in.seq);
+}
+
 std::vector<int32_t> sequential_position_ids(int64_t batch, int64_t seq) {
   std::vector<int32_t> positions(static_cast<size_t>(batch * seq));
   for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int32_t>(static_cast<int64_t>(i) % seq);

@@ -45,6 +45,15 @@ struct LayerNorm {
 // Error(InvalidArgument) (a tokenizer whose vocabulary is larger than the model's).
 void embedding_lookup(const Tensor& table, const int32_t* ids, int64_t n, float* out, const char* what);
 
+// A padded batch of token sequences, row-major [batch, seq].
+struct EncoderInputs {
+  int64_t batch = 0;
+  int64_t seq = 0;
+  std::vector<int32_t> input_ids;
+  std::vector<int32_t> token_type_ids;
+  std::vector<int32_t> attention_mask;
+};
+
 // Embeddings as BERT, RoBERTa, DistilBERT and MPNet compute them:
 //   LayerNorm(word[ids] + position[positions] (+ token_type[types]))
 // ALBERT and ELECTRA factorise them: the table width (embedding_size) is smaller than the
@@ -62,6 +71,8 @@ struct Embeddings {
   // types may be null (type 0 everywhere). Returns [batch, seq, hidden].
   Tensor forward(const int32_t* ids, const int32_t* positions, const int32_t* types, int64_t batch,
                  int64_t seq) const;
+  // With absolute positions 0..seq-1 and the batch's token types (BERT, ALBERT, ELECTRA).
+  Tensor forward_absolute(const EncoderInputs& in) const;
 };
 
 // Position ids 0..seq-1 for every sequence of a batch (absolute positions, BERT/DistilBERT).
