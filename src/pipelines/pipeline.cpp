@@ -22,6 +22,7 @@ const std::map<std::string, TaskEntry>& task_registry() {
       {"text-classification", {"text-classification", pipelines::make_text_classification}},
       {"sentiment-analysis", {"text-classification", pipelines::make_text_classification}},
       {"feature-extraction", {"feature-extraction", pipelines::make_feature_extraction}},
+      {"text-generation", {"text-generation", pipelines::make_text_generation}},
   };
   return tasks;
 }

@@ -42,5 +42,6 @@ class Task {
 using TaskFactory = std::unique_ptr<Task> (*)(const TaskContext&);
 std::unique_ptr<Task> make_text_classification(const TaskContext& context);
 std::unique_ptr<Task> make_feature_extraction(const TaskContext& context);
+std::unique_ptr<Task> make_text_generation(const TaskContext& context);
 
 }  // namespace hfpipe::pipelines
