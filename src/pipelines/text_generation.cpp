@@ -183,6 +183,12 @@ class TextGeneration : public Task {
     Prompt prompt{expect_text(item, name()), {}, false};
     text::EncodeOptions options;
     options.add_special_tokens = p.get_bool("add_special_tokens", true);
+    // max_length reaches the tokenizer too, which then truncates (transformers warns and
+    // defaults to longest_first).
+    if (const auto max_length = p.get_int("max_length"))
+      options.truncation = text::TruncationOptions{static_cast<size_t>(std::max<int64_t>(*max_length, 0)),
+                                                   text::TruncationStrategy::LongestFirst, 0,
+                                                   tokenizer_.truncation_side()};
     prompt.ids = encode_input(tokenizer_, {prefix + prompt.text, std::nullopt}, options, INT64_MAX).ids;
     if (prompt.ids.empty()) {
       // TextGenerationPipeline passes no input_ids; generate then starts from bos.
