@@ -62,9 +62,13 @@ int logits_main(int argc, char** argv) {
     if (!parsed.is_array() || parsed.empty())
       fail(ErrorKind::InvalidArgument, "IDS_JSON must be a non-empty JSON list of token ids");
     const std::vector<int32_t> ids = parsed.get<std::vector<int32_t>>();
-    const auto dir = hub::resolve_model(model, "main");
-    const auto config = formats::ModelConfig::load(dir);
-    const auto decoder = models::load_decoder(config, formats::load_checkpoint(dir));
+    std::unique_ptr<models::DecoderModel> decoder;
+    if (model.size() > 5 && model.compare(model.size() - 5, 5, ".gguf") == 0) {
+      decoder = models::load_gguf_decoder(model);
+    } else {
+      const auto dir = hub::resolve_model(model, "main");
+      decoder = models::load_decoder(formats::ModelConfig::load(dir), formats::load_checkpoint(dir));
+    }
     const Value rows = all_logits(*decoder, ids, step > 0 ? step : static_cast<int64_t>(ids.size()));
     std::cout << Value{{"logits", rows}}.dump() << '\n';
     return 0;

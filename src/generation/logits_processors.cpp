@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 namespace hfpipe::generation {
 
@@ -50,25 +51,22 @@ std::vector<float> softmax(const float* scores, int64_t vocab) {
   return p;
 }
 
-// Indices sorted by score, ascending (ties by index, for reproducibility).
-static std::vector<int32_t> ascending_order(const float* scores, int64_t vocab) {
-  std::vector<int32_t> order(static_cast<size_t>(vocab));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return scores[a] < scores[b]; });
-  return order;
-}
-
 void apply_top_p(float* scores, int64_t vocab, double top_p) {
-  const auto order = ascending_order(scores, vocab);
-  std::vector<float> sorted(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) sorted[i] = scores[order[i]];
-  const auto probs = softmax(sorted.data(), vocab);
+  // Tokens already at -inf (top_k) have probability 0 and sit first in torch's ascending
+  // order, where they change no cumulative sum: only the finite ones are sorted.
+  std::vector<std::pair<float, int32_t>> sorted;
+  for (int64_t i = 0; i < vocab; ++i)
+    if (scores[i] != kNegInf) sorted.emplace_back(scores[i], static_cast<int32_t>(i));
+  std::sort(sorted.begin(), sorted.end());  // ascending; ties by index, for reproducibility
+  std::vector<float> values(sorted.size());
+  for (size_t i = 0; i < sorted.size(); ++i) values[i] = sorted[i].first;
+  const auto probs = softmax(values.data(), static_cast<int64_t>(values.size()));
   const float limit = static_cast<float>(1.0 - top_p);
   float cumulative = 0.f;
   // The most likely token (the last in ascending order) is always kept (min_tokens_to_keep = 1).
-  for (int64_t i = 0; i + 1 < vocab; ++i) {
+  for (size_t i = 0; i + 1 < sorted.size(); ++i) {
     cumulative += probs[i];
-    if (cumulative <= limit) scores[order[i]] = kNegInf;
+    if (cumulative <= limit) scores[sorted[i].second] = kNegInf;
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,9 @@ class DecoderModel {
 // Error(UnsupportedModel) listing the supported ones.
 std::unique_ptr<DecoderModel> load_decoder(const formats::ModelConfig& config, formats::WeightMap weights);
 std::vector<std::string> supported_decoder_types();
+// A llama-architecture GGUF file as a Llama model (gguf_decoder.cpp); other architectures
+// are Error(UnsupportedModel).
+std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path);
 
 // Family factories, one per file (llama.cpp, gpt2.cpp).
 std::unique_ptr<DecoderModel> make_llama(const formats::ModelConfig&, formats::WeightMap);
