@@ -5,8 +5,8 @@
 // task_specific_params and the call's parameters); outputs are [{"generated_text"}] (full or
 // new text) or [{"generated_token_ids"}] per prompt, num_return_sequences records each.
 // hfpipe adds one parameter: `seed` for sampling (hfpipe's own random stream).
+#include <algorithm>
 #include <atomic>
-#include <cstring>
 
 #include "core/error.h"
 #include "formats/weights.h"
