@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 import pytest
 
@@ -18,6 +19,11 @@ import make_tiny_models as M
 TASK = "text-generation"
 MODELS = M.names(task=TASK)
 GREEDY = {"do_sample": False}
+
+# One OpenMP thread for hfpipe unless HFPIPE_TEST_THREADS says otherwise: the tiny models gain
+# nothing from more, and on a busy 2-core machine the barriers of a second thread made a run
+# of 36 decode steps take 6.5 s instead of 0.2 s.
+ENV = {} if os.environ.get("HFPIPE_TEST_THREADS") else {"OMP_NUM_THREADS": "1"}
 
 PROMPTS = [
     "The quick brown fox",
@@ -42,7 +48,7 @@ def reference_ids(folder, prompt):
 
 def hfpipe_logits(run_hfpipe_raw, folder, ids, step=None):
     args = ["logits", "--model", str(folder)] + (["--step", str(step)] if step else []) + [json.dumps(ids)]
-    proc = run_hfpipe_raw(args)
+    proc = run_hfpipe_raw(args, env=ENV)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     return json.loads(proc.stdout)["logits"]
 
@@ -70,7 +76,7 @@ def test_greedy_ids(run_hfpipe, reference, tiny_models, model, batch_size):
     folder = tiny_models / model
     params = {**GREEDY, "max_new_tokens": 32, "return_tensors": True}
     want = reference.reference_outputs(TASK, folder, PROMPTS, params)
-    got = run_hfpipe(TASK, folder, PROMPTS, params, batch_size=batch_size)
+    got = run_hfpipe(TASK, folder, PROMPTS, params, batch_size=batch_size, env=ENV)
     H.assert_each_same(got, want, PROMPTS, what=f"{model} batch_size={batch_size}")
     assert all(len(r[0]["generated_token_ids"]) > len(reference_ids(folder, p)) for r, p in zip(got, PROMPTS))
 
@@ -106,7 +112,7 @@ def test_pipeline_outputs(run_hfpipe, reference, tiny_models, model):
     for pid in pids:
         params = PIPELINE_PARAMS[pid]
         want = reference.reference_outputs(TASK, folder, PROMPTS, params)
-        got = run_hfpipe(TASK, folder, PROMPTS, params)
+        got = run_hfpipe(TASK, folder, PROMPTS, params, env=ENV)
         H.assert_each_same(got, want, PROMPTS, what=f"{model} {pid}")
 
 
@@ -120,7 +126,7 @@ def test_eos_stopping(run_hfpipe, reference, tiny_models, model):
                    {**GREEDY, "max_new_tokens": 20, "eos_token_id": eos, "min_new_tokens": 10,
                     "return_tensors": True}):
         want = reference.reference_outputs(TASK, folder, PROMPTS[:1], params)
-        got = run_hfpipe(TASK, folder, PROMPTS[:1], params)
+        got = run_hfpipe(TASK, folder, PROMPTS[:1], params, env=ENV)
         H.assert_each_same(got, want, PROMPTS[:1], what=f"{model} {params}")
     short = reference.reference_outputs(TASK, folder, PROMPTS[:1],
                                         {**GREEDY, "max_new_tokens": 20, "eos_token_id": eos,
@@ -133,8 +139,8 @@ def test_empty_prompt_starts_from_bos(run_hfpipe, reference, tiny_models, model)
     folder = tiny_models / model
     params = {**GREEDY, "max_new_tokens": 6}
     for p in (params, {**params, "return_tensors": True}):
-        H.assert_each_same(run_hfpipe(TASK, folder, [""], p), reference.reference_outputs(TASK, folder, [""], p),
-                           [""], what=f"{model} empty prompt {p}")
+        H.assert_each_same(run_hfpipe(TASK, folder, [""], p, env=ENV),
+                           reference.reference_outputs(TASK, folder, [""], p), [""], what=f"{model} empty prompt {p}")
 
 
 @pytest.mark.parametrize("model", ["llama-causal-lm", "gpt2-causal-lm"])
@@ -143,9 +149,9 @@ def test_sampling(run_hfpipe, reference, tiny_models, model):
     folder = tiny_models / model
     params = {"do_sample": True, "max_new_tokens": 8, "num_return_sequences": 3, "top_k": 0, "top_p": 0.95,
               "temperature": 1.5, "min_p": 0.01, "return_tensors": True}
-    a = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7})
-    b = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7}, batch_size=3)
-    c = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 8})
+    a = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7}, env=ENV)
+    b = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7}, batch_size=3, env=ENV)
+    c = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 8}, env=ENV)
     assert a == b, "the same seed gave different samples (batch size 1 vs 3)"
     assert a != c, "different seeds gave the same samples"
     for result in a:
@@ -153,7 +159,8 @@ def test_sampling(run_hfpipe, reference, tiny_models, model):
     assert len({json.dumps(r) for r in a[2]}) > 1, "three samples of one prompt are all equal"
     want = reference.reference_outputs(TASK, folder, PROMPTS, {**params, "return_tensors": None,
                                                                "return_full_text": True})
-    got = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7, "return_tensors": None, "return_full_text": True})
+    got = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7, "return_tensors": None, "return_full_text": True},
+                     env=ENV)
     for g, w, prompt in zip(got, want, PROMPTS):
         assert [list(r) for r in g] == [list(r) for r in w] == [["generated_text"]] * 3
         assert all(r["generated_text"].startswith(prompt) for r in g)
@@ -161,7 +168,7 @@ def test_sampling(run_hfpipe, reference, tiny_models, model):
 
 def _error(run_hfpipe_raw, folder, inputs, params):
     cmd = H.hfpipe_command("x", TASK, folder, inputs, params)[1:]
-    return H.error_line(run_hfpipe_raw(cmd, stdin=H.jsonl_stdin(inputs)))
+    return H.error_line(run_hfpipe_raw(cmd, stdin=H.jsonl_stdin(inputs), env=ENV))
 
 
 def test_bad_input(run_hfpipe_raw, reference, tiny_models):
