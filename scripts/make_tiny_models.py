@@ -163,6 +163,76 @@ def _specs() -> list[Spec]:
 SPECS: list[Spec] = _specs()
 BY_NAME = {s.name: s for s in SPECS}
 
+# ------------------------------------------------------------------ decoders (text-generation)
+# Decoder-only language models for the text-generation parity tests, kept apart from the
+# encoder matrix above. Sizes: hidden 64, 2 layers, 4 attention heads over 2 key/value heads
+# (GQA), intermediate 96, max_position_embeddings 128 (small, so that the too-long prompt
+# check is cheap). Variants exercise the config flags the Llama code reads: llama3 rope
+# scaling, tied embeddings and attention/MLP biases; Qwen2's q/k/v biases and rope_theta;
+# Mistral's sliding window (8, shorter than the test prompts plus generations).
+
+DECODER_ARCHS = ["llama", "qwen2", "mistral", "gpt2"]
+HEAD_TASK["causal-lm"] = "text-generation"
+HEAD_AUTO["causal-lm"] = "AutoModelForCausalLM"
+# Qwen2 has no tokenizer in ../shared/tokenizers: it uses GPT-2's byte-level BPE files.
+TOKENIZER_OF.update({"llama": "llama2", "qwen2": "gpt2", "mistral": "llama2", "gpt2": "gpt2"})
+MODEL_TYPE.update({a: a for a in DECODER_ARCHS})
+
+
+def llama2_pair_merges(tokenizer_json: bytes) -> bytes:
+    """The llama2 tokenizer.json's merges as [left, right] pairs.
+
+    Its "a b" merge strings include tokens holding a literal space ("▁  "), which the installed
+    `tokenizers` refuses to parse ("Merges text file invalid"). Each is split at the one space
+    where both halves and their concatenation are vocabulary tokens (unique for every merge
+    of this file; checked).
+    """
+    doc = json.loads(tokenizer_json)
+    vocab = doc["model"]["vocab"]
+    pairs = []
+    for merge in doc["model"]["merges"]:
+        splits = [(merge[:i], merge[i + 1:]) for i, ch in enumerate(merge)
+                  if ch == " " and merge[:i] in vocab and merge[i + 1:] in vocab
+                  and merge[:i] + merge[i + 1:] in vocab]
+        if len(splits) != 1:
+            raise SystemExit(f"make_tiny_models: llama2 merge {merge!r} splits {len(splits)} ways")
+        pairs.append(list(splits[0]))
+    doc["model"]["merges"] = pairs
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def _decoder_specs() -> list[Spec]:
+    specs = [Spec(f"{a}-causal-lm", a, "causal-lm") for a in DECODER_ARCHS]
+    specs.append(Spec("llama-causal-lm-llama3rope-tied-bias", "llama", "causal-lm",
+                      variant="llama3 rope scaling, tied embeddings, attention and MLP biases"))
+    return specs
+
+
+def make_decoder_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, initializer_range=0.2)
+    llama_like = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=96, max_position_embeddings=128, rms_norm_eps=1e-6, **common)
+    if spec.arch == "llama":
+        extra = {}
+        if spec.variant:
+            extra = dict(tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
+                         rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                       "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+        return tf.LlamaConfig(bos_token_id=1, eos_token_id=2, **llama_like, **extra)
+    if spec.arch == "qwen2":
+        return tf.Qwen2Config(rope_theta=1000000.0, bos_token_id=None, eos_token_id=50256, **llama_like)
+    if spec.arch == "mistral":
+        return tf.MistralConfig(sliding_window=8, bos_token_id=1, eos_token_id=2, **llama_like)
+    if spec.arch == "gpt2":
+        return tf.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=128, bos_token_id=50256,
+                             eos_token_id=50256, **common)
+    raise ValueError(spec.arch)
+
+
+SPECS += _decoder_specs()
+BY_NAME.update({s.name: s for s in SPECS})
+
 
 def names(*, task: str | None = None, variants: bool | None = None, st: bool | None = None,
           arch: str | None = None, head: str | None = None) -> list[str]:
@@ -208,6 +278,8 @@ def tokenizer_files(arch: str) -> dict[str, bytes]:
                          "(../shared/tokenizers must sit beside the repository)")
     files = {p.name: p.read_bytes() for p in folder.iterdir()
              if p.is_file() and p.name != "SOURCE.txt"}
+    if src == "llama2":
+        files["tokenizer.json"] = llama2_pair_merges(files["tokenizer.json"])
     override = {"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}
     if arch in override:
         cfg = json.loads(files["tokenizer_config.json"])
@@ -225,6 +297,8 @@ def write_tokenizer(folder: Path, files: dict[str, bytes]) -> None:
 
 def make_config(spec: Spec, vocab_size: int):
     import transformers as tf
+    if spec.arch in DECODER_ARCHS:
+        return make_decoder_config(spec, vocab_size)
     common = dict(vocab_size=vocab_size, initializer_range=0.2)
     if spec.arch == "bert":
         cfg = tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -11,6 +11,7 @@
 
 #include "cli/chat_template_command.h"
 #include "cli/inspect_command.h"
+#include "cli/logits_command.h"
 #include "cli/tokenize_command.h"
 #include "hfpipe/hfpipe.h"
 
@@ -23,9 +24,10 @@ constexpr const char* kUsage =
     "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
     "       hfpipe chat-template --model M [--param key=JSON]... [--json] MESSAGES_JSON\n"
     "       hfpipe inspect-weights PATH\n"
+    "       hfpipe logits --model M [--step N] IDS_JSON\n"
     "       hfpipe --help | --version\n"
     "TASK: text-classification (sentiment-analysis), feature-extraction, token-classification (ner),\n"
-    "      fill-mask, question-answering, zero-shot-classification\n"
+    "      fill-mask, question-answering, zero-shot-classification, text-generation\n"
     "--param passes any pipeline parameter as transformers' keyword arguments, the value as JSON\n"
     "(e.g. --param top_k=null); a value that is not JSON is taken as a string.\n"
     "--jsonl reads one JSON input per stdin line and prints one JSON result per line.\n"
@@ -140,6 +142,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && !std::strcmp(argv[1], "detokenize")) return hfpipe::cli::detokenize_main(argc - 1, argv + 1);
   if (argc >= 2 && !std::strcmp(argv[1], "chat-template")) return hfpipe::cli::chat_template_main(argc - 1, argv + 1);
   if (argc >= 2 && !std::strcmp(argv[1], "inspect-weights")) return hfpipe::cli::inspect_weights_main(argc - 1, argv + 1);
+  if (argc >= 2 && !std::strcmp(argv[1], "logits")) return hfpipe::cli::logits_main(argc - 1, argv + 1);
   try {
     return run_task(parse_args(argc, argv));
   } catch (const UsageError& e) {

@@ -27,6 +27,7 @@ const std::map<std::string, TaskEntry>& task_registry() {
       {"token-classification", {"token-classification", pipelines::make_token_classification}},
       {"ner", {"token-classification", pipelines::make_token_classification}},
       {"fill-mask", {"fill-mask", pipelines::make_fill_mask}},
+      {"text-generation", {"text-generation", pipelines::make_text_generation}},
   };
   return tasks;
 }

@@ -54,5 +54,6 @@ std::unique_ptr<Task> make_question_answering(const TaskContext& context);
 std::unique_ptr<Task> make_zero_shot_classification(const TaskContext& context);
 std::unique_ptr<Task> make_token_classification(const TaskContext& context);
 std::unique_ptr<Task> make_fill_mask(const TaskContext& context);
+std::unique_ptr<Task> make_text_generation(const TaskContext& context);
 
 }  // namespace hfpipe::pipelines

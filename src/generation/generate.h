@@ -1,0 +1,58 @@
+// The decoding loop of GenerationMixin.generate for decoder-only models: greedy search and
+// multinomial sampling over a batch of prompts, left-padded and decoded together with one
+// preallocated key/value cache.
+//
+// Each row is decoded exactly as if it were alone (its own length limits, its own repetition
+// history, its own random stream): batching changes speed, not results. transformers
+// batches differ from its one-by-one runs only in ways hfpipe does not copy (a padded row's
+// max_length counts the padding); hfpipe's pipeline, like transformers', runs one prompt at a
+// time unless asked to batch, so the outputs match transformers' either way.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "generation/generation_config.h"
+#include "models/decoder.h"
+
+namespace hfpipe::generation {
+
+// hfpipe's random numbers (xoshiro256**, seeded through splitmix64): reproducible on every
+// platform for a given seed, not the same stream as torch's.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed);
+  uint64_t next();
+  double uniform();  // [0, 1)
+
+ private:
+  uint64_t s_[4];
+};
+
+// A row's total-length limits, as _prepare_generated_length derives them.
+struct RowLimits {
+  int64_t max_length = 0;  // prompt + new tokens
+  int64_t min_length = 0;  // eos is suppressed while the row is shorter
+};
+
+// max_new_tokens wins over max_length; a max_length that was not passed by the caller and is
+// still the global default 20 counts from the prompt (capped at max_positions). A prompt at
+// or over max_length is Error(InvalidArgument), as transformers refuses it.
+RowLimits resolve_limits(const GenerationConfig& config, int64_t prompt_length, bool max_length_given,
+                         int64_t max_positions);
+
+// Refuses the parameter values transformers' processors and GenerationConfig.validate refuse.
+void validate(const GenerationConfig& config);
+
+struct Row {
+  std::vector<int32_t> prompt;  // not empty
+  RowLimits limits;
+  uint64_t seed = 0;  // the row's random stream (sampling only)
+};
+
+// Decodes every row; returns each row's new tokens (the eos that ended it included).
+// `pad_id` fills left padding and the input of finished rows.
+std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, const std::vector<Row>& rows,
+                                           const GenerationConfig& config, int32_t pad_id);
+
+}  // namespace hfpipe::generation

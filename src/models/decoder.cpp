@@ -1,0 +1,62 @@
+#include "models/decoder.h"
+
+#include <cstring>
+#include <map>
+
+#include "core/error.h"
+
+namespace hfpipe::models {
+
+KvCache::KvCache(int64_t layers, int64_t batch, int64_t capacity, int64_t kv_dim)
+    : layers_(layers), batch_(batch), capacity_(capacity), kv_dim_(kv_dim) {
+  const size_t n = static_cast<size_t>(layers * batch * capacity * kv_dim);
+  keys_.resize(n);
+  values_.resize(n);
+}
+
+ops::CacheView KvCache::layer(int64_t layer) {
+  const int64_t offset = layer * batch_ * capacity_ * kv_dim_;
+  return {keys_.data() + offset, values_.data() + offset, capacity_};
+}
+
+void KvCache::advance(int64_t tokens) {
+  check(length_ + tokens <= capacity_, ErrorKind::Internal, "key/value cache overflow");
+  length_ += tokens;
+}
+
+std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, int64_t n, int64_t dim,
+                               bool all_positions) {
+  if (all_positions) return hidden;
+  std::vector<float> last(static_cast<size_t>(batch * dim));
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(last.data() + b * dim, hidden.data() + ((b + 1) * n - 1) * dim, sizeof(float) * dim);
+  return last;
+}
+
+namespace {
+using DecoderFactory = std::unique_ptr<DecoderModel> (*)(const formats::ModelConfig&, formats::WeightMap);
+const std::map<std::string, DecoderFactory>& factories() {
+  static const std::map<std::string, DecoderFactory> table = {
+      {"llama", make_llama}, {"mistral", make_llama}, {"qwen2", make_llama}, {"gpt2", make_gpt2}};
+  return table;
+}
+}  // namespace
+
+std::vector<std::string> supported_decoder_types() {
+  std::vector<std::string> names;
+  for (const auto& entry : factories()) names.push_back(entry.first);
+  return names;
+}
+
+std::unique_ptr<DecoderModel> load_decoder(const formats::ModelConfig& config, formats::WeightMap weights) {
+  auto it = factories().find(config.model_type());
+  if (it == factories().end()) {
+    std::string list;
+    for (const auto& name : supported_decoder_types()) list += (list.empty() ? "" : ", ") + name;
+    fail(ErrorKind::UnsupportedModel,
+         "model_type '" + config.model_type() + "' is not supported for text generation; supported: " + list);
+  }
+  return it->second(config, std::move(weights));
+}
+
+}  // namespace hfpipe::models

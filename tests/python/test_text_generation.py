@@ -1,0 +1,190 @@
+"""text-generation parity: hfpipe vs transformers on tiny random decoder-only models.
+
+Llama (plain, and with llama3 rope scaling + tied embeddings + biases), Qwen2, Mistral (a
+sliding window of 8) and GPT-2, all made by scripts/make_tiny_models.py. Greedy decoding must
+give transformers' token ids exactly and the logits must agree within 1e-4; sampling is
+hfpipe's own random stream, so it is checked for reproducibility and shape, not values.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import pytest
+
+import hfpipe_helpers as H
+import make_tiny_models as M
+
+TASK = "text-generation"
+MODELS = M.names(task=TASK)
+GREEDY = {"do_sample": False}
+
+# One OpenMP thread for hfpipe unless HFPIPE_TEST_THREADS says otherwise: the tiny models gain
+# nothing from more, and on a busy 2-core machine the barriers of a second thread made a run
+# of 36 decode steps take 6.5 s instead of 0.2 s.
+ENV = {} if os.environ.get("HFPIPE_TEST_THREADS") else {"OMP_NUM_THREADS": "1"}
+
+PROMPTS = [
+    "The quick brown fox",
+    "Hello, my name is",
+    "In 1991, the remains of Russian Tsar Nicholas II and his family (except for Alexei and Maria)",
+]
+
+
+@functools.lru_cache(maxsize=None)
+def reference_model(folder: str):
+    H._quiet_transformers()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(folder)
+
+
+def reference_ids(folder, prompt):
+    _, tok = reference_model(str(folder))
+    return tok(prompt)["input_ids"]
+
+
+def hfpipe_logits(run_hfpipe_raw, folder, ids, step=None):
+    args = ["logits", "--model", str(folder)] + (["--step", str(step)] if step else []) + [json.dumps(ids)]
+    proc = run_hfpipe_raw(args, env=ENV)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return json.loads(proc.stdout)["logits"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_logits(run_hfpipe_raw, tiny_models, model):
+    """Every position's logits, prefill at once and token by token through the cache."""
+    import torch
+    folder = tiny_models / model
+    ref, _ = reference_model(str(folder))
+    ids = reference_ids(folder, PROMPTS[1])
+    with torch.no_grad():
+        want = ref(torch.tensor([ids])).logits[0]
+    for step in (None, 1):
+        got = torch.tensor(hfpipe_logits(run_hfpipe_raw, folder, ids, step))
+        assert got.shape == want.shape
+        diff = (got - want).abs().max().item()
+        assert diff <= H.ATOL, f"{model} step={step}: max |logit diff| {diff:.3g}"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_greedy_ids(run_hfpipe, reference, tiny_models, model, batch_size):
+    """32 greedy tokens: ids identical to transformers, alone and as a left-padded batch of 3."""
+    folder = tiny_models / model
+    params = {**GREEDY, "max_new_tokens": 32, "return_tensors": True}
+    want = reference.reference_outputs(TASK, folder, PROMPTS, params)
+    got = run_hfpipe(TASK, folder, PROMPTS, params, batch_size=batch_size, env=ENV)
+    H.assert_each_same(got, want, PROMPTS, what=f"{model} batch_size={batch_size}")
+    assert all(len(r[0]["generated_token_ids"]) > len(reference_ids(folder, p)) for r, p in zip(got, PROMPTS))
+
+
+def _eos_from_greedy(reference, folder):
+    """A token the model really produces: the 6th greedy token of the first prompt."""
+    out = reference.reference_outputs(TASK, folder, PROMPTS[:1], {**GREEDY, "max_new_tokens": 8,
+                                                                 "return_tensors": True})
+    prompt_len = len(reference_ids(folder, PROMPTS[0]))
+    return out[0][0]["generated_token_ids"][prompt_len + 5]
+
+
+PIPELINE_PARAMS = {
+    "new12": {**GREEDY, "max_new_tokens": 12},
+    "new_text": {**GREEDY, "max_new_tokens": 12, "return_full_text": False},
+    "prefix": {**GREEDY, "max_new_tokens": 10, "prefix": "Once upon a time, "},
+    # max_length also truncates the prompt (the pipeline hands it to the tokenizer).
+    "max_length": {**GREEDY, "max_new_tokens": None, "max_length": 40},
+    "repetition_penalty": {**GREEDY, "max_new_tokens": 12, "repetition_penalty": 1.5},
+    "no_cleanup": {**GREEDY, "max_new_tokens": 12, "clean_up_tokenization_spaces": False},
+}
+
+
+# Post-processing does not depend on the architecture: every parameter set on Llama and GPT-2
+# (SentencePiece and byte-level BPE tokenizers), two on the others (the test file's time budget).
+FULL_PIPELINE = ("llama-causal-lm", "gpt2-causal-lm")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_pipeline_outputs(run_hfpipe, reference, tiny_models, model):
+    folder = tiny_models / model
+    pids = list(PIPELINE_PARAMS) if model in FULL_PIPELINE else ["new_text", "prefix"]
+    for pid in pids:
+        params = PIPELINE_PARAMS[pid]
+        want = reference.reference_outputs(TASK, folder, PROMPTS, params)
+        got = run_hfpipe(TASK, folder, PROMPTS, params, env=ENV)
+        H.assert_each_same(got, want, PROMPTS, what=f"{model} {pid}")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_eos_stopping(run_hfpipe, reference, tiny_models, model):
+    """Generation stops at an eos id the model produces; min_new_tokens holds it off."""
+    folder = tiny_models / model
+    eos = _eos_from_greedy(reference, folder)
+    for params in ({**GREEDY, "max_new_tokens": 20, "eos_token_id": eos},
+                   {**GREEDY, "max_new_tokens": 20, "eos_token_id": [eos, 3], "return_tensors": True},
+                   {**GREEDY, "max_new_tokens": 20, "eos_token_id": eos, "min_new_tokens": 10,
+                    "return_tensors": True}):
+        want = reference.reference_outputs(TASK, folder, PROMPTS[:1], params)
+        got = run_hfpipe(TASK, folder, PROMPTS[:1], params, env=ENV)
+        H.assert_each_same(got, want, PROMPTS[:1], what=f"{model} {params}")
+    short = reference.reference_outputs(TASK, folder, PROMPTS[:1],
+                                        {**GREEDY, "max_new_tokens": 20, "eos_token_id": eos,
+                                         "return_tensors": True})
+    assert len(short[0][0]["generated_token_ids"]) < len(reference_ids(folder, PROMPTS[0])) + 20
+
+
+@pytest.mark.parametrize("model", ["gpt2-causal-lm", "llama-causal-lm"])
+def test_empty_prompt_starts_from_bos(run_hfpipe, reference, tiny_models, model):
+    folder = tiny_models / model
+    params = {**GREEDY, "max_new_tokens": 6}
+    for p in (params, {**params, "return_tensors": True}):
+        H.assert_each_same(run_hfpipe(TASK, folder, [""], p, env=ENV),
+                           reference.reference_outputs(TASK, folder, [""], p), [""], what=f"{model} empty prompt {p}")
+
+
+@pytest.mark.parametrize("model", ["llama-causal-lm", "gpt2-causal-lm"])
+def test_sampling(run_hfpipe, reference, tiny_models, model):
+    """Same seed, same samples; another seed, other samples; the records as transformers shapes them."""
+    folder = tiny_models / model
+    params = {"do_sample": True, "max_new_tokens": 8, "num_return_sequences": 3, "top_k": 0, "top_p": 0.95,
+              "temperature": 1.5, "min_p": 0.01, "return_tensors": True}
+    a = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7}, env=ENV)
+    b = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7}, batch_size=3, env=ENV)
+    c = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 8}, env=ENV)
+    assert a == b, "the same seed gave different samples (batch size 1 vs 3)"
+    assert a != c, "different seeds gave the same samples"
+    for result in a:
+        assert len(result) == 3 and len({len(r["generated_token_ids"]) for r in result}) == 1
+    assert len({json.dumps(r) for r in a[2]}) > 1, "three samples of one prompt are all equal"
+    want = reference.reference_outputs(TASK, folder, PROMPTS, {**params, "return_tensors": None,
+                                                               "return_full_text": True})
+    got = run_hfpipe(TASK, folder, PROMPTS, {**params, "seed": 7, "return_tensors": None, "return_full_text": True},
+                     env=ENV)
+    for g, w, prompt in zip(got, want, PROMPTS):
+        assert [list(r) for r in g] == [list(r) for r in w] == [["generated_text"]] * 3
+        assert all(r["generated_text"].startswith(prompt) for r in g)
+
+
+def _error(run_hfpipe_raw, folder, inputs, params):
+    cmd = H.hfpipe_command("x", TASK, folder, inputs, params)[1:]
+    return H.error_line(run_hfpipe_raw(cmd, stdin=H.jsonl_stdin(inputs), env=ENV))
+
+
+def test_bad_input(run_hfpipe_raw, reference, tiny_models):
+    qwen, llama = tiny_models / "qwen2-causal-lm", tiny_models / "llama-causal-lm"
+    # Qwen2 has no bos token and GPT-2's tokenizer adds none: transformers refuses an empty prompt.
+    with pytest.raises(ValueError, match="bos_token_id"):
+        reference.reference_outputs(TASK, qwen, [""], {**GREEDY, "max_new_tokens": 4})
+    assert "bos_token_id" in _error(run_hfpipe_raw, qwen, [""], {**GREEDY, "max_new_tokens": 4})
+    assert "unknown parameter 'max_tokens'" in _error(run_hfpipe_raw, llama, ["Hi"], {"max_tokens": 4})
+    long_prompt = " ".join(["word"] * 200)
+    assert "max_position_embeddings (128)" in _error(run_hfpipe_raw, llama, [long_prompt], {"max_new_tokens": 4})
+    chat = [{"role": "user", "content": "Hi"}]
+    assert "chat templates" in _error(run_hfpipe_raw, llama, [chat], {"max_new_tokens": 4})
+    assert "mutually exclusive" in _error(run_hfpipe_raw, llama, ["Hi"], {"return_text": True,
+                                                                           "return_full_text": False})
+    assert "strictly positive float" in _error(run_hfpipe_raw, llama, ["Hi"], {"do_sample": True, "temperature": -1.0})
+    assert "num_return_sequences" in _error(run_hfpipe_raw, llama, ["Hi"], {**GREEDY, "num_return_sequences": 2})
+    assert "`max_length` is set to 3" in _error(run_hfpipe_raw, llama, ["Hello there my friend"], {"max_length": 3,
+                                                                                                "max_new_tokens": None})
