@@ -126,6 +126,7 @@ VocabTable parse_vocab_object(const JsonValue& v, const std::string& where) {
 }
 
 std::unique_ptr<Model> make_bpe_from_json(const JsonValue& v, const std::string& where);
+std::unique_ptr<Model> make_unigram_from_json(const JsonValue& v, const std::string& where);
 
 std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where) {
   json::as_object(v, where);
@@ -147,12 +148,13 @@ std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where) 
                           size_t(json::get_int(v, "max_input_chars_per_word", 100, where)));
   }
   if (type == "BPE") return make_bpe_from_json(v, where);
+  if (type == "Unigram") return make_unigram_from_json(v, where);
   if (type == "WordLevel") {
     return std::make_unique<WordLevel>(parse_vocab_object(json::required(v, "vocab", where), where + ".vocab"),
                                        json::get_string(v, "unk_token", "<unk>", where));
   }
   fail(ErrorKind::UnsupportedModel,
-       where + ": model type '" + type + "' is not supported; supported: BPE, WordPiece, WordLevel");
+       where + ": model type '" + type + "' is not supported; supported: BPE, WordPiece, WordLevel, Unigram");
 }
 
 }  // namespace hfpipe::text

@@ -43,6 +43,20 @@ SHARED_FOLDERS = [
     "whisper-tiny.en",
     "whisper-large-v3",
     "phi-3-mini",
+    # Unigram + Precompiled + Metaspace.
+    "t5-small",
+]
+# Folders AutoTokenizer cannot open (a slow-only class, remote code) but whose tokenizer.json
+# PreTrainedTokenizerFast.from_pretrained loads with the folder's tokenizer_config.json: the
+# reference is that, and hfpipe treats an unknown class the same way.
+GENERIC_FOLDERS = [
+    "marian-nmt-sample",  # MarianTokenizer is slow-only; tokenizer.json: Precompiled, Metaspace, Unigram
+    "chatglm",  # ChatGLMTokenizer is remote code; tokenizer.json: BPE + byte fallback, Split, Metaspace decoder
+]
+# Folders whose tokenizer.json the `tokenizers` library itself refuses: hfpipe must refuse too.
+REFUSED_FOLDERS = [
+    "llama2",  # a merge "   " is not two tokens
+    "added-tokens-sample",  # "merges": {} is not a list
 ]
 PIP_MPNET = "pip:all-mpnet-base-v2"
 
@@ -125,12 +139,12 @@ def compare(name, expected, got, mismatches, where):
         mismatches.append((name, where, expected, got))
 
 
-def parity(folder):
-    from transformers import AutoTokenizer
+def parity(folder, generic=False):
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if not HFPIPE.exists():
         pytest.fail(f"{HFPIPE} is not built (set HFPIPE_BIN)")
-    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok = (PreTrainedTokenizerFast if generic else AutoTokenizer).from_pretrained(str(folder))
     assert tok.is_fast
     singles, pairs = build_inputs()
     mismatches = []
@@ -168,6 +182,23 @@ def test_shared_tokenizer_parity(name):
     if not folder.is_dir():
         pytest.fail(f"{folder} is not there")
     parity(folder)
+
+
+@pytest.mark.parametrize("name", GENERIC_FOLDERS)
+def test_generic_tokenizer_parity(name):
+    parity(TOKENIZERS / name, generic=True)
+
+
+@pytest.mark.parametrize("name", REFUSED_FOLDERS)
+def test_refused_tokenizer_json(name):
+    from tokenizers import Tokenizer
+
+    path = TOKENIZERS / name / "tokenizer.json"
+    with pytest.raises(Exception):
+        Tokenizer.from_file(str(path))
+    proc = subprocess.run([str(HFPIPE), "tokenize", "--model", str(path.parent), "--jsonl"], input=b'"x"\n',
+                          capture_output=True, timeout=60)
+    assert proc.returncode != 0 and b"tokenizer.json" in proc.stderr, proc.stderr
 
 
 def test_pip_mpnet_parity(mpnet_folder):
