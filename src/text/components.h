@@ -132,6 +132,9 @@ class PreTokenizer {
   virtual ~PreTokenizer() = default;
   virtual void pre_tokenize(PreTokenizedString& s) const = 0;
   virtual const ByteLevelOptions* byte_level_options() const { return nullptr; }
+  // A copy with another add_prefix_space, for pre-tokenizers that have that option at their
+  // top level (ByteLevel; not a Sequence holding one); nullptr otherwise.
+  virtual std::unique_ptr<PreTokenizer> with_add_prefix_space(bool) const { return nullptr; }
 };
 
 class Model {

@@ -79,6 +79,11 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
  public:
   explicit ByteLevelPreTokenizer(const ByteLevelOptions& o) : o_(o), re_(kGpt2Pattern, "ByteLevel regex") {}
   const ByteLevelOptions* byte_level_options() const override { return &o_; }
+  std::unique_ptr<PreTokenizer> with_add_prefix_space(bool aps) const override {
+    ByteLevelOptions o = o_;
+    o.add_prefix_space = aps;
+    return std::make_unique<ByteLevelPreTokenizer>(o);
+  }
 
   void pre_tokenize(PreTokenizedString& pts) const override {
     pts.split([this](size_t, NormalizedString n) {

@@ -274,6 +274,16 @@ Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
     }
   }
 
+  // PreTrainedTokenizerFast.__init__: a top-level pre-tokenizer with an add_prefix_space option
+  // (ByteLevel) gets the config's value, False when the config has none.
+  if (impl->pre_tokenizer) {
+    bool aps = has(cfg, "add_prefix_space") && (*cfg)["add_prefix_space"].is_boolean() ? (*cfg)["add_prefix_space"].get<bool>()
+                                                                                       : false;
+    const ByteLevelOptions* cur = impl->pre_tokenizer->byte_level_options();
+    if (cur && cur->add_prefix_space != aps)
+      if (auto p = impl->pre_tokenizer->with_add_prefix_space(aps)) impl->pre_tokenizer = std::move(p);
+  }
+
   // tokenizer.json's padding / truncation sections provide defaults (setdefault).
   if (impl->file_pad && !specials.count("pad_token")) {
     Special sp;
