@@ -190,6 +190,12 @@ std::unique_ptr<PreTokenizer> make_byte_level_pre_tokenizer(const ByteLevelOptio
 // sentencepiece's precompiled_charsmap (raw bytes, not base64).
 std::unique_ptr<Normalizer> make_precompiled_normalizer(std::string_view charsmap, const std::string& where);
 std::string base64_decode(std::string_view in, const std::string& where);
+std::unique_ptr<Normalizer> make_prepend_normalizer(std::string prepend);
+std::unique_ptr<Normalizer> make_replace_normalizer(std::string literal, std::string content);
+std::unique_ptr<Normalizer> make_regex_replace_normalizer(const std::string& pattern, std::string content,
+                                                          const std::string& where);
+std::unique_ptr<Normalizer> make_strip_normalizer(bool left, bool right);
+std::unique_ptr<Normalizer> make_sequence_normalizer(std::vector<std::unique_ptr<Normalizer>> items);
 
 enum class PrependScheme { First, Always, Never };
 struct MetaspaceOptions {
@@ -198,6 +204,8 @@ struct MetaspaceOptions {
   bool split = true;
 };
 std::unique_ptr<PreTokenizer> make_metaspace_pre_tokenizer(const MetaspaceOptions& o);
+std::unique_ptr<PreTokenizer> make_split_pre_tokenizer(const std::string& regex, SplitBehavior b, const std::string& where);
+std::unique_ptr<PreTokenizer> make_sequence_pre_tokenizer(std::vector<std::unique_ptr<PreTokenizer>> items);
 std::unique_ptr<Decoder> make_metaspace_decoder(const MetaspaceOptions& o);
 // Metaspace's options from tokenizer.json (shared by the pre-tokenizer and the decoder).
 MetaspaceOptions parse_metaspace(const JsonValue& v, const std::string& where);

@@ -361,6 +361,23 @@ std::unique_ptr<Normalizer> make_precompiled_normalizer(std::string_view charsma
   return std::make_unique<PrecompiledNormalizer>(charsmap, where);
 }
 
+std::unique_ptr<Normalizer> make_prepend_normalizer(std::string prepend) {
+  return std::make_unique<PrependNormalizer>(std::move(prepend));
+}
+std::unique_ptr<Normalizer> make_replace_normalizer(std::string literal, std::string content) {
+  return std::make_unique<ReplaceNormalizer>(std::move(literal), nullptr, std::move(content));
+}
+std::unique_ptr<Normalizer> make_regex_replace_normalizer(const std::string& pattern, std::string content,
+                                                          const std::string& where) {
+  return std::make_unique<ReplaceNormalizer>("", std::make_unique<Regex>(pattern, where), std::move(content));
+}
+std::unique_ptr<Normalizer> make_strip_normalizer(bool left, bool right) {
+  return std::make_unique<StripNormalizer>(left, right);
+}
+std::unique_ptr<Normalizer> make_sequence_normalizer(std::vector<std::unique_ptr<Normalizer>> items) {
+  return std::make_unique<SequenceNormalizer>(std::move(items));
+}
+
 std::unique_ptr<Normalizer> make_bert_normalizer(const BertNormalizerOptions& o) {
   return std::make_unique<BertNormalizer>(o);
 }

@@ -290,6 +290,13 @@ std::unique_ptr<PreTokenizer> make_metaspace_pre_tokenizer(const MetaspaceOption
   return std::make_unique<MetaspacePreTokenizer>(o);
 }
 
+std::unique_ptr<PreTokenizer> make_split_pre_tokenizer(const std::string& regex, SplitBehavior b, const std::string& where) {
+  return std::make_unique<SplitPreTokenizer>("", std::make_unique<Regex>(regex, where), b, false);
+}
+std::unique_ptr<PreTokenizer> make_sequence_pre_tokenizer(std::vector<std::unique_ptr<PreTokenizer>> items) {
+  return std::make_unique<SequencePreTokenizer>(std::move(items));
+}
+
 MetaspaceOptions parse_metaspace(const JsonValue& v, const std::string& where) {
   MetaspaceOptions o;
   o.replacement = json::require_string(v, "replacement", where);
