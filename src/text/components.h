@@ -178,7 +178,10 @@ class Decoder {
 // Factories from tokenizer.json sections (`where` names the section for error messages).
 std::unique_ptr<Normalizer> make_normalizer(const JsonValue& v, const std::string& where);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonValue& v, const std::string& where);
-std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where);
+// `raw_unigram_scores`: the score tokens of a Unigram vocabulary as written in the file (see
+// unigram.cpp: they are re-read the way `tokenizers` reads them); may be null.
+std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where,
+                                  const std::vector<std::string_view>* raw_unigram_scores = nullptr);
 std::unique_ptr<PostProcessor> make_post_processor(const JsonValue& v, const std::string& where);
 std::unique_ptr<Decoder> make_decoder(const JsonValue& v, const std::string& where);
 

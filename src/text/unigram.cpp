@@ -179,6 +179,85 @@ class Unigram final : public Model {
   int64_t byte_ids_[256] = {};
 };
 
+// serde_json's f64 parsing (without its float_roundtrip feature), which `tokenizers` uses to
+// read the scores: up to 19 significant digits as an integer, then one multiplication or
+// division by a power of ten. It is off by one ulp for many scores, and Viterbi ties (runs of
+// one character, e.g. "-----") are decided by those ulps, so the scores must be read the
+// same way. nullopt for forms it would take another path for (the caller keeps its value).
+std::optional<double> serde_json_f64(std::string_view t) {
+  size_t i = 0;
+  bool positive = true;
+  if (i < t.size() && t[i] == '-') {
+    positive = false;
+    ++i;
+  }
+  auto digit = [&](size_t k) { return k < t.size() && t[k] >= '0' && t[k] <= '9'; };
+  if (!digit(i)) return std::nullopt;
+  uint64_t sig = 0;
+  int32_t exp = 0;
+  auto overflows = [](uint64_t a, uint64_t d) {
+    return a >= UINT64_MAX / 10 && (a > UINT64_MAX / 10 || d > UINT64_MAX % 10);
+  };
+  if (t[i] == '0') {
+    ++i;
+  } else {
+    while (digit(i)) {
+      uint64_t d = uint64_t(t[i] - '0');
+      if (overflows(sig, d)) return std::nullopt;  // parse_long_integer
+      sig = sig * 10 + d;
+      ++i;
+    }
+  }
+  if (i < t.size() && t[i] == '.') {
+    ++i;
+    if (!digit(i)) return std::nullopt;
+    while (digit(i)) {
+      uint64_t d = uint64_t(t[i] - '0');
+      if (overflows(sig, d)) {
+        while (digit(i)) ++i;  // parse_decimal_overflow: the remaining digits are dropped
+        break;
+      }
+      sig = sig * 10 + d;
+      --exp;
+      ++i;
+    }
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    bool neg = false;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) neg = t[i++] == '-';
+    if (!digit(i)) return std::nullopt;
+    int32_t e = 0;
+    while (digit(i)) {
+      if (e > 100000) return std::nullopt;
+      e = e * 10 + (t[i++] - '0');
+    }
+    exp += neg ? -e : e;
+  }
+  if (i != t.size()) return std::nullopt;
+  static const auto pow10 = [] {
+    std::vector<double> p(309);
+    for (int k = 0; k < 309; ++k) p[size_t(k)] = std::strtod(("1e" + std::to_string(k)).c_str(), nullptr);
+    return p;
+  }();
+  double f = double(sig);
+  while (true) {
+    size_t a = size_t(exp < 0 ? -int64_t(exp) : exp);
+    if (a < pow10.size()) {
+      if (exp >= 0)
+        f *= pow10[a];
+      else
+        f /= pow10[a];
+      break;
+    }
+    if (f == 0.0) break;
+    if (exp >= 0) return std::nullopt;
+    f /= 1e308;
+    exp += 308;
+  }
+  return positive ? f : -f;
+}
+
 }  // namespace
 
 std::unique_ptr<Model> make_unigram(std::vector<std::pair<std::string, double>> pieces, UnigramOptions o,
@@ -186,7 +265,8 @@ std::unique_ptr<Model> make_unigram(std::vector<std::pair<std::string, double>> 
   return std::make_unique<Unigram>(std::move(pieces), o, where);
 }
 
-std::unique_ptr<Model> make_unigram_from_json(const JsonValue& v, const std::string& where) {
+std::unique_ptr<Model> make_unigram_from_json(const JsonValue& v, const std::string& where,
+                                              const std::vector<std::string_view>* raw_scores) {
   std::vector<std::pair<std::string, double>> pieces;
   std::string w = where + ".vocab";
   auto arr = json::as_array(json::required(v, "vocab", where), w);
@@ -204,6 +284,9 @@ std::unique_ptr<Model> make_unigram_from_json(const JsonValue& v, const std::str
     pieces.emplace_back(std::move(piece), score);
   }
   UnigramOptions o;
+  if (raw_scores && raw_scores->size() == pieces.size())
+    for (size_t k = 0; k < pieces.size(); ++k)
+      if (auto f = serde_json_f64((*raw_scores)[k])) pieces[k].second = *f;
   if (auto u = json::member(v, "unk_id")) o.unk_id = json::as_u32(*u, where + ".unk_id");
   o.byte_fallback = json::get_bool(v, "byte_fallback", false, where);
   return make_unigram(std::move(pieces), o, where);
