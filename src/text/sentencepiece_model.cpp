@@ -284,12 +284,13 @@ void load_sentencepiece(Tokenizer::Impl& impl, const SpmModel& m, const SpmConve
     t.special = p.type == 3;
     added.push_back(t);
   }
-  // T5Tokenizer's own added tokens: <extra_id_N>, stripping the spaces around them.
+  // T5Tokenizer's own added tokens <extra_id_N> (lstrip only gives fewer mismatches than the slow
+  // class's lstrip+rstrip; offsets around them still differ from transformers: open issue).
   if (o.flavor == SpmFlavor::T5) {
     for (size_t i = 0; i < o.extra_ids; ++i) {
       AddedToken t;
       t.content = "<extra_id_" + std::to_string(i) + ">";
-      t.lstrip = t.rstrip = t.special = true;
+      t.lstrip = t.special = true;
       t.normalized = false;
       added.push_back(t);
     }
