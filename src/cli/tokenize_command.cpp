@@ -304,6 +304,7 @@ int tokenize_main(int argc, char** argv) {
           if (v.contains("text_pair") && !v["text_pair"].is_null()) {
             if (!v["text_pair"].is_string()) fail(ErrorKind::InvalidArgument, "text_pair must be a string");
             pair = v["text_pair"].get<std::string>();
+            if (pair->empty()) pair.reset();  // transformers: an empty text_pair is no pair (`if text_pair`)
           }
         } else {
           fail(ErrorKind::InvalidArgument, "expected a JSON string or {\"text\": ..., \"text_pair\": ...}");

@@ -132,6 +132,9 @@ class PreTokenizer {
   virtual ~PreTokenizer() = default;
   virtual void pre_tokenize(PreTokenizedString& s) const = 0;
   virtual const ByteLevelOptions* byte_level_options() const { return nullptr; }
+  // A copy with another add_prefix_space, for pre-tokenizers that have that option at their
+  // top level (ByteLevel; not a Sequence holding one); nullptr otherwise.
+  virtual std::unique_ptr<PreTokenizer> with_add_prefix_space(bool) const { return nullptr; }
 };
 
 class Model {
@@ -177,7 +180,10 @@ class Decoder {
 // Factories from tokenizer.json sections (`where` names the section for error messages).
 std::unique_ptr<Normalizer> make_normalizer(const JsonValue& v, const std::string& where);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonValue& v, const std::string& where);
-std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where);
+// `raw_unigram_scores`: the score tokens of a Unigram vocabulary as written in the file (see
+// unigram.cpp: they are re-read the way `tokenizers` reads them); may be null.
+std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where,
+                                  const std::vector<std::string_view>* raw_unigram_scores = nullptr);
 std::unique_ptr<PostProcessor> make_post_processor(const JsonValue& v, const std::string& where);
 std::unique_ptr<Decoder> make_decoder(const JsonValue& v, const std::string& where);
 
@@ -186,6 +192,36 @@ std::unique_ptr<Decoder> make_decoder(const JsonValue& v, const std::string& whe
 std::unique_ptr<Normalizer> make_bert_normalizer(const BertNormalizerOptions& o);
 std::unique_ptr<PreTokenizer> make_bert_pre_tokenizer();
 std::unique_ptr<PreTokenizer> make_byte_level_pre_tokenizer(const ByteLevelOptions& o);
+// sentencepiece's precompiled_charsmap (raw bytes, not base64).
+std::unique_ptr<Normalizer> make_precompiled_normalizer(std::string_view charsmap, const std::string& where);
+std::string base64_decode(std::string_view in, const std::string& where);
+std::unique_ptr<Normalizer> make_prepend_normalizer(std::string prepend);
+std::unique_ptr<Normalizer> make_replace_normalizer(std::string literal, std::string content);
+std::unique_ptr<Normalizer> make_regex_replace_normalizer(const std::string& pattern, std::string content,
+                                                          const std::string& where);
+std::unique_ptr<Normalizer> make_strip_normalizer(bool left, bool right);
+std::unique_ptr<Normalizer> make_sequence_normalizer(std::vector<std::unique_ptr<Normalizer>> items);
+
+enum class PrependScheme { First, Always, Never };
+struct MetaspaceOptions {
+  std::string replacement = "\xE2\x96\x81";  // U+2581
+  PrependScheme prepend_scheme = PrependScheme::Always;
+  bool split = true;
+};
+std::unique_ptr<PreTokenizer> make_metaspace_pre_tokenizer(const MetaspaceOptions& o);
+std::unique_ptr<PreTokenizer> make_split_pre_tokenizer(const std::string& regex, SplitBehavior b, const std::string& where);
+std::unique_ptr<PreTokenizer> make_sequence_pre_tokenizer(std::vector<std::unique_ptr<PreTokenizer>> items);
+std::unique_ptr<Decoder> make_metaspace_decoder(const MetaspaceOptions& o);
+// Metaspace's options from tokenizer.json (shared by the pre-tokenizer and the decoder).
+MetaspaceOptions parse_metaspace(const JsonValue& v, const std::string& where);
+
+// Unigram: pieces with their log-probability scores, in id order.
+struct UnigramOptions {
+  std::optional<uint32_t> unk_id;
+  bool byte_fallback = false;
+};
+std::unique_ptr<Model> make_unigram(std::vector<std::pair<std::string, double>> pieces, UnigramOptions o,
+                                    const std::string& where);
 
 std::unique_ptr<Model> make_wordpiece(VocabTable vocab, std::string unk_token, std::string continuing_subword_prefix,
                                       size_t max_input_chars_per_word);
@@ -223,6 +259,11 @@ std::unique_ptr<PostProcessor> make_byte_level_processing(bool trim_offsets, boo
 
 std::unique_ptr<Decoder> make_wordpiece_decoder(std::string prefix, bool cleanup);
 std::unique_ptr<Decoder> make_byte_level_decoder();
+std::unique_ptr<Decoder> make_byte_fallback_decoder();
+std::unique_ptr<Decoder> make_fuse_decoder();
+std::unique_ptr<Decoder> make_strip_decoder(char32_t content, size_t start, size_t stop);
+std::unique_ptr<Decoder> make_replace_decoder(std::string literal, std::string content);
+std::unique_ptr<Decoder> make_sequence_decoder(std::vector<std::unique_ptr<Decoder>> items);
 
 // tokenizers' ByteLevel offset trimming (shared by the ByteLevel and Roberta processors).
 void byte_level_process_offsets(Enc& encoding, bool add_prefix_space);

@@ -1,5 +1,5 @@
 // Decoders: WordPiece, ByteLevel, BPEDecoder, Fuse, Strip, Replace, ByteFallback,
-// Metaspace, Sequence.
+// Metaspace, CTC, Sequence.
 #include <cctype>
 #include <memory>
 
@@ -195,22 +195,41 @@ class ByteFallbackDecoder final : public Decoder {
   }
 };
 
-// Metaspace: the replacement character back to spaces, dropping the prefix space.
+// Metaspace: the replacement character back to spaces; in the first token (unless the
+// scheme is "never") every replacement character is dropped, as `tokenizers` does.
 class MetaspaceDecoder final : public Decoder {
  public:
-  MetaspaceDecoder(std::string replacement, bool prepend) : replacement_(std::move(replacement)), prepend_(prepend) {}
+  explicit MetaspaceDecoder(MetaspaceOptions o) : o_(std::move(o)) {}
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      std::string t = replace_all(std::move(tokens[i]), replacement_, " ");
-      if (i == 0 && prepend_ && !t.empty() && t[0] == ' ') t.erase(0, 1);
-      tokens[i] = std::move(t);
-    }
+    for (size_t i = 0; i < tokens.size(); ++i)
+      tokens[i] = replace_all(std::move(tokens[i]), o_.replacement,
+                              i == 0 && o_.prepend_scheme != PrependScheme::Never ? "" : " ");
     return tokens;
   }
 
  private:
-  std::string replacement_;
-  bool prepend_;
+  MetaspaceOptions o_;
+};
+
+// CTC: repeated tokens collapse, the pad token disappears, the word delimiter becomes a space.
+class CtcDecoder final : public Decoder {
+ public:
+  CtcDecoder(std::string pad, std::string delimiter, bool cleanup)
+      : pad_(std::move(pad)), delimiter_(std::move(delimiter)), cleanup_(cleanup) {}
+  std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i > 0 && tokens[i] == tokens[i - 1]) continue;
+      std::string t = replace_all(tokens[i], pad_, "");
+      if (cleanup_) t = replace_all(cleanup(std::move(t)), delimiter_, " ");
+      if (!t.empty()) out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+ private:
+  std::string pad_, delimiter_;
+  bool cleanup_;
 };
 
 class SequenceDecoder final : public Decoder {
@@ -231,6 +250,18 @@ std::unique_ptr<Decoder> make_wordpiece_decoder(std::string prefix, bool cleanup
   return std::make_unique<WordPieceDecoder>(std::move(prefix), cleanup);
 }
 std::unique_ptr<Decoder> make_byte_level_decoder() { return std::make_unique<ByteLevelDecoder>(); }
+std::unique_ptr<Decoder> make_metaspace_decoder(const MetaspaceOptions& o) { return std::make_unique<MetaspaceDecoder>(o); }
+std::unique_ptr<Decoder> make_byte_fallback_decoder() { return std::make_unique<ByteFallbackDecoder>(); }
+std::unique_ptr<Decoder> make_fuse_decoder() { return std::make_unique<FuseDecoder>(); }
+std::unique_ptr<Decoder> make_strip_decoder(char32_t content, size_t start, size_t stop) {
+  return std::make_unique<StripDecoder>(content, start, stop);
+}
+std::unique_ptr<Decoder> make_replace_decoder(std::string literal, std::string content) {
+  return std::make_unique<ReplaceDecoder>(std::move(literal), nullptr, std::move(content));
+}
+std::unique_ptr<Decoder> make_sequence_decoder(std::vector<std::unique_ptr<Decoder>> items) {
+  return std::make_unique<SequenceDecoder>(std::move(items));
+}
 
 std::unique_ptr<Decoder> make_decoder(const JsonValue& v, const std::string& where) {
   std::string type = json::type_of(v, where);
@@ -254,11 +285,11 @@ std::unique_ptr<Decoder> make_decoder(const JsonValue& v, const std::string& whe
                                             json::require_string(v, "content", where));
   }
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
-  if (type == "Metaspace") {
-    std::string scheme = json::get_string(v, "prepend_scheme", "", where);
-    bool prepend = scheme.empty() ? json::get_bool(v, "add_prefix_space", true, where) : scheme != "never";
-    return std::make_unique<MetaspaceDecoder>(json::get_string(v, "replacement", "\xE2\x96\x81", where), prepend);
-  }
+  if (type == "Metaspace") return make_metaspace_decoder(parse_metaspace(v, where));
+  if (type == "CTC")
+    return std::make_unique<CtcDecoder>(json::get_string(v, "pad_token", "<pad>", where),
+                                        json::get_string(v, "word_delimiter_token", "|", where),
+                                        json::get_bool(v, "cleanup", true, where));
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> items;
     size_t i = 0;
@@ -269,7 +300,7 @@ std::unique_ptr<Decoder> make_decoder(const JsonValue& v, const std::string& whe
   fail(ErrorKind::UnsupportedModel,
        where + ": decoder type '" + type +
            "' is not supported; supported: WordPiece, ByteLevel, BPEDecoder, Fuse, Strip, Replace, ByteFallback, "
-           "Metaspace, Sequence");
+           "Metaspace, CTC, Sequence");
 }
 
 }  // namespace hfpipe::text

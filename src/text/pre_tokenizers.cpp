@@ -1,5 +1,5 @@
 // Pre-tokenizers: BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit, Punctuation,
-// Digits, Split, Sequence.
+// Digits, Split, Metaspace, CharDelimiterSplit, FixedLength, UnicodeScripts, Sequence.
 #include <array>
 #include <memory>
 
@@ -79,6 +79,11 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
  public:
   explicit ByteLevelPreTokenizer(const ByteLevelOptions& o) : o_(o), re_(kGpt2Pattern, "ByteLevel regex") {}
   const ByteLevelOptions* byte_level_options() const override { return &o_; }
+  std::unique_ptr<PreTokenizer> with_add_prefix_space(bool aps) const override {
+    ByteLevelOptions o = o_;
+    o.add_prefix_space = aps;
+    return std::make_unique<ByteLevelPreTokenizer>(o);
+  }
 
   void pre_tokenize(PreTokenizedString& pts) const override {
     pts.split([this](size_t, NormalizedString n) {
@@ -154,6 +159,91 @@ class SplitPreTokenizer final : public PreTokenizer {
   bool invert_;
 };
 
+// Metaspace: spaces become the replacement character, a prefix one is added (always, or
+// only on the split that starts the original text), then each piece starts at one.
+class MetaspacePreTokenizer final : public PreTokenizer {
+ public:
+  explicit MetaspacePreTokenizer(MetaspaceOptions o) : o_(std::move(o)) {}
+  void pre_tokenize(PreTokenizedString& pts) const override {
+    pts.split([this](size_t, NormalizedString n) {
+      n.replace(find_literal_matches(n.get(), " "), o_.replacement);
+      bool starts = n.get().compare(0, o_.replacement.size(), o_.replacement) == 0;
+      if (!starts && (o_.prepend_scheme == PrependScheme::Always ||
+                      (o_.prepend_scheme == PrependScheme::First && n.offsets_original().first == 0)))
+        n.prepend(o_.replacement);
+      if (!o_.split) return std::vector<NormalizedString>{std::move(n)};
+      return n.split(find_literal_matches(n.get(), o_.replacement), SplitBehavior::MergedWithNext);
+    });
+  }
+
+ private:
+  MetaspaceOptions o_;
+};
+
+class CharDelimiterPreTokenizer final : public PreTokenizer {
+ public:
+  explicit CharDelimiterPreTokenizer(char32_t delimiter) : delimiter_(delimiter) {}
+  void pre_tokenize(PreTokenizedString& pts) const override {
+    pts.split([this](size_t, NormalizedString n) {
+      return n.split(find_char_matches(n.get(), [this](char32_t c) { return c == delimiter_; }), SplitBehavior::Removed);
+    });
+  }
+
+ private:
+  char32_t delimiter_;
+};
+
+// FixedLength: pieces of `length` characters.
+class FixedLengthPreTokenizer final : public PreTokenizer {
+ public:
+  explicit FixedLengthPreTokenizer(size_t length) : length_(length) {}
+  void pre_tokenize(PreTokenizedString& pts) const override {
+    pts.split([this](size_t, NormalizedString n) {
+      std::vector<NormalizedString> out;
+      const std::string& s = n.get();
+      size_t start = 0, chars = 0;
+      for (size_t i = 0; i < s.size();) {
+        i += u::utf8_len(static_cast<unsigned char>(s[i]));
+        if (++chars == length_) {
+          out.push_back(n.slice(start, i));
+          start = i;
+          chars = 0;
+        }
+      }
+      if (start < s.size()) out.push_back(n.slice(start, s.size()));
+      return out;
+    });
+  }
+
+ private:
+  size_t length_;
+};
+
+// UnicodeScripts: a piece ends where the script changes; characters of no particular script
+// (Script "Any": the space, and code points the library's old table does not know) never
+// split and join the piece before them. As in `tokenizers`, a leading run of them is dropped.
+class UnicodeScriptsPreTokenizer final : public PreTokenizer {
+ public:
+  void pre_tokenize(PreTokenizedString& pts) const override {
+    pts.split([](size_t, NormalizedString n) {
+      const std::string& s = n.get();
+      std::vector<size_t> cuts;
+      int last = -1;  // no script seen yet
+      for (size_t i = 0; i < s.size();) {
+        size_t len;
+        int script = u::script_of(u::decode(s, i, &len));
+        if (script != 0 && last != 0 && last != script) cuts.push_back(i);
+        if (script != 0) last = script;
+        i += len;
+      }
+      cuts.push_back(s.size());
+      std::vector<NormalizedString> out;
+      for (size_t k = 0; k + 1 < cuts.size(); ++k) out.push_back(n.slice(cuts[k], cuts[k + 1]));
+      return out;
+    });
+  }
+};
+
 class SequencePreTokenizer final : public PreTokenizer {
  public:
   explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> items) : items_(std::move(items)) {}
@@ -196,6 +286,38 @@ std::unique_ptr<PreTokenizer> make_byte_level_pre_tokenizer(const ByteLevelOptio
   return std::make_unique<ByteLevelPreTokenizer>(o);
 }
 
+std::unique_ptr<PreTokenizer> make_metaspace_pre_tokenizer(const MetaspaceOptions& o) {
+  return std::make_unique<MetaspacePreTokenizer>(o);
+}
+
+std::unique_ptr<PreTokenizer> make_split_pre_tokenizer(const std::string& regex, SplitBehavior b, const std::string& where) {
+  return std::make_unique<SplitPreTokenizer>("", std::make_unique<Regex>(regex, where), b, false);
+}
+std::unique_ptr<PreTokenizer> make_sequence_pre_tokenizer(std::vector<std::unique_ptr<PreTokenizer>> items) {
+  return std::make_unique<SequencePreTokenizer>(std::move(items));
+}
+
+MetaspaceOptions parse_metaspace(const JsonValue& v, const std::string& where) {
+  MetaspaceOptions o;
+  o.replacement = json::require_string(v, "replacement", where);
+  if (u::count_chars(o.replacement) != 1) json::corrupt(where + ".replacement", "expected a single character");
+  auto scheme = json::get_opt_string(v, "prepend_scheme", where);
+  if (!scheme || *scheme == "always") {
+    o.prepend_scheme = PrependScheme::Always;
+  } else if (*scheme == "first") {
+    o.prepend_scheme = PrependScheme::First;
+  } else if (*scheme == "never") {
+    o.prepend_scheme = PrependScheme::Never;
+  } else {
+    json::corrupt(where + ".prepend_scheme", "unknown prepend_scheme '" + *scheme + "' (expected first, always or never)");
+  }
+  // The legacy add_prefix_space must agree with the scheme (tokenizers refuses the file otherwise).
+  if (auto aps = json::get_opt_bool(v, "add_prefix_space", where); aps && *aps != (o.prepend_scheme != PrependScheme::Never))
+    json::corrupt(where, "add_prefix_space does not match prepend_scheme");
+  o.split = json::get_bool(v, "split", true, where);
+  return o;
+}
+
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonValue& v, const std::string& where) {
   std::string type = json::type_of(v, where);
   if (type == "BertPreTokenizer") return make_bert_pre_tokenizer();
@@ -224,6 +346,18 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonValue& v, const std::
     return std::make_unique<SplitPreTokenizer>(std::move(literal), std::move(regex), behavior,
                                                json::get_bool(v, "invert", false, where));
   }
+  if (type == "Metaspace") return make_metaspace_pre_tokenizer(parse_metaspace(v, where));
+  if (type == "CharDelimiterSplit") {
+    std::u32string d = u::decode_all(json::require_string(v, "delimiter", where));
+    if (d.size() != 1) json::corrupt(where + ".delimiter", "expected a single character");
+    return std::make_unique<CharDelimiterPreTokenizer>(d[0]);
+  }
+  if (type == "FixedLength") {
+    int64_t len = json::get_int(v, "length", 5, where);
+    if (len <= 0) json::corrupt(where + ".length", "must be positive");
+    return std::make_unique<FixedLengthPreTokenizer>(size_t(len));
+  }
+  if (type == "UnicodeScripts") return std::make_unique<UnicodeScriptsPreTokenizer>();
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PreTokenizer>> items;
     size_t i = 0;
@@ -234,7 +368,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonValue& v, const std::
   fail(ErrorKind::UnsupportedModel,
        where + ": pre-tokenizer type '" + type +
            "' is not supported; supported: BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit, Punctuation, "
-           "Digits, Split, Sequence");
+           "Digits, Split, Metaspace, CharDelimiterSplit, FixedLength, UnicodeScripts, Sequence");
 }
 
 }  // namespace hfpipe::text

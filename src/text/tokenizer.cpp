@@ -68,6 +68,35 @@ Side parse_side(std::string_view s, const std::string& where) {
 
 }  // namespace
 
+// The number tokens of model.vocab[*][1] as written (for a Unigram model), read with the
+// On-Demand API, which keeps raw tokens; empty when the document has no such array.
+const std::vector<std::string_view>& raw_unigram_scores(const simdjson::padded_string& padded) {
+  thread_local std::vector<std::string_view> out;
+  out.clear();
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded).get(doc)) return out;
+  simdjson::ondemand::value model, vocab;
+  if (doc["model"].get(model) || model["vocab"].get(vocab)) return out;
+  simdjson::ondemand::array arr;
+  if (vocab.get_array().get(arr)) return out;
+  for (auto item : arr) {
+    simdjson::ondemand::array pair;
+    if (item.get_array().get(pair)) break;
+    size_t k = 0;
+    for (auto e : pair) {
+      if (k++ == 1) {
+        std::string_view raw;
+        if (e.raw_json_token().get(raw)) break;
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t'))
+          raw.remove_suffix(1);
+        out.push_back(raw);
+      }
+    }
+  }
+  return out;
+}
+
 void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, const std::string& where) {
   simdjson::dom::parser parser;
   simdjson::padded_string padded(json_text);
@@ -78,7 +107,7 @@ void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, cons
 
   if (auto n = json::member(doc, "normalizer")) impl.normalizer = make_normalizer(*n, where + ": normalizer");
   if (auto p = json::member(doc, "pre_tokenizer")) impl.pre_tokenizer = make_pre_tokenizer(*p, where + ": pre_tokenizer");
-  impl.model = make_model(json::required(doc, "model", where), where + ": model");
+  impl.model = make_model(json::required(doc, "model", where), where + ": model", &raw_unigram_scores(padded));
   if (auto p = json::member(doc, "post_processor"))
     impl.post_processor = make_post_processor(*p, where + ": post_processor");
   if (auto d = json::member(doc, "decoder")) impl.decoder = make_decoder(*d, where + ": decoder");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "text/sentencepiece_model.h"
 #include "text/tokenizer_impl.h"
 
 namespace hfpipe::text {
@@ -150,6 +151,40 @@ std::optional<AddedToken> parse_token(const json& v, bool special) {
 
 bool has(const std::optional<json>& j, const char* key) { return j && j->contains(key) && !(*j)[key].is_null(); }
 
+bool get_bool(const std::optional<json>& j, const char* key, bool dflt) {
+  return has(j, key) && (*j)[key].is_boolean() ? (*j)[key].get<bool>() : dflt;
+}
+
+// The sentencepiece (or tiktoken) model file of a folder, under the names the slow classes use.
+std::optional<fs::path> sentencepiece_file(const fs::path& dir) {
+  std::error_code ec;
+  for (const char* name : {"tokenizer.model", "spiece.model", "sentencepiece.bpe.model"})
+    if (fs::is_regular_file(dir / name, ec)) return dir / name;
+  return std::nullopt;
+}
+
+// Converts a .model file the way the class's converter does (convert_slow_tokenizer.py).
+void load_model_file(Tokenizer::Impl& impl, const fs::path& file, const ClassTraits& traits,
+                     const std::optional<json>& cfg, const std::vector<std::string>& special_tokens) {
+  std::string data = read_file(file);
+  if (!looks_like_sentencepiece(data)) {
+    // PreTrainedTokenizerFast: TikTokenConverter with the config's additional special tokens.
+    load_tiktoken(impl, data, file.string(), special_tokens, "");
+    return;
+  }
+  SpmModel m = read_sentencepiece_model(data, file.string());
+  SpmConvertOptions o;
+  std::string mt = traits.model_type;
+  if (traits.family == Family::BosEos && (mt == "llama" || mt == "mistral")) o.flavor = SpmFlavor::Llama;
+  if (mt == "t5") o.flavor = SpmFlavor::T5;
+  if (mt == "xlm-roberta") o.flavor = SpmFlavor::XlmRoberta;
+  o.legacy = get_bool(cfg, "legacy", true);
+  o.add_prefix_space = get_bool(cfg, "add_prefix_space", true);
+  if (o.flavor == SpmFlavor::T5)
+    o.extra_ids = has(cfg, "extra_ids") && (*cfg)["extra_ids"].is_number_unsigned() ? (*cfg)["extra_ids"].get<size_t>() : 100;
+  load_sentencepiece(impl, m, o, file.string());
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
@@ -240,9 +275,15 @@ Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
     if (specials.count("sep_token")) o.sep_token = specials["sep_token"].token.content;
     load_byte_level_bpe(*impl, dir / "vocab.json", dir / "merges.txt", o);
     from_slow = true;
+  } else if (auto spm = sentencepiece_file(dir)) {
+    std::vector<std::string> extra;
+    for (const auto& sp : additional) extra.push_back(sp.token.content);
+    load_model_file(*impl, *spm, *traits, cfg, extra);
+    from_slow = true;
   } else {
     fail(ErrorKind::NotFound, "no tokenizer in " + dir.string() +
-                                  ": expected tokenizer.json, vocab.txt, or vocab.json with merges.txt");
+                                  ": expected tokenizer.json, vocab.txt, vocab.json with merges.txt, or a "
+                                  "sentencepiece / tiktoken tokenizer.model");
   }
 
   // 3. The class's own adjustments of the backend.
@@ -272,6 +313,16 @@ Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
       r.trim_offsets = trim;
       impl->post_processor = impl->post_processor->with_roberta_options(r);
     }
+  }
+
+  // PreTrainedTokenizerFast.__init__: a top-level pre-tokenizer with an add_prefix_space option
+  // (ByteLevel) gets the config's value, False when the config has none.
+  if (impl->pre_tokenizer) {
+    bool aps = has(cfg, "add_prefix_space") && (*cfg)["add_prefix_space"].is_boolean() ? (*cfg)["add_prefix_space"].get<bool>()
+                                                                                       : false;
+    const ByteLevelOptions* cur = impl->pre_tokenizer->byte_level_options();
+    if (cur && cur->add_prefix_space != aps)
+      if (auto p = impl->pre_tokenizer->with_add_prefix_space(aps)) impl->pre_tokenizer = std::move(p);
   }
 
   // tokenizer.json's padding / truncation sections provide defaults (setdefault).

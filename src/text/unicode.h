@@ -97,6 +97,10 @@ bool is_nonspacing_mark_old(char32_t c);  // Mn
 bool is_punctuation_old(char32_t c);  // P* (plus ASCII punctuation)
 bool is_combining_mark(char32_t c);   // Mn | Mc | Me, as StripAccents sees it
 
+// The script class of `tokenizers`' UnicodeScripts pre-tokenizer (0 = "Any": never splits);
+// other numbers only tell classes apart (unicode_scripts.cpp, generated).
+int script_of(char32_t c);
+
 // BERT's CJK ideograph ranges.
 bool is_chinese_char(char32_t c);
 

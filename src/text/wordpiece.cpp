@@ -127,8 +127,11 @@ VocabTable parse_vocab_object(const JsonValue& v, const std::string& where) {
 }
 
 std::unique_ptr<Model> make_bpe_from_json(const JsonValue& v, const std::string& where);
+std::unique_ptr<Model> make_unigram_from_json(const JsonValue& v, const std::string& where,
+                                              const std::vector<std::string_view>* raw_scores);
 
-std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where) {
+std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where,
+                                  const std::vector<std::string_view>* raw_unigram_scores) {
   json::as_object(v, where);
   std::string type;
   if (auto t = json::member(v, "type")) {
@@ -148,12 +151,13 @@ std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where) 
                           size_t(json::get_int(v, "max_input_chars_per_word", 100, where)));
   }
   if (type == "BPE") return make_bpe_from_json(v, where);
+  if (type == "Unigram") return make_unigram_from_json(v, where, raw_unigram_scores);
   if (type == "WordLevel") {
     return std::make_unique<WordLevel>(parse_vocab_object(json::required(v, "vocab", where), where + ".vocab"),
                                        json::get_string(v, "unk_token", "<unk>", where));
   }
   fail(ErrorKind::UnsupportedModel,
-       where + ": model type '" + type + "' is not supported; supported: BPE, WordPiece, WordLevel");
+       where + ": model type '" + type + "' is not supported; supported: BPE, WordPiece, WordLevel, Unigram");
 }
 
 }  // namespace hfpipe::text

@@ -398,3 +398,96 @@ TEST(TextPipelineSupport, ConvertsTokensToStringWithTheDecoderOnly) {
   EXPECT_EQ(bl.byte_level_add_prefix_space(), std::optional<bool>(false));
   EXPECT_EQ(wp.byte_level_add_prefix_space(), std::nullopt);
 }
+
+// Second half: Unigram, Metaspace, the other pre-tokenizers, CTC, Precompiled, .model files
+
+namespace {
+const char* kUnigramJson = R"({
+  "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true},
+  "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": true, "vocab": [["<unk>", 0.0], ["▁", -2.0],
+    ["▁ab", -1.0], ["a", -3.0], ["b", -3.0], ["ab", -2.5], ["<0xC3>", -5.0], ["<0xA9>", -5.0]]},
+  "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"},
+    {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always"}]}})";
+}  // namespace
+
+TEST(TextUnigram, ViterbiByteFallbackAndUnkKeepsItsText) {
+  Tokenizer tok = Tokenizer::from_json(kUnigramJson);
+  // "▁ab" (-1) beats "▁" + "ab" (-4.5); "é" has no piece: its two byte pieces, both with the
+  // offsets of the whole character; "x" has neither: unk, whose token is the text itself.
+  auto e = tok.encode("ab é x");
+  EXPECT_EQ(e.ids, (Ids{2, 1, 6, 7, 1, 0}));
+  EXPECT_EQ(e.tokens, (std::vector<std::string>{"▁ab", "▁", "<0xC3>", "<0xA9>", "▁", "x"}));
+  EXPECT_EQ(e.offsets[2], (std::pair<size_t, size_t>{3, 5}));
+  EXPECT_EQ(e.offsets[3], (std::pair<size_t, size_t>{3, 5}));
+  EXPECT_EQ(tok.decode({2, 1, 6, 7}, false, false), "ab é");
+}
+
+TEST(TextPreTokenizers, MetaspaceSchemesAndLegacyFlagMustAgree) {
+  auto json = [](const std::string& pre) {
+    return R"({"model":{"type":"WordLevel","vocab":{"<unk>":0,"▁a":1,"a":2},"unk_token":"<unk>"},"pre_tokenizer":)" +
+           pre + "}";
+  };
+  Tokenizer never = Tokenizer::from_json(json(R"({"type":"Metaspace","replacement":"▁","prepend_scheme":"never"})"));
+  EXPECT_EQ(never.encode("a a").ids, (Ids{2, 1}));
+  Tokenizer always = Tokenizer::from_json(json(R"({"type":"Metaspace","replacement":"▁","prepend_scheme":"always"})"));
+  EXPECT_EQ(always.encode("a a").ids, (Ids{1, 1}));
+  expect_error(ErrorKind::CorruptFile, [&] {
+    Tokenizer::from_json(json(R"({"type":"Metaspace","replacement":"▁","add_prefix_space":false})"));
+  }, "prepend_scheme");
+}
+
+TEST(TextPreTokenizers, ScriptsFixedLengthAndCharDelimiter) {
+  auto pieces = [](const std::string& pre, const std::string& text) {
+    Tokenizer tok = Tokenizer::from_json(
+        R"({"model":{"type":"WordLevel","vocab":{"<unk>":0},"unk_token":"<unk>"},"pre_tokenizer":)" + pre + "}");
+    return tok.encode(text).offsets;
+  };
+  using O = std::vector<std::pair<size_t, size_t>>;
+  // Leading spaces (script "Any") are dropped; the space joins the piece before it; Han,
+  // Hiragana and Katakana are one script.
+  EXPECT_EQ(pieces(R"({"type":"UnicodeScripts"})", "  ab日本カナ 12"), (O{{2, 4}, {4, 17}, {17, 19}}));
+  EXPECT_EQ(pieces(R"({"type":"FixedLength","length":2})", "héllo"), (O{{0, 3}, {3, 5}, {5, 6}}));
+  EXPECT_EQ(pieces(R"({"type":"CharDelimiterSplit","delimiter":"x"})", "axbxxc"), (O{{0, 1}, {2, 3}, {5, 6}}));
+}
+
+TEST(TextDecoders, CtcCollapsesRepeatsAndPads) {
+  Tokenizer tok = Tokenizer::from_json(R"({"model":{"type":"WordLevel","unk_token":"<pad>",
+    "vocab":{"<pad>":0,"h":1,"e":2,"l":3,"o":4,"|":5}},"decoder":{"type":"CTC"}})");
+  EXPECT_EQ(tok.decode({0, 1, 1, 2, 3, 3, 0, 3, 4, 5, 1}, false, false), "hello h");
+}
+
+TEST(TextErrors, UnknownComponentTypesAreNamed) {
+  for (const char* section : {"normalizer", "pre_tokenizer", "post_processor", "decoder"}) {
+    std::string j = std::string(R"({"model":{"type":"WordLevel","vocab":{"a":0},"unk_token":"a"},")") + section +
+                    R"(":{"type":"Frobnicate"}})";
+    expect_error(ErrorKind::UnsupportedModel, [&] { Tokenizer::from_json(j); }, "'Frobnicate'");
+  }
+  expect_error(ErrorKind::UnsupportedModel, [] { Tokenizer::from_json(R"({"model":{"type":"Frobnicate"}})"); },
+               "'Frobnicate'");
+}
+
+TEST(TextErrors, CorruptPrecompiledCharsmapAndUnpairedSurrogates) {
+  auto with_charsmap = [](const std::string& b64) {
+    return R"({"model":{"type":"WordLevel","vocab":{"a":0},"unk_token":"a"},"normalizer":{"type":"Precompiled","precompiled_charsmap":")" +
+           b64 + "\"}}";
+  };
+  expect_error(ErrorKind::CorruptFile, [&] { Tokenizer::from_json(with_charsmap("AAA")); }, "precompiled_charsmap");
+  expect_error(ErrorKind::CorruptFile, [&] { Tokenizer::from_json(with_charsmap("////")); }, "precompiled_charsmap");
+  // A trie whose offsets point anywhere: encoding must not read outside it.
+  Tokenizer tok = Tokenizer::from_json(with_charsmap("BAAAAP////8="));
+  EXPECT_NO_THROW(tok.encode("abc é 日本"));
+  // A lone surrogate escape in a JSON string is not valid JSON text for simdjson.
+  expect_error(ErrorKind::CorruptFile, [] {
+    Tokenizer::from_json(R"({"model":{"type":"WordLevel","vocab":{"\ud800":0},"unk_token":"\ud800"}})");
+  });
+}
+
+TEST(TextErrors, LongLinesAndNulBytes) {
+  Tokenizer tok = Tokenizer::from_json(kUnigramJson);
+  std::string big(10 << 20, 'a');
+  for (size_t i = 0; i < big.size(); i += 1000) big[i] = ' ';
+  big[5] = '\0';
+  auto e = tok.encode(big);
+  EXPECT_GT(e.ids.size(), size_t(10000));
+  EXPECT_EQ(e.offsets.back().second, big.size());
+}
