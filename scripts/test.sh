@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite: the C++ unit tests (ctest) and the parity tests against transformers
 # (pytest). Expects scripts/setup.sh to have run; rebuilds incrementally first.
+#
+# pytest runs on two workers (pytest-xdist), each hfpipe process on one thread
+# (OMP_NUM_THREADS=1; test_feature_extraction.py's test_two_threads_match_one checks the
+# threaded path explicitly): on a 2-core machine two single-threaded workers finish in about
+# 60% of the serial time, while two 2-thread hfpipe processes on 2 cores would make OpenMP's
+# spinning threads wait on each other. The shared fixtures (tiny models, real models) are made
+# once here first, so the workers only read them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake --build build -j "$(nproc)"
 echo "== C++ unit tests"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
 echo "== parity tests against transformers"
-HF_HUB_OFFLINE=1 .venv/bin/python -m pytest tests/python -q "$@"
+export HF_HUB_OFFLINE=1
+.venv/bin/python scripts/make_tiny_models.py >/dev/null
+.venv/bin/python scripts/assemble_real_models.py >/dev/null
+OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/python -q -n "${HFPIPE_TEST_WORKERS:-2}" "$@"

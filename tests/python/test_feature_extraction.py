@@ -68,6 +68,19 @@ def test_batch_size_mixed_lengths(run_hfpipe, reference, tiny_models, model):
     H.assert_identical(b4, b1, what=f"{model} --batch-size 4 vs 1")
 
 
+@pytest.mark.parametrize("model", ["bert-base", "deberta-base", "mpnet-base"])
+def test_two_threads_match_one(run_hfpipe, reference, tiny_models, model):
+    """The multi-threaded kernels (OpenMP / oneDNN with --threads 2) give transformers' values
+    and the single-threaded ones. scripts/test.sh runs the suite with one hfpipe thread per
+    pytest worker, so this is where the threaded path is checked."""
+    folder = tiny_models / model
+    inputs = H.MIXED_BATCH + [H.LONG_TEXT]
+    params = {"truncation": True}
+    t2 = _check(run_hfpipe, reference, folder, inputs, params, batch_size=4, threads=2)
+    t1 = _check(run_hfpipe, reference, folder, inputs, params, batch_size=4, threads=1)
+    H.assert_identical(t2, t1, what=f"{model} --threads 2 vs 1")
+
+
 def test_truncation_given_twice_is_an_error(run_hfpipe_raw, reference, tiny_models):
     """transformers: ValueError "truncation parameter defined twice"."""
     folder = tiny_models / "bert-base"
