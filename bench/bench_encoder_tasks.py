@@ -12,7 +12,8 @@ build/bench-models/), each at batch 1 and 16, in items/s:
   context overflows into a second chunk, as it does in real use)
 - zero-shot-classification: ~32-token texts against 10 candidate labels (10 pairs per item)
 
-Measured as bench_encoders.py measures (its helpers are reused): hfpipe's CLI with --jsonl,
+Measured as bench_encoders.py measures (its runners are reused, the call's keyword arguments
+passed to both sides): hfpipe's CLI with --jsonl,
 throughput = (N-1) / (t_N - t_1) so start-up and loading cancel out; transformers' pipeline in a
 warm worker process with torch.set_num_threads equal to hfpipe's --threads; best of R runs.
 Prints markdown tables on stdout. Not part of the pytest run.
@@ -85,40 +86,6 @@ def qa_inputs(folder: Path, n: int) -> list[dict]:
     return [{"question": q.rstrip(".") + "?", "context": c} for q, c in zip(questions, contexts)]
 
 
-WORKER = r"""
-import json, sys, time
-spec = json.loads(sys.stdin.read())
-import torch
-torch.set_num_threads(spec["threads"])
-import transformers
-transformers.logging.set_verbosity_error()
-from transformers import pipeline
-pipe = pipeline(spec["task"], model=spec["folder"], device="cpu", dtype=torch.float32)
-out = []
-for cfg in spec["configs"]:
-    inputs, batch, kwargs = cfg["inputs"], cfg["batch"], spec["kwargs"]
-    pipe(inputs[: max(batch, 2)], batch_size=batch, **kwargs)          # warm-up
-    best = None
-    for _ in range(spec["repeats"]):
-        t0 = time.perf_counter()
-        res = pipe(inputs, batch_size=batch, **kwargs)
-        dt = time.perf_counter() - t0
-        assert len(res) == len(inputs)
-        best = dt if best is None else min(best, dt)
-    out.append({"items_per_s": len(inputs) / best})
-print(json.dumps(out), flush=True)
-"""
-
-
-def bench_transformers(task, folder, configs, kwargs, threads, repeats) -> list:
-    spec = {"task": task, "folder": str(folder), "threads": threads, "repeats": repeats,
-            "configs": configs, "kwargs": kwargs}
-    r = B.run_measured([sys.executable, "-c", WORKER], json.dumps(spec), B.child_env(threads), rss=False)
-    if r["rc"] != 0:
-        raise RuntimeError(f"transformers worker failed: {r['stderr'][-2000:]}")
-    return json.loads(r["last"])
-
-
 def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, kwargs) -> float:
     """items/s of the CLI, with the call's keyword arguments as --param."""
     params = [a for k, v in kwargs.items() for a in ("--param", f"{k}={json.dumps(v)}")]
@@ -171,7 +138,7 @@ def main() -> int:
             for t in args.threads:
                 configs = [{"batch": 1, "inputs": inputs[:n1]}, {"batch": 16, "inputs": inputs[:n16]}]
                 B.log(f"[{task}, {t} thread(s)] transformers ...")
-                tf_res = bench_transformers(task, folder, configs, kwargs, t, repeats)
+                tf_res, _ = B.bench_transformers(task, folder, configs, t, repeats, kwargs)
                 for cfg, tf in zip(configs, tf_res):
                     B.log(f"[{task}, {t} thread(s)] hfpipe batch {cfg['batch']} ...")
                     hf = bench_hfpipe(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats, kwargs)

@@ -245,13 +245,14 @@ transformers.logging.set_verbosity_error()
 from transformers import pipeline
 pipe = pipeline(spec["task"], model=spec["folder"], device="cpu", dtype=torch.float32)
 out = []
+kwargs = spec.get("kwargs", {})
 for cfg in spec["configs"]:
     inputs, batch = cfg["inputs"], cfg["batch"]
-    pipe(inputs[: max(batch, 2)], batch_size=batch)          # warm-up
+    pipe(inputs[: max(batch, 2)], batch_size=batch, **kwargs)          # warm-up
     best = None
     for _ in range(spec["repeats"]):
         t0 = time.perf_counter()
-        res = pipe(inputs, batch_size=batch)
+        res = pipe(inputs, batch_size=batch, **kwargs)
         dt = time.perf_counter() - t0
         assert len(res) == len(inputs)
         best = dt if best is None else min(best, dt)
@@ -269,9 +270,10 @@ print(json.dumps(p(sys.argv[4]))[:200], flush=True)
 """
 
 
-def bench_transformers(task, folder, configs, threads, repeats) -> tuple[list, float]:
+def bench_transformers(task, folder, configs, threads, repeats, kwargs=None) -> tuple[list, float]:
+    """kwargs: the pipeline call's keyword arguments (e.g. candidate_labels)."""
     spec = {"task": task, "folder": str(folder), "threads": threads, "repeats": repeats,
-            "configs": configs}
+            "configs": configs, "kwargs": kwargs or {}}
     r = run_measured([sys.executable, "-c", WORKER], json.dumps(spec), child_env(threads))
     if r["rc"] != 0:
         raise RuntimeError(f"transformers worker failed: {r['stderr'][-2000:]}")
