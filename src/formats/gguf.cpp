@@ -140,7 +140,8 @@ void check_tensor_ranges(std::vector<GgufTensorInfo>& tensors, uint64_t data_sta
   for (auto& t : tensors) {
     if (t.offset % alignment != 0)
       fail(ErrorKind::CorruptFile, file + ": tensor '" + t.name + "' is not aligned to " + std::to_string(alignment));
-    if (t.offset > file_size || !range_fits(data_start + t.offset, t.nbytes, file_size) || data_start + t.offset < data_start)
+    // offset <= file size and data_start <= 2^63 (alignment is a power of two), so the sum cannot wrap
+    if (t.offset > file_size || !range_fits(data_start + t.offset, t.nbytes, file_size))
       fail(ErrorKind::CorruptFile, file + ": tensor '" + t.name + "' extends past the end of the file");
     t.offset += data_start;
     by_offset.push_back(&t);
