@@ -16,6 +16,10 @@
 #include "models/decoder.h"
 
 namespace hfpipe::generation {
+class StopStrings;
+}
+
+namespace hfpipe::generation {
 
 // hfpipe's random numbers (xoshiro256**, seeded through splitmix64): reproducible on every
 // platform for a given seed, not the same stream as torch's.
@@ -51,8 +55,18 @@ struct Row {
 };
 
 // Decodes every row; returns each row's new tokens (the eos that ended it included).
-// `pad_id` fills left padding and the input of finished rows.
+// `pad_id` fills left padding and the input of finished rows; a row also stops at the token
+// that completes one of `stop_strings`.
 std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, const std::vector<Row>& rows,
-                                           const GenerationConfig& config, int32_t pad_id);
+                                           const GenerationConfig& config, int32_t pad_id,
+                                           const StopStrings* stop_strings = nullptr);
+
+// The left-padded batch of rows' prompts: ids, attention mask and position ids (mask cumsum
+// - 1, padding at 1, as prepare_inputs_for_generation makes them). Shared with beam search.
+struct PaddedBatch {
+  int64_t batch = 0, length = 0;
+  std::vector<int32_t> ids, mask, positions;
+};
+PaddedBatch left_pad(const std::vector<Row>& rows, int32_t pad_id);
 
 }  // namespace hfpipe::generation

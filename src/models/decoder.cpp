@@ -24,6 +24,25 @@ void KvCache::advance(int64_t tokens) {
   length_ += tokens;
 }
 
+void KvCache::reorder(const std::vector<int64_t>& source_rows) {
+  check(static_cast<int64_t>(source_rows.size()) == batch_, ErrorKind::Internal,
+        "cache reorder needs one source row per row");
+  for (int64_t source : source_rows)
+    check(source >= 0 && source < batch_, ErrorKind::Internal, "cache reorder source row out of range");
+  // Only the filled positions move; a copy of the layer is the simplest way to allow any
+  // permutation with duplicates.
+  const int64_t row = capacity_ * kv_dim_, filled = length_ * kv_dim_;
+  std::vector<float> scratch(static_cast<size_t>(batch_ * filled));
+  for (std::vector<float>* store : {&keys_, &values_})
+    for (int64_t l = 0; l < layers_; ++l) {
+      float* base = store->data() + l * batch_ * row;
+      for (int64_t b = 0; b < batch_; ++b)
+        std::memcpy(scratch.data() + b * filled, base + b * row, sizeof(float) * filled);
+      for (int64_t b = 0; b < batch_; ++b)
+        std::memcpy(base + b * row, scratch.data() + source_rows[b] * filled, sizeof(float) * filled);
+    }
+}
+
 std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, int64_t n, int64_t dim,
                                bool all_positions) {
   if (all_positions) return hidden;

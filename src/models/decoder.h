@@ -30,6 +30,9 @@ class KvCache {
   // Layer `layer`'s view; the model writes positions length() .. and then calls advance().
   ops::CacheView layer(int64_t layer);
   void advance(int64_t tokens);
+  // Row b takes what row source_rows[b] held (beam search's reordering of beams): one entry
+  // per row, each a valid row. Rows may be duplicated or dropped.
+  void reorder(const std::vector<int64_t>& source_rows);
 
  private:
   std::vector<float> keys_, values_;
@@ -53,6 +56,12 @@ class DecoderModel {
   virtual Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions = false) const = 0;
   // An empty cache for `batch` rows of up to `capacity` positions.
   virtual KvCache new_cache(int64_t batch, int64_t capacity) const = 0;
+  // Reorders the per-row decoding state as KvCache::reorder does (beam search). A model that
+  // keeps more per-row state than the cache (e.g. an encoder-decoder's cross-attention inputs,
+  // when rows of different inputs could move) overrides this and reorders that state too.
+  virtual void reorder_rows(KvCache& cache, const std::vector<int64_t>& source_rows) const {
+    cache.reorder(source_rows);
+  }
 
   virtual int64_t vocab_size() const = 0;
   // config.json's max_position_embeddings (n_positions for GPT-2).

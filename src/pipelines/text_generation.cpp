@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "formats/weights.h"
+#include "generation/beam_search.h"
 #include "generation/generate.h"
 #include "models/decoder.h"
 #include "pipelines/params.h"
@@ -85,7 +86,9 @@ class TextGeneration : public Task {
   std::vector<Value> run(const std::vector<Value>& items, const Value& params, bool single_call) const override {
     Params p(params, name(), {"max_new_tokens", "max_length", "min_new_tokens", "min_length", "do_sample",
                               "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "num_return_sequences",
-                              "eos_token_id", "pad_token_id", "bos_token_id", "return_full_text", "return_text",
+                              "eos_token_id", "pad_token_id", "bos_token_id", "num_beams", "length_penalty",
+                              "early_stopping", "no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id",
+                              "forced_eos_token_id", "typical_p", "stop_strings", "return_full_text", "return_text",
                               "return_tensors", "prefix", "clean_up_tokenization_spaces", "skip_special_tokens",
                               "add_special_tokens", "seed", "batch_size"});
     const ReturnType type = return_type_from(p);
@@ -98,23 +101,33 @@ class TextGeneration : public Task {
 
     std::vector<Prompt> prompts;
     for (const Value& item : items) prompts.push_back(prepare(item, prefix, p, config));
+    // transformers needs generate(tokenizer=...) for stop_strings; hfpipe uses the pipeline's.
+    const generation::StopStrings stops(tokenizer_, config.stop_strings);
+    // Beam search returns num_return_sequences per prompt from one row of beams.
+    const bool beams = config.num_beams > 1;
+    const int64_t copies = beams ? 1 : config.num_return_sequences;
     std::vector<generation::Row> rows;
     for (size_t i = 0; i < prompts.size(); ++i)
-      for (int64_t s = 0; s < config.num_return_sequences; ++s)
+      for (int64_t s = 0; s < copies; ++s)
         rows.push_back({prompts[i].ids, limits_of(prompts[i], config, max_length_given), row_seed(seed, i, s)});
 
-    const int64_t batch = std::max<int64_t>(1, p.get_int("batch_size").value_or(batch_size_)) * config.num_return_sequences;
+    const int64_t batch = std::max<int64_t>(1, p.get_int("batch_size").value_or(batch_size_)) * copies;
     std::vector<std::vector<int32_t>> generated;
     for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(batch)) {
       std::vector<generation::Row> chunk(rows.begin() + start, rows.begin() + std::min(rows.size(), start + batch));
-      for (auto& g : generation::generate(*model_, chunk, config, pad)) generated.push_back(std::move(g));
+      if (beams) {
+        for (auto& group : generation::beam_search(*model_, chunk, config, pad, &stops))
+          for (auto& g : group) generated.push_back(std::move(g));
+      } else {
+        for (auto& g : generation::generate(*model_, chunk, config, pad, &stops)) generated.push_back(std::move(g));
+      }
     }
 
     std::vector<Value> results;
     for (size_t i = 0; i < prompts.size(); ++i) {
       std::vector<std::vector<int32_t>> group(generated.begin() + i * config.num_return_sequences,
                                               generated.begin() + (i + 1) * config.num_return_sequences);
-      results.push_back(postprocess(prompts[i], group, pad, type, p));
+      results.push_back(postprocess(prompts[i], group, beams ? generation::beam_fill_value(config, pad) : pad, type, p));
     }
     (void)single_call;  // pipe("x") and each item of pipe([...]) are both a list of records
     return results;
