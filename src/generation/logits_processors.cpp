@@ -58,9 +58,13 @@ void apply_top_k(float* scores, int64_t vocab, int64_t top_k, int64_t min_tokens
 std::vector<float> softmax(const float* scores, int64_t vocab) {
   std::vector<float> p(scores, scores + vocab);
   const float m = *std::max_element(p.begin(), p.end());
-  float sum = 0.f;
+  // A double sum: torch's vectorised float sums are far closer to exact than a running float
+  // total over a vocabulary of 10^5 (whose error reaches 1e-5, enough to move a top_p or
+  // typical_p threshold).
+  double sum = 0.0;
   for (float& v : p) sum += (v = std::exp(v - m));
-  for (float& v : p) v /= sum;
+  const float total = static_cast<float>(sum);
+  for (float& v : p) v /= total;
   return p;
 }
 
@@ -98,12 +102,12 @@ void apply_min_p(float* scores, int64_t vocab, double min_p, int64_t min_tokens_
 void apply_typical_p(float* scores, int64_t vocab, double mass, int64_t min_tokens_to_keep) {
   std::vector<float> normalized(scores, scores + vocab);
   log_softmax(normalized.data(), vocab);
-  float entropy = 0.f;  // -(log p * p).nansum(): the -inf * 0 of banned tokens is skipped
+  double sum = 0.0;  // -(log p * p).nansum(): the -inf * 0 of banned tokens is skipped
   for (float lp : normalized) {
     const float term = lp * std::exp(lp);
-    if (!std::isnan(term)) entropy += term;
+    if (!std::isnan(term)) sum += term;
   }
-  entropy = -entropy;
+  const float entropy = static_cast<float>(-sum);
   // Tokens sorted by |surprisal - entropy|, ascending; ties by index for reproducibility.
   std::vector<std::pair<float, int32_t>> shifted(static_cast<size_t>(vocab));
   for (int64_t i = 0; i < vocab; ++i) shifted[i] = {std::fabs(-normalized[i] - entropy), static_cast<int32_t>(i)};
@@ -164,9 +168,9 @@ void force_tokens(float* scores, int64_t vocab, const std::vector<int32_t>& ids)
 
 void log_softmax(float* scores, int64_t vocab) {
   const float m = *std::max_element(scores, scores + vocab);
-  float sum = 0.f;
+  double sum = 0.0;  // see softmax
   for (int64_t i = 0; i < vocab; ++i) sum += std::exp(scores[i] - m);
-  const float log_sum = std::log(sum);
+  const float log_sum = static_cast<float>(std::log(sum));
   for (int64_t i = 0; i < vocab; ++i) scores[i] = scores[i] - m - log_sum;
 }
 

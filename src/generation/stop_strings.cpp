@@ -40,8 +40,12 @@ std::vector<std::string> clean_vocab(const text::Tokenizer& tokenizer) {
 }  // namespace
 
 StopStrings::StopStrings(const text::Tokenizer& tokenizer, std::vector<std::string> stop_strings)
-    : StopStrings(stop_strings.empty() ? std::vector<std::string>() : clean_vocab(tokenizer),
-                  std::move(stop_strings)) {}
+    : stops_(std::move(stop_strings)) {
+  if (stops_.empty()) return;  // no vocabulary pass without stop strings
+  tokens_ = clean_vocab(tokenizer);
+  for (const auto& s : stops_) window_ = std::max(window_, char_count(s));
+  check_reachable();
+}
 
 StopStrings::StopStrings(std::vector<std::string> token_strings, std::vector<std::string> stop_strings)
     : tokens_(std::move(token_strings)), stops_(std::move(stop_strings)) {
