@@ -136,6 +136,26 @@ def test_beam_search_text_output(run_hfpipe, tiny_models):
                            PROMPTS[:2], what=f"text {extra}")
 
 
+def test_generation_config_defaults_and_overrides(run_hfpipe, tiny_models, tmp_path):
+    """The new keys in a model's generation_config.json are honoured, and a call overrides them."""
+    source = tiny_models / "gpt2-causal-lm"
+    folder = tmp_path / "gpt2-beams"
+    folder.mkdir()
+    for f in source.iterdir():
+        if f.name != "generation_config.json":
+            (folder / f.name).symlink_to(f)
+    config = json.loads((source / "generation_config.json").read_text())
+    config.update({"num_beams": 3, "num_return_sequences": 2, "length_penalty": 0.7, "no_repeat_ngram_size": 2,
+                   "bad_words_ids": [[13]], "early_stopping": "never"})
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    for params in ({**GREEDY, "max_new_tokens": 10}, {**GREEDY, "max_new_tokens": 10, "num_beams": 1,
+                                                       "num_return_sequences": 1, "no_repeat_ngram_size": 0}):
+        want = reference(folder, PROMPTS[:1], params)
+        got = hfpipe(run_hfpipe, folder, PROMPTS[:1], params)
+        H.assert_each_same(got, want, PROMPTS[:1], what=f"generation_config.json defaults {params}")
+        assert len(got[0]) == (2 if "num_beams" not in params else 1)
+
+
 # ------------------------------------------------------------------------------ greedy processors
 
 def _greedy_new(folder, prompt, n=16):
