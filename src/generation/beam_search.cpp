@@ -38,6 +38,9 @@ float power(int64_t length, double exponent) { return static_cast<float>(std::po
 // The `count` best of the flattened [beams, vocab] scores, best first (torch.topk; ties go
 // to the lower index).
 std::vector<int64_t> top_indices(const std::vector<float>& scores, int64_t count) {
+  check(count <= static_cast<int64_t>(scores.size()), ErrorKind::InvalidArgument,
+        "beam search needs " + std::to_string(count) + " candidates per step but the model's vocabulary offers " +
+            std::to_string(scores.size()) + " (lower num_beams)");
   std::vector<int64_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + count, order.end(), [&](int64_t a, int64_t b) {
