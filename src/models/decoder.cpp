@@ -29,6 +29,9 @@ void KvCache::reorder(const std::vector<int64_t>& source_rows) {
         "cache reorder needs one source row per row");
   for (int64_t source : source_rows)
     check(source >= 0 && source < batch_, ErrorKind::Internal, "cache reorder source row out of range");
+  bool identity = true;
+  for (int64_t b = 0; b < batch_; ++b) identity = identity && source_rows[b] == b;
+  if (identity) return;  // every beam continued itself
   // Only the filled positions move; a copy of the layer is the simplest way to allow any
   // permutation with duplicates.
   const int64_t row = capacity_ * kv_dim_, filled = length_ * kv_dim_;
