@@ -1,9 +1,12 @@
 // The hfpipe command line:
 //   hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N] [--param key=JSON]...
-//               [--jsonl] [INPUT...]
+//               [--jsonl] [--stream] [INPUT...]
 // prints transformers' pipeline output as JSON: one document for one input, a list for
 // several, and one line per stdin line with --jsonl. Failures print one line on stderr and
 // exit non-zero (1 for errors, 2 for usage).
+// --stream (text-generation) prints the new text as it is generated, flushed piece by piece:
+// raw text and a newline per INPUT, or with --jsonl a {"chunk": TEXT} line per piece and then
+// the input's usual result line.
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -19,7 +22,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N]\n"
-    "              [--param key=JSON]... [--jsonl] [INPUT...]\n"
+    "              [--param key=JSON]... [--jsonl] [--stream] [INPUT...]\n"
     "       hfpipe tokenize --model M [--pair TEXT] [--param key=JSON]... [--jsonl] [TEXT]\n"
     "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
     "       hfpipe chat-template --model M [--param key=JSON]... [--json] MESSAGES_JSON\n"
@@ -31,6 +34,8 @@ constexpr const char* kUsage =
     "--param passes any pipeline parameter as transformers' keyword arguments, the value as JSON\n"
     "(e.g. --param top_k=null); a value that is not JSON is taken as a string.\n"
     "--jsonl reads one JSON input per stdin line and prints one JSON result per line.\n"
+    "--stream (text-generation) prints the new text as it is generated: raw text per INPUT, or\n"
+    "with --jsonl one {\"chunk\": TEXT} line per piece before each result line.\n"
     "question-answering takes {\"question\", \"context\"} objects with --jsonl, or no INPUT and\n"
     "--param question=... --param context=... (strings, or a list of questions).\n";
 
@@ -42,6 +47,7 @@ struct CliArgs {
   std::string task;
   hfpipe::PipelineOptions options;
   bool jsonl = false;
+  bool stream = false;
   std::vector<std::string> inputs;
 };
 
@@ -77,6 +83,7 @@ CliArgs parse_args(int argc, char** argv) {
     else if (a == "--threads") args.options.threads = parse_positive(a, value_of(i));
     else if (a == "--param") add_param(args.options.params, value_of(i));
     else if (a == "--jsonl") args.jsonl = true;
+    else if (a == "--stream") args.stream = true;
     else if (a == "--") {
       for (++i; i < argc; ++i) args.inputs.push_back(argv[i]);
     } else if (a.size() > 2 && a.rfind("--", 0) == 0) throw UsageError("unknown option " + a);
@@ -109,8 +116,27 @@ std::vector<hfpipe::Value> read_jsonl(std::istream& in) {
   return items;
 }
 
+// --stream: each input's text piece by piece, flushed as it arrives.
+int run_streaming(const hfpipe::Pipeline& pipe, const CliArgs& args) {
+  if (args.jsonl) {
+    for (const auto& item : read_jsonl(std::cin)) {
+      const hfpipe::Value result = pipe.stream(item, [](std::string_view text) {
+        std::cout << to_json(hfpipe::Value{{"chunk", std::string(text)}}) << '\n' << std::flush;
+      });
+      std::cout << to_json(result) << '\n' << std::flush;
+    }
+    return 0;
+  }
+  for (const auto& input : args.inputs) {
+    pipe.stream(hfpipe::Value(input), [](std::string_view text) { std::cout << text << std::flush; });
+    std::cout << '\n' << std::flush;
+  }
+  return 0;
+}
+
 int run_task(const CliArgs& args) {
   auto pipe = hfpipe::pipeline(args.task, args.options);
+  if (args.stream) return run_streaming(pipe, args);
   if (args.jsonl) {
     for (const auto& result : pipe.each(read_jsonl(std::cin))) std::cout << to_json(result) << '\n';
   } else if (args.inputs.empty()) {

@@ -147,7 +147,8 @@ void validate(const GenerationConfig& c) {
 }
 
 std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, const std::vector<Row>& rows,
-                                           const GenerationConfig& config, int32_t pad_id) {
+                                           const GenerationConfig& config, int32_t pad_id,
+                                           const TokenCallback& on_token) {
   std::vector<std::vector<int32_t>> generated(rows.size());
   if (rows.empty()) return generated;
   const PaddedBatch p = left_pad(rows, pad_id);
@@ -181,6 +182,7 @@ std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, co
       history[b].push_back(token);
       generated[b].push_back(token);
       step_ids[b] = token;
+      if (on_token) on_token(b, token);
       const bool eos = std::find(config.eos_token_id.begin(), config.eos_token_id.end(), token) !=
                        config.eos_token_id.end();
       if (eos || length + 1 >= rows[b].limits.max_length) {
