@@ -49,8 +49,7 @@ def new_text(record, prompt):
 def test_streamed_text_is_the_final_text(run_hfpipe, run_hfpipe_raw, reference, tiny_models, model):
     folder = tiny_models / model
     prompts = PROMPTS if model.startswith("gpt2") else PROMPTS + [CHAT]   # GPT-2 has no chat template
-    for params in ({**GREEDY, "return_full_text": False}, GREEDY,
-                   {**GREEDY, "clean_up_tokenization_spaces": False, "skip_special_tokens": False}):
+    for params in (GREEDY, {**GREEDY, "clean_up_tokenization_spaces": False, "skip_special_tokens": False}):
         streamed = stream_jsonl(run_hfpipe_raw, folder, prompts, params)
         want = reference.reference_outputs(TASK, folder, prompts, params)
         H.assert_each_same([r for _, r in streamed], want, prompts, what=f"{model} streamed result {params}")
