@@ -201,6 +201,23 @@ def llama2_pair_merges(tokenizer_json: bytes) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode()
 
 
+# Chat input of the text-generation pipeline: two decoders get a real chat template, copied at
+# make time from a model of the same tokenizer family (Phi-3's onto the llama2 SentencePiece
+# tokenizer, Llama 3's onto GPT-2's byte-level BPE), and Qwen2's tokenizer a model_max_length of
+# its 128 positions, so that handle_long_generation="hole" has a window to keep to.
+CHAT_TEMPLATE_OF = {"llama": "phi-3-mini", "qwen2": "llama3-tiktoken"}
+MODEL_MAX_LENGTH_OF = {"qwen2": 128}
+
+
+def with_chat_template(arch: str, tokenizer_config: bytes) -> bytes:
+    cfg = json.loads(tokenizer_config)
+    source = json.loads((SHARED_TOKENIZERS / CHAT_TEMPLATE_OF[arch] / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = source["chat_template"]
+    if arch in MODEL_MAX_LENGTH_OF:
+        cfg["model_max_length"] = MODEL_MAX_LENGTH_OF[arch]
+    return json.dumps(cfg, indent=2, ensure_ascii=False).encode()
+
+
 def _decoder_specs() -> list[Spec]:
     specs = [Spec(f"{a}-causal-lm", a, "causal-lm") for a in DECODER_ARCHS]
     specs.append(Spec("llama-causal-lm-llama3rope-tied-bias", "llama", "causal-lm",
@@ -280,6 +297,8 @@ def tokenizer_files(arch: str) -> dict[str, bytes]:
              if p.is_file() and p.name != "SOURCE.txt"}
     if src == "llama2":
         files["tokenizer.json"] = llama2_pair_merges(files["tokenizer.json"])
+    if arch in CHAT_TEMPLATE_OF:
+        files["tokenizer_config.json"] = with_chat_template(arch, files["tokenizer_config.json"])
     override = {"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}
     if arch in override:
         cfg = json.loads(files["tokenizer_config.json"])

@@ -148,7 +148,7 @@ void validate(const GenerationConfig& c) {
 
 std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, const std::vector<Row>& rows,
                                            const GenerationConfig& config, int32_t pad_id,
-                                           const StopStrings* stop_strings) {
+                                           const TokenCallback& on_token, const StopStrings* stop_strings) {
   std::vector<std::vector<int32_t>> generated(rows.size());
   if (rows.empty()) return generated;
   const PaddedBatch p = left_pad(rows, pad_id);
@@ -181,6 +181,7 @@ std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, co
       history[b].push_back(token);
       generated[b].push_back(token);
       step_ids[b] = token;
+      if (on_token) on_token(b, token);
       const bool eos = std::find(config.eos_token_id.begin(), config.eos_token_id.end(), token) !=
                        config.eos_token_id.end();
       const bool stop = stop_strings && stop_strings->matches(history[b]);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "generation/generation_config.h"
@@ -54,11 +55,17 @@ struct Row {
   uint64_t seed = 0;  // the row's random stream (sampling only)
 };
 
+// Told of each new token as soon as it is chosen: (row index, token), rows in order within a
+// step (streaming; transformers' streamer.put). A search that revises earlier tokens (beam
+// search) cannot stream and must refuse a callback, as transformers refuses a streamer.
+using TokenCallback = std::function<void(size_t row, int32_t token)>;
+
 // Decodes every row; returns each row's new tokens (the eos that ended it included).
 // `pad_id` fills left padding and the input of finished rows; a row also stops at the token
 // that completes one of `stop_strings`.
 std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, const std::vector<Row>& rows,
                                            const GenerationConfig& config, int32_t pad_id,
+                                           const TokenCallback& on_token = {},
                                            const StopStrings* stop_strings = nullptr);
 
 // The left-padded batch of rows' prompts: ids, attention mask and position ids (mask cumsum

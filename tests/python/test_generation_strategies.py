@@ -356,3 +356,7 @@ def test_bad_input(run_hfpipe_raw, tiny_models):
                                                                        {**GREEDY, "no_repeat_ngram_size": -1})
     assert "`forced_eos_token_id` has to be a list of positive" in _error(run_hfpipe_raw, folder,
                                                                           {**GREEDY, "forced_eos_token_id": -3})
+    # Beam search revises tokens: it cannot stream (transformers refuses a streamer with beams).
+    cmd = H.hfpipe_command("x", TASK, folder, ["Hi"], {**BEAMS, "max_new_tokens": 3}, jsonl=False,
+                           extra=["--stream"])[1:]
+    assert "cannot be used with beam search" in H.error_line(run_hfpipe_raw(cmd, env=ENV))
