@@ -66,6 +66,28 @@ uint64_t row_seed(uint64_t seed, size_t item, int64_t sequence) {
   return seed * 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(item) << 20) ^ static_cast<uint64_t>(sequence);
 }
 
+// pipeline(..., model_kwargs={...}) hands model_kwargs to from_pretrained. hfpipe honours
+// attn_implementation ("sdpa", transformers' default, or "eager": Gemma 2's attention
+// soft-capping exists only in the eager path) and refuses the keys it does not implement.
+formats::ModelConfig decoder_config(const TaskContext& context) {
+  const Value& params = context.options.params;
+  if (!params.is_object() || !params.contains("model_kwargs") || params["model_kwargs"].is_null())
+    return context.config;
+  const Value& kwargs = params["model_kwargs"];
+  if (!kwargs.is_object()) fail(ErrorKind::InvalidArgument, "model_kwargs must be a JSON object");
+  std::string attn = "sdpa";
+  for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
+    if (it.key() != "attn_implementation")
+      fail(ErrorKind::InvalidArgument,
+           "model_kwargs key '" + it.key() + "' is not supported; supported: attn_implementation");
+    if (!it.value().is_null()) {
+      if (!it.value().is_string()) fail(ErrorKind::InvalidArgument, "model_kwargs.attn_implementation must be a string");
+      attn = it.value().get<std::string>();
+    }
+  }
+  return models::with_attn_implementation(context.config, attn);
+}
+
 struct Prompt {
   std::string text;           // the prompt as given (without prefix)
   std::vector<int32_t> ids;   // prefix + prompt, as generate sees them
@@ -77,7 +99,7 @@ class TextGeneration : public Task {
   explicit TextGeneration(const TaskContext& context)
       : Task(context),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_decoder(context.config, formats::load_checkpoint(context.model_dir))),
+        model_(models::load_decoder(decoder_config(context), formats::load_checkpoint(context.model_dir))),
         batch_size_(context.options.batch_size) {
     init_generation_config(context);
   }
@@ -87,7 +109,13 @@ class TextGeneration : public Task {
                               "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "num_return_sequences",
                               "eos_token_id", "pad_token_id", "bos_token_id", "return_full_text", "return_text",
                               "return_tensors", "prefix", "clean_up_tokenization_spaces", "skip_special_tokens",
-                              "add_special_tokens", "seed", "batch_size"});
+                              "add_special_tokens", "seed", "batch_size", "model_kwargs"});
+    // model_kwargs only configure loading (a pipeline() argument): a call cannot change them.
+    const Value& built = construction_params();
+    const Value loaded = built.is_object() && built.contains("model_kwargs") ? built["model_kwargs"] : Value();
+    if (p.has("model_kwargs") && p.get("model_kwargs") != loaded)
+      fail(ErrorKind::InvalidArgument, "model_kwargs is a pipeline() argument applied when the model is loaded; "
+                                       "a call cannot change it");
     const ReturnType type = return_type_from(p);
     const std::string prefix = p.has("prefix") ? p.get_string("prefix", "") : prefix_;
     bool max_length_given = false;
