@@ -248,10 +248,15 @@ BY_NAME.update({s.name: s for s in SPECS})
 # - gemma3: gemma3_text with sliding_window_pattern 3 (layers slide, slide, full), window 6,
 #           q/k norms, global rope_theta 1e6 with linear rope_scaling 8 and local base 10000.
 # - qwen3:  q/k per-head RMSNorm, explicit head_dim 32, no q/k/v bias.
-GEMMA_QWEN3_ARCHS = ["gemma", "gemma2", "gemma3", "qwen3"]
+# - gemma3mm: a gemma3 (multimodal) checkpoint, Gemma3ForConditionalGeneration with a 1-layer
+#           SigLIP tower. save_pretrained writes the Hub's layout (language_model.model.*,
+#           vision_tower.*, ...; transformers renames them to model.language_model.* at load);
+#           the language model is the gemma3 one above. text-generation runs the language model.
+GEMMA_QWEN3_ARCHS = ["gemma", "gemma2", "gemma3", "qwen3", "gemma3mm"]
 DECODER_ARCHS += GEMMA_QWEN3_ARCHS
-TOKENIZER_OF.update({"gemma": "llama2", "gemma2": "llama2", "gemma3": "llama2", "qwen3": "gpt2"})
-MODEL_TYPE.update({"gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3_text", "qwen3": "qwen3"})
+TOKENIZER_OF.update({"gemma": "llama2", "gemma2": "llama2", "gemma3": "llama2", "qwen3": "gpt2", "gemma3mm": "llama2"})
+MODEL_TYPE.update({"gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3_text", "qwen3": "qwen3",
+                   "gemma3mm": "gemma3"})
 
 
 def make_gemma_qwen3_config(spec: Spec, vocab_size: int):
@@ -266,18 +271,26 @@ def make_gemma_qwen3_config(spec: Spec, vocab_size: int):
         return tf.Gemma2Config(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                                query_pre_attn_scalar=24, sliding_window=6, attn_logit_softcapping=2.0,
                                final_logit_softcapping=4.0, **gemma_ids, **common)
+    gemma3_text = dict(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                       query_pre_attn_scalar=32, sliding_window=6, sliding_window_pattern=3, rope_theta=1000000.0,
+                       rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
+                       **gemma_ids, **common)
     if spec.arch == "gemma3":
-        return tf.Gemma3TextConfig(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                                   query_pre_attn_scalar=32, sliding_window=6, sliding_window_pattern=3,
-                                   rope_theta=1000000.0, rope_local_base_freq=10000.0,
-                                   rope_scaling={"rope_type": "linear", "factor": 8.0}, **gemma_ids, **common)
+        return tf.Gemma3TextConfig(**gemma3_text)
+    if spec.arch == "gemma3mm":
+        vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+                      image_size=28, patch_size=7)
+        return tf.Gemma3Config(text_config=gemma3_text, vision_config=vision, mm_tokens_per_image=4,
+                               initializer_range=0.2, **gemma_ids)
     if spec.arch == "qwen3":
         return tf.Qwen3Config(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
                               rope_theta=1000000.0, bos_token_id=None, eos_token_id=50256, **common)
     raise ValueError(spec.arch)
 
 
-SPECS += [Spec(f"{a}-causal-lm", a, "causal-lm") for a in GEMMA_QWEN3_ARCHS]
+SPECS += [Spec(f"{a}-causal-lm", a, "causal-lm",
+               variant="Gemma3ForConditionalGeneration, Hub layout" if a == "gemma3mm" else "")
+          for a in GEMMA_QWEN3_ARCHS]
 BY_NAME.update({s.name: s for s in SPECS})
 
 

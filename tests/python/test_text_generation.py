@@ -282,3 +282,34 @@ def test_bad_model_kwargs(run_hfpipe_raw, tiny_models):
     assert "model_kwargs key 'device_map'" in _error(run_hfpipe_raw, folder, ["Hi"], {"model_kwargs": {"device_map": "auto"}})
     proc = run_hfpipe_raw(["logits", "--model", str(folder), "--attn-implementation", "flex", "[1, 2]"], env=ENV)
     assert proc.returncode == 1 and b"supported: sdpa, eager" in proc.stderr
+
+
+def test_gemma3_multimodal_layouts(run_hfpipe_raw, tiny_models, tmp_path):
+    """A gemma3 (multimodal) checkpoint under transformers' in-memory names (model.language_model.*)
+    loads like the Hub layout the tiny model has; one without language-model weights is refused."""
+    import shutil
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+    src = tiny_models / "gemma3mm-causal-lm"
+    state = load_file(src / "model.safetensors")
+    assert any(k.startswith("language_model.model.") for k in state)
+    moves = {"language_model.model.": "model.language_model.", "vision_tower.": "model.vision_tower.",
+             "multi_modal_projector.": "model.multi_modal_projector."}
+    renamed = tmp_path / "renamed"
+    shutil.copytree(src, renamed)
+    save_file({next(new + k[len(old):] for old, new in moves.items() if k.startswith(old)): v for k, v in state.items()},
+              renamed / "model.safetensors", metadata={"format": "pt"})
+    ids = reference_ids(src, PROMPTS[1])
+    ref = AutoModelForCausalLM.from_pretrained(renamed, dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = ref(torch.tensor([ids])).logits[0]
+    got = torch.tensor(hfpipe_logits(run_hfpipe_raw, renamed, ids))
+    assert (got - want).abs().max().item() <= H.ATOL
+
+    vision_only = tmp_path / "vision-only"
+    shutil.copytree(src, vision_only)
+    save_file({k: v for k, v in state.items() if not k.startswith("language_model.")},
+              vision_only / "model.safetensors", metadata={"format": "pt"})
+    proc = run_hfpipe_raw(["logits", "--model", str(vision_only), json.dumps(ids)], env=ENV)
+    assert proc.returncode == 1 and b"holds no language model weights" in proc.stderr, proc.stderr
