@@ -241,6 +241,9 @@ BY_NAME.update({s.name: s for s in SPECS})
 # byte-level BPE as Qwen2 does. What each exercises:
 # - gemma:  MQA (1 key/value head, as Gemma 1 2B), head_dim 32 != hidden / heads, GeGLU,
 #           (1 + weight) RMSNorm, sqrt(hidden) embedding scale, tied embeddings.
+#           The others have an LM head of their own: with random weights, the sqrt(hidden)-scaled
+#           embeddings dominate the residual stream and a tied head then mostly repeats the last
+#           token, which would make 32 greedy tokens a weak test.
 # - gemma2: 3 layers alternating sliding (window 6, shorter than the prompts and far shorter than
 #           the 32 generated tokens) and full attention, query_pre_attn_scalar 24 != head_dim,
 #           attention soft-capping 2.0 (eager attention only; sdpa, transformers' default,
@@ -250,7 +253,7 @@ BY_NAME.update({s.name: s for s in SPECS})
 # - qwen3:  q/k per-head RMSNorm, explicit head_dim 32, no q/k/v bias.
 # - gemma3mm: a gemma3 (multimodal) checkpoint, Gemma3ForConditionalGeneration with a 1-layer
 #           SigLIP tower. save_pretrained writes the Hub's layout (language_model.model.*,
-#           vision_tower.*, ...; transformers renames them to model.language_model.* at load);
+#           language_model.lm_head, vision_tower.*, ...; transformers renames them at load);
 #           the language model is the gemma3 one above. text-generation runs the language model.
 GEMMA_QWEN3_ARCHS = ["gemma", "gemma2", "gemma3", "qwen3", "gemma3mm"]
 DECODER_ARCHS += GEMMA_QWEN3_ARCHS
@@ -270,11 +273,11 @@ def make_gemma_qwen3_config(spec: Spec, vocab_size: int):
     if spec.arch == "gemma2":
         return tf.Gemma2Config(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                                query_pre_attn_scalar=24, sliding_window=6, attn_logit_softcapping=2.0,
-                               final_logit_softcapping=4.0, **gemma_ids, **common)
+                               final_logit_softcapping=4.0, tie_word_embeddings=False, **gemma_ids, **common)
     gemma3_text = dict(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                        query_pre_attn_scalar=32, sliding_window=6, sliding_window_pattern=3, rope_theta=1000000.0,
                        rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
-                       **gemma_ids, **common)
+                       tie_word_embeddings=False, **gemma_ids, **common)
     if spec.arch == "gemma3":
         return tf.Gemma3TextConfig(**gemma3_text)
     if spec.arch == "gemma3mm":

@@ -223,8 +223,9 @@ def hfpipe_logits_with(run_hfpipe_raw, folder, ids, step, attn):
     return json.loads(proc.stdout)["logits"]
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-@pytest.mark.parametrize("model", SLIDING_MODELS)
+# Gemma 3 has no attention soft-capping, so eager and sdpa agree there: sdpa only.
+@pytest.mark.parametrize("model,attn", [(m, a) for m in SLIDING_MODELS for a in ("sdpa", "eager")
+                                        if a == "sdpa" or m.startswith("gemma2")])
 def test_logits_past_sliding_window(run_hfpipe_raw, tiny_models, model, attn):
     """Every position of the longest prompt, at once, token by token and in chunks of 7 (a chunk
     straddling the window edge), under both attention implementations."""
@@ -294,8 +295,8 @@ def test_gemma3_multimodal_layouts(run_hfpipe_raw, tiny_models, tmp_path):
     src = tiny_models / "gemma3mm-causal-lm"
     state = load_file(src / "model.safetensors")
     assert any(k.startswith("language_model.model.") for k in state)
-    moves = {"language_model.model.": "model.language_model.", "vision_tower.": "model.vision_tower.",
-             "multi_modal_projector.": "model.multi_modal_projector."}
+    moves = {"language_model.model.": "model.language_model.", "language_model.lm_head.": "lm_head.",
+             "vision_tower.": "model.vision_tower.", "multi_modal_projector.": "model.multi_modal_projector."}
     renamed = tmp_path / "renamed"
     shutil.copytree(src, renamed)
     save_file({next(new + k[len(old):] for old, new in moves.items() if k.startswith(old)): v for k, v in state.items()},
