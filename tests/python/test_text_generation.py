@@ -314,3 +314,27 @@ def test_gemma3_multimodal_layouts(run_hfpipe_raw, tiny_models, tmp_path):
               vision_only / "model.safetensors", metadata={"format": "pt"})
     proc = run_hfpipe_raw(["logits", "--model", str(vision_only), json.dumps(ids)], env=ENV)
     assert proc.returncode == 1 and b"holds no language model weights" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("model,drop", [
+    ("gemma2-causal-lm", ["layer_types", "query_pre_attn_scalar", "final_logit_softcapping"]),
+    ("gemma3-causal-lm", ["layer_types", "_sliding_window_pattern", "rope_local_base_freq"]),
+])
+def test_gemma_config_defaults(run_hfpipe_raw, tiny_models, tmp_path, model, drop):
+    """Configs written before layer_types existed (Gemma 2's alternation, Gemma 3's
+    sliding_window_pattern) and without keys whose defaults the config classes supply."""
+    import shutil
+    import torch
+    from transformers import AutoModelForCausalLM
+    folder = tmp_path / model
+    shutil.copytree(tiny_models / model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    for key in drop:
+        config.pop(key)
+    (folder / "config.json").write_text(json.dumps(config))
+    ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = reference_ids(tiny_models / model, PROMPTS[2])
+    with torch.no_grad():
+        want = ref(torch.tensor([ids])).logits[0]
+    got = torch.tensor(hfpipe_logits(run_hfpipe_raw, folder, ids))
+    assert (got - want).abs().max().item() <= H.ATOL
