@@ -1,7 +1,8 @@
 """text-generation parity: hfpipe vs transformers on tiny random decoder-only models.
 
 Llama (plain, and with llama3 rope scaling + tied embeddings + biases), Qwen2, Mistral (a
-sliding window of 8) and GPT-2, all made by scripts/make_tiny_models.py. Greedy decoding must
+sliding window of 8), GPT-2, Qwen3, Gemma 1/2/3 and a Gemma 3 multimodal checkpoint's language
+model, all made by scripts/make_tiny_models.py (see its comments for what each exercises). Greedy decoding must
 give transformers' token ids exactly and the logits must agree within 1e-4; sampling is
 hfpipe's own random stream, so it is checked for reproducibility and shape, not values.
 """
