@@ -227,6 +227,8 @@ def _decoder_specs() -> list[Spec]:
 
 def make_decoder_config(spec: Spec, vocab_size: int):
     import transformers as tf
+    if spec.arch in GEMMA_QWEN3_ARCHS:
+        return make_gemma_qwen3_config(spec, vocab_size)
     common = dict(vocab_size=vocab_size, initializer_range=0.2)
     llama_like = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                       intermediate_size=96, max_position_embeddings=128, rms_norm_eps=1e-6, **common)
@@ -248,6 +250,67 @@ def make_decoder_config(spec: Spec, vocab_size: int):
 
 
 SPECS += _decoder_specs()
+BY_NAME.update({s.name: s for s in SPECS})
+
+# Gemma 1/2/3 and Qwen3 (text-generation). Gemma has no tokenizer in ../shared/tokenizers: its
+# models use llama2's SentencePiece-BPE tokenizer.json (the closest: Gemma's is also a
+# SentencePiece BPE with byte fallback), with bos/eos set to llama2's ids 1/2; Qwen3 uses GPT-2's
+# byte-level BPE as Qwen2 does. What each exercises:
+# - gemma:  MQA (1 key/value head, as Gemma 1 2B), head_dim 32 != hidden / heads, GeGLU,
+#           (1 + weight) RMSNorm, sqrt(hidden) embedding scale, tied embeddings.
+#           The others have an LM head of their own: with random weights, the sqrt(hidden)-scaled
+#           embeddings dominate the residual stream and a tied head then mostly repeats the last
+#           token, which would make 32 greedy tokens a weak test.
+# - gemma2: 3 layers alternating sliding (window 6, shorter than the prompts and far shorter than
+#           the 32 generated tokens) and full attention, query_pre_attn_scalar 24 != head_dim,
+#           attention soft-capping 2.0 (eager attention only; sdpa, transformers' default,
+#           ignores it) and final logit soft-capping 4.0, both small enough to change the logits.
+# - gemma3: gemma3_text with sliding_window_pattern 3 (layers slide, slide, full), window 6,
+#           q/k norms, global rope_theta 1e6 with linear rope_scaling 8 and local base 10000.
+# - qwen3:  q/k per-head RMSNorm, explicit head_dim 32, no q/k/v bias.
+# - gemma3mm: a gemma3 (multimodal) checkpoint, Gemma3ForConditionalGeneration with a 1-layer
+#           SigLIP tower. save_pretrained writes the Hub's layout (language_model.model.*,
+#           language_model.lm_head, vision_tower.*, ...; transformers renames them at load);
+#           the language model is the gemma3 one above. text-generation runs the language model.
+GEMMA_QWEN3_ARCHS = ["gemma", "gemma2", "gemma3", "qwen3", "gemma3mm"]
+DECODER_ARCHS += GEMMA_QWEN3_ARCHS
+TOKENIZER_OF.update({"gemma": "llama2", "gemma2": "llama2", "gemma3": "llama2", "qwen3": "gpt2", "gemma3mm": "llama2"})
+MODEL_TYPE.update({"gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3_text", "qwen3": "qwen3",
+                   "gemma3mm": "gemma3"})
+
+
+def make_gemma_qwen3_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, initializer_range=0.2, hidden_size=64, intermediate_size=96,
+                  max_position_embeddings=128, rms_norm_eps=1e-6)
+    gemma_ids = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    if spec.arch == "gemma":
+        return tf.GemmaConfig(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, head_dim=32,
+                              hidden_act="gelu_pytorch_tanh", **gemma_ids, **common)
+    if spec.arch == "gemma2":
+        return tf.Gemma2Config(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                               query_pre_attn_scalar=24, sliding_window=6, attn_logit_softcapping=2.0,
+                               final_logit_softcapping=4.0, tie_word_embeddings=False, **gemma_ids, **common)
+    gemma3_text = dict(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                       query_pre_attn_scalar=32, sliding_window=6, sliding_window_pattern=3, rope_theta=1000000.0,
+                       rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
+                       tie_word_embeddings=False, **gemma_ids, **common)
+    if spec.arch == "gemma3":
+        return tf.Gemma3TextConfig(**gemma3_text)
+    if spec.arch == "gemma3mm":
+        vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+                      image_size=28, patch_size=7)
+        return tf.Gemma3Config(text_config=gemma3_text, vision_config=vision, mm_tokens_per_image=4,
+                               initializer_range=0.2, **gemma_ids)
+    if spec.arch == "qwen3":
+        return tf.Qwen3Config(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                              rope_theta=1000000.0, bos_token_id=None, eos_token_id=50256, **common)
+    raise ValueError(spec.arch)
+
+
+SPECS += [Spec(f"{a}-causal-lm", a, "causal-lm",
+               variant="Gemma3ForConditionalGeneration, Hub layout" if a == "gemma3mm" else "")
+          for a in GEMMA_QWEN3_ARCHS]
 BY_NAME.update({s.name: s for s in SPECS})
 
 

@@ -59,10 +59,20 @@ namespace {
 using DecoderFactory = std::unique_ptr<DecoderModel> (*)(const formats::ModelConfig&, formats::WeightMap);
 const std::map<std::string, DecoderFactory>& factories() {
   static const std::map<std::string, DecoderFactory> table = {
-      {"llama", make_llama}, {"mistral", make_llama}, {"qwen2", make_llama}, {"gpt2", make_gpt2}};
+      {"llama", make_llama}, {"mistral", make_llama}, {"qwen2", make_llama}, {"gpt2", make_gpt2},
+      {"qwen3", make_llama},  // Qwen2's network with per-head q/k RMSNorm (llama.cpp)
+      {"gemma", make_gemma},  {"gemma2", make_gemma}, {"gemma3_text", make_gemma}, {"gemma3", make_gemma}};
   return table;
 }
 }  // namespace
+
+formats::ModelConfig with_attn_implementation(const formats::ModelConfig& config, const std::string& name) {
+  if (name != "sdpa" && name != "eager")
+    fail(ErrorKind::InvalidArgument, "attn_implementation '" + name + "' is not supported; supported: sdpa, eager");
+  Value json = config.json();
+  json[kAttnImplementationKey] = name;
+  return formats::ModelConfig::from_json(json);
+}
 
 std::vector<std::string> supported_decoder_types() {
   std::vector<std::string> names;

@@ -83,6 +83,22 @@ std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& pat
 std::unique_ptr<DecoderModel> make_llama(const formats::ModelConfig&, formats::WeightMap);
 std::unique_ptr<DecoderModel> make_gpt2(const formats::ModelConfig&, formats::WeightMap);
 
+// Gemma 1/2/3 (gemma.cpp): model_type gemma, gemma2, gemma3_text, and the text part of a gemma3
+// (multimodal) checkpoint.
+std::unique_ptr<DecoderModel> make_gemma(const formats::ModelConfig&, formats::WeightMap);
+
+// The rotary embedding of a Llama-style config.json (rope_theta, rope_scaling default / linear /
+// llama3), as llama.cpp builds it; shared with the families that reuse it (gemma.cpp).
+ops::Rope rope_from_llama_config(const formats::ModelConfig& config, int64_t head_dim);
+
+// Config key hfpipe sets (never read from config.json, as transformers ignores it there) for the
+// attention implementation transformers would run: "sdpa" (its default) or "eager" (asked for
+// with attn_implementation="eager"). They differ for Gemma 2, whose attention soft-capping only
+// the eager path applies.
+inline constexpr const char* kAttnImplementationKey = "hfpipe_attn_implementation";
+// Returns `config` with kAttnImplementationKey set; "sdpa" and "eager" only (else InvalidArgument).
+formats::ModelConfig with_attn_implementation(const formats::ModelConfig& config, const std::string& name);
+
 // Rows of each batch row's last token, or all of them, copied out of [batch * n, dim].
 std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, int64_t n, int64_t dim,
                                bool all_positions);

@@ -2,7 +2,9 @@
 // config differences): RMSNorm pre-norm layers, rotary positions, grouped-query attention,
 // a SwiGLU MLP, and an LM head tied to the embeddings or not (tie_word_embeddings). Qwen2
 // always has q/k/v biases; Mistral (and Qwen2 layers of layer_types "sliding_attention")
-// attend within a sliding window. State-dict names are transformers' own.
+// attend within a sliding window. Qwen3 is Qwen2 without the forced q/k/v biases and with an
+// RMSNorm over each query and key head before the rotary embedding (q_norm / k_norm). State-dict
+// names are transformers' own.
 #include <cmath>
 
 #include "core/error.h"
@@ -100,6 +102,7 @@ class Llama : public DecoderModel {
       : weights_(std::move(weights)), shape_(llama_shape(config)) {
     WeightReader reader(weights_, "model.", "embed_tokens.weight");
     const bool qkv_bias = config.get_bool("attention_bias", false) || config.model_type() == "qwen2";
+    const bool qk_norm = config.model_type() == "qwen3";
     const bool o_bias = config.get_bool("attention_bias", false), mlp_bias = config.get_bool("mlp_bias", false);
     const auto windows = sliding_windows(config, shape_.layers);
     auto linear = [&](const std::string& name, bool bias, ops::Activation act = ops::Activation::None) {
@@ -113,7 +116,11 @@ class Llama : public DecoderModel {
                               linear(p + "self_attn.o_proj", o_bias), reader.base(p + "post_attention_layernorm.weight"),
                               linear(p + "mlp.gate_proj", mlp_bias, shape_.activation),
                               linear(p + "mlp.up_proj", mlp_bias), linear(p + "mlp.down_proj", mlp_bias),
-                              windows[static_cast<size_t>(i)]});
+                              windows[static_cast<size_t>(i)], Tensor(), Tensor()});
+      if (qk_norm) {
+        layers_.back().q_norm = reader.base(p + "self_attn.q_norm.weight");
+        layers_.back().k_norm = reader.base(p + "self_attn.k_norm.weight");
+      }
     }
     norm_ = reader.base("norm.weight");
     const bool tied = config.get_bool("tie_word_embeddings", false);
@@ -153,6 +160,7 @@ class Llama : public DecoderModel {
     Tensor post_norm;
     ops::Linear gate, up, down;
     int64_t sliding_window;
+    Tensor q_norm, k_norm;  // Qwen3's per-head norms; undefined elsewhere
   };
   // Scratch of one forward call, sized for its rows.
   struct Buffers {
@@ -171,6 +179,10 @@ class Llama : public DecoderModel {
     layer.q.forward(b.normed.data(), rows, b.q.data());
     layer.k.forward(b.normed.data(), rows, b.k.data());
     layer.v.forward(b.normed.data(), rows, b.v.data());
+    if (layer.q_norm.raw()) {  // each head_dim slice is one RMSNorm row
+      ops::rms_norm(b.q.data(), rows * shape_.heads, shape_.head_dim, layer.q_norm.f32(), shape_.eps);
+      ops::rms_norm(b.k.data(), rows * shape_.kv_heads, shape_.head_dim, layer.k_norm.f32(), shape_.eps);
+    }
     rope_.apply(b.q.data(), rows, shape_.heads, step.positions);
     rope_.apply(b.k.data(), rows, shape_.kv_heads, step.positions);
     const ops::CausalAttentionShape attention{step.batch,      step.new_tokens, past,
@@ -199,6 +211,10 @@ class Llama : public DecoderModel {
 };
 
 }  // namespace
+
+ops::Rope rope_from_llama_config(const formats::ModelConfig& config, int64_t head_dim) {
+  return rope_from_config(config, head_dim);
+}
 
 std::unique_ptr<DecoderModel> make_llama(const formats::ModelConfig& config, formats::WeightMap weights) {
   return std::make_unique<Llama>(config, std::move(weights));

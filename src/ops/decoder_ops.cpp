@@ -101,8 +101,14 @@ static void attend_query(const float* q, const CacheView& cache, const int32_t* 
   const float* values = cache.values + b * cache.capacity * kv_dim + kv_head * s.head_dim;
   float best = -std::numeric_limits<float>::infinity();
   for (int64_t t = first; t <= query_pos; ++t) {
-    scores[t] = mask[t] ? dot(q, keys + t * kv_dim, s.head_dim) * s.scale : -std::numeric_limits<float>::infinity();
-    best = std::max(best, scores[t]);
+    if (!mask[t]) {
+      scores[t] = -std::numeric_limits<float>::infinity();
+      continue;
+    }
+    float score = dot(q, keys + t * kv_dim, s.head_dim) * s.scale;
+    if (s.softcap > 0.f) score = std::tanh(score / s.softcap) * s.softcap;  // capped before masking
+    scores[t] = score;
+    best = std::max(best, score);
   }
   std::fill(out, out + s.head_dim, 0.f);
   if (best == -std::numeric_limits<float>::infinity()) return;  // nothing visible: a padding row
@@ -130,6 +136,10 @@ void causal_attention(const float* q, const float* new_keys, const float* new_va
       attend_query(q + row, cache, key_mask + b * total, s.past + i, h / group, out + row, s, b, scores.data());
     }
   }
+}
+
+void soft_cap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
 }
 
 HFPIPE_CLONES

@@ -45,6 +45,9 @@ struct CausalAttentionShape {
   int64_t heads, kv_heads, head_dim;
   int64_t sliding_window;  // 0 = none; else key t is seen from query q only when q - t < window
   float scale;             // multiplies q.k (head_dim^-0.5 for Llama and GPT-2)
+  // 0 = none; else each scaled score s becomes tanh(s / softcap) * softcap before the mask,
+  // as Gemma 2's eager attention does (attn_logit_softcapping).
+  float softcap = 0.f;
 };
 
 // Writes the new tokens' keys and values ([batch, new_tokens, kv_heads * head_dim]) into the
@@ -54,6 +57,10 @@ struct CausalAttentionShape {
 // h / (heads / kv_heads). A query with no visible key (a padding row) gets zeros.
 void causal_attention(const float* q, const float* new_keys, const float* new_values, const CacheView& cache,
                       const int32_t* key_mask, float* out, const CausalAttentionShape& shape);
+
+// x[i] = tanh(x[i] / cap) * cap: Gemma 2's final logit soft-capping, in f32 as transformers
+// divides, takes tanh and multiplies.
+void soft_cap(float* x, int64_t n, float cap);
 
 // out[i] = a[i] * b[i] (SwiGLU: the activated gate times the up projection).
 void multiply(const float* a, const float* b, float* out, int64_t n);
