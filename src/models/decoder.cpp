@@ -37,6 +37,18 @@ void KvCache::record(const int32_t* ids, const int32_t* positions, int64_t new_t
   }
 }
 
+void KvCache::copy_row(int64_t row, const KvCache& source, int64_t source_row, int64_t tokens) {
+  check(source.layers_ == layers_ && source.kv_dim_ == kv_dim_ && tokens <= capacity_ && tokens <= source.capacity_,
+        ErrorKind::Internal, "key/value caches of different shapes");
+  const size_t bytes = sizeof(float) * static_cast<size_t>(tokens * kv_dim_);
+  for (int64_t l = 0; l < layers_; ++l) {
+    const int64_t to = ((l * batch_ + row) * capacity_) * kv_dim_;
+    const int64_t from = ((l * source.batch_ + source_row) * source.capacity_) * kv_dim_;
+    std::memcpy(keys_.data() + to, source.keys_.data() + from, bytes);
+    std::memcpy(values_.data() + to, source.values_.data() + from, bytes);
+  }
+}
+
 std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, int64_t n, int64_t dim,
                                bool all_positions) {
   if (all_positions) return hidden;

@@ -38,8 +38,9 @@ class KvCache {
   // Row b's recorded ids / positions, capacity() entries of which length() are filled.
   const int32_t* recorded_ids(int64_t b) const { return ids_.data() + b * capacity_; }
   const int32_t* recorded_positions(int64_t b) const { return positions_.data() + b * capacity_; }
-  // Forgets the keys and values (length() = 0) but keeps what record() stored.
-  void rewind() { length_ = 0; }
+  // Overwrites row `row`'s first `tokens` positions of every layer with row `source_row` of
+  // `source` (same layers and key/value width).
+  void copy_row(int64_t row, const KvCache& source, int64_t source_row, int64_t tokens);
 
  private:
   std::vector<float> keys_, values_;
@@ -53,6 +54,9 @@ struct DecoderStep {
   const int32_t* ids = nullptr;        // [batch, new_tokens]
   const int32_t* positions = nullptr;  // [batch, new_tokens] position ids
   const int32_t* key_mask = nullptr;   // [batch, cache.length() + new_tokens]; 0 = padding
+  // Plain causal attention on every layer, sliding windows off: what transformers computes
+  // when Phi-3 recomputes its cache at the longrope switch (see phi3.cpp).
+  bool ignore_sliding_window = false;
 };
 
 class DecoderModel {

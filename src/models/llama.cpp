@@ -144,7 +144,7 @@ class Llama : public DecoderModel {
     rope_.apply(b.k.data(), step.batch, step.new_tokens, shape_.kv_heads, step.positions);
     const ops::CausalAttentionShape attention{step.batch,      step.new_tokens, past,
                                               shape_.heads,    shape_.kv_heads, shape_.head_dim,
-                                              layer.sliding_window,
+                                              step.ignore_sliding_window ? 0 : layer.sliding_window,
                                               1.f / std::sqrt(static_cast<float>(shape_.head_dim))};
     ops::causal_attention(b.q.data(), b.k.data(), b.v.data(), cache, step.key_mask, b.context.data(), attention);
     layer.o.forward(b.context.data(), rows, b.projected.data());

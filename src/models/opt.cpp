@@ -31,7 +31,10 @@ class Opt : public DecoderModel {
     embed_dim_ = config.get_int("word_embed_proj_dim", hidden_);
     pre_norm_ = config.get_bool("do_layer_norm_before", true);
     const bool bias = config.get_bool("enable_bias", true);
-    affine_ = config.get_bool("layer_norm_elementwise_affine", true);
+    // transformers itself cannot build OPT without LayerNorm parameters (its _init_weights
+    // fills them), so no checkpoint has that layout.
+    check(config.get_bool("layer_norm_elementwise_affine", true), ErrorKind::UnsupportedModel,
+          "OPT with layer_norm_elementwise_affine=false is not supported");
     const auto act = ops::activation_from_name(config.get_string("activation_function", "relu"));
     embed_ = reader.base("decoder.embed_tokens.weight");
     positions_table_ = reader.base("decoder.embed_positions.weight");
@@ -96,13 +99,9 @@ class Opt : public DecoderModel {
           inner(rows * ffn) {}
   };
 
-  // A LayerNorm; without elementwise affine (layer_norm_elementwise_affine=false) it is the
-  // plain normalisation, weight 1 and bias 0.
-  LayerNorm norm(const WeightReader& reader, const std::string& name) const {
-    if (affine_) return LayerNorm::load(reader, name, 1e-5f);
-    Tensor ones = Tensor::empty(DType::F32, {hidden_});
-    std::fill(ones.f32(), ones.f32() + hidden_, 1.f);
-    return LayerNorm{ones, Tensor::zeros(DType::F32, {hidden_}), 1e-5f};
+  // nn.LayerNorm's default eps: OPT's config has no layer norm epsilon.
+  static LayerNorm norm(const WeightReader& reader, const std::string& name) {
+    return LayerNorm::load(reader, name, 1e-5f);
   }
 
   Layer load_layer(const WeightReader& reader, int64_t i, bool bias, ops::Activation act) const {
@@ -152,7 +151,7 @@ class Opt : public DecoderModel {
 
   formats::WeightMap weights_;
   int64_t hidden_ = 0, heads_ = 0, ffn_ = 0, vocab_ = 0, positions_ = 0, embed_dim_ = 0;
-  bool pre_norm_ = true, affine_ = true, has_final_norm_ = false;
+  bool pre_norm_ = true, has_final_norm_ = false;
   Tensor embed_, positions_table_;
   ops::Linear project_in_, project_out_;
   std::vector<Layer> layers_;

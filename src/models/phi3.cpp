@@ -8,7 +8,9 @@
 // long_factor after. Phi3ForCausalLM.prepare_inputs_for_generation drops the cache at that
 // crossing so that the whole sequence is recomputed with the long factors; the model here
 // does the same from the ids and positions the cache has recorded, so generating through the
-// switch gives what transformers gives.
+// switch gives what transformers gives (including its quirk: that one recompute ignores the
+// sliding window). A batch behaves as its rows one by one: each row switches at its own
+// length and only that row is recomputed.
 #include <algorithm>
 #include <cstring>
 
@@ -67,10 +69,11 @@ class Phi3 : public DecoderModel {
 
   Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
     if (!longrope_) return llama_->forward(step, cache, all_positions);
-    const bool recompute = crosses_to_long_factors(step, cache);
+    const std::vector<int64_t> switching = rows_switching_to_long_factors(step, cache);
     cache.record(step.ids, step.positions, step.new_tokens);
-    if (!recompute) return llama_->forward(step, cache, all_positions);
-    return recompute_all(step, cache, all_positions);
+    Tensor logits = llama_->forward(step, cache, all_positions);
+    for (int64_t b : switching) recompute_row(b, step, cache, all_positions, logits);
+    return logits;
   }
 
   KvCache new_cache(int64_t batch, int64_t capacity) const override { return llama_->new_cache(batch, capacity); }
@@ -79,39 +82,36 @@ class Phi3 : public DecoderModel {
   bool positions_are_bounded() const override { return false; }
 
  private:
-  // Whether a row reaches position original_max_position_embeddings in this step after the
+  // The rows that reach position original_max_position_embeddings in this step after their
   // cache was filled with the short factors.
-  bool crosses_to_long_factors(const DecoderStep& step, const KvCache& cache) const {
-    if (cache.length() == 0) return false;
+  std::vector<int64_t> rows_switching_to_long_factors(const DecoderStep& step, const KvCache& cache) const {
+    std::vector<int64_t> rows;
+    if (cache.length() == 0) return rows;
     for (int64_t b = 0; b < step.batch; ++b) {
       const int32_t* now = step.positions + b * step.new_tokens;
       const int32_t* before = cache.recorded_positions(b);
       const int32_t newest = *std::max_element(now, now + step.new_tokens);
       const int32_t cached = *std::max_element(before, before + cache.length());
-      if (newest >= original_ && cached < original_) return true;
+      if (newest >= original_ && cached < original_) rows.push_back(b);
     }
-    return false;
+    return rows;
   }
 
-  // Runs the whole recorded sequence (this step included) again from an empty cache.
-  Tensor recompute_all(const DecoderStep& step, KvCache& cache, bool all_positions) const {
-    const int64_t total = cache.length() + step.new_tokens;
-    std::vector<int32_t> ids(static_cast<size_t>(step.batch * total)), positions(ids.size());
-    for (int64_t b = 0; b < step.batch; ++b) {
-      std::memcpy(ids.data() + b * total, cache.recorded_ids(b), sizeof(int32_t) * total);
-      std::memcpy(positions.data() + b * total, cache.recorded_positions(b), sizeof(int32_t) * total);
-    }
-    cache.rewind();
-    const DecoderStep full{step.batch, total, ids.data(), positions.data(), step.key_mask};
-    Tensor logits = llama_->forward(full, cache, all_positions);
-    if (!all_positions) return logits;
-    // Only this step's tokens were asked for: the last new_tokens of each row.
-    const int64_t vocab = vocab_size();
-    Tensor out = Tensor::empty(DType::F32, {step.batch, step.new_tokens, vocab});
-    for (int64_t b = 0; b < step.batch; ++b)
-      std::memcpy(out.f32() + b * step.new_tokens * vocab, logits.f32() + (b * total + total - step.new_tokens) * vocab,
-                  sizeof(float) * static_cast<size_t>(step.new_tokens * vocab));
-    return out;
+  // Runs row b's whole recorded sequence (this step included) again on its own, as
+  // transformers does for a batch of one, and puts its keys, values and logits in place of
+  // those the batched step computed for it. transformers passes that recompute the step's
+  // cache_position (one position) with no cache, so its mask is skipped and SDPA runs plain
+  // causal attention: no sliding window for this one forward.
+  void recompute_row(int64_t b, const DecoderStep& step, KvCache& cache, bool all_positions, Tensor& logits) const {
+    const int64_t total = cache.length();  // the step is already in the cache
+    const int32_t* mask = step.key_mask + b * total;
+    const DecoderStep row{1, total, cache.recorded_ids(b), cache.recorded_positions(b), mask, true};
+    KvCache alone = llama_->new_cache(1, total);
+    const Tensor row_logits = llama_->forward(row, alone, all_positions);
+    cache.copy_row(b, alone, 0, total);
+    const int64_t vocab = vocab_size(), n = all_positions ? step.new_tokens : 1;
+    const float* from = row_logits.f32() + (all_positions ? (total - step.new_tokens) * vocab : 0);
+    std::memcpy(logits.f32() + b * n * vocab, from, sizeof(float) * static_cast<size_t>(n * vocab));
   }
 
   std::unique_ptr<DecoderModel> llama_;
