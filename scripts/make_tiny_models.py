@@ -237,9 +237,9 @@ SPECS += _decoder_specs()
 # (window 8); GPT-NeoX partial rotary with the parallel residual, and a second one with the
 # sequential residual, tied embeddings, no attention bias and dynamic NTK (max_position_
 # embeddings 32, which generation passes); OPT project_in/out (word_embed_proj_dim 32), and a
-# post-norm one; Phi-3 partial rotary, longrope (original
-# length 32, crossed while generating) and a sliding window of 16. The dynamic Llama's
-# max_position_embeddings (40) is above every test prompt and below prompt + generation.
+# post-norm one; Phi-3 partial rotary, longrope (original length 32, passed while generating)
+# and a sliding window of 16. The dynamic Llama's max_position_embeddings (40) is above every
+# test prompt and below prompt + generation.
 GEN_A_ARCHS = ["gpt_neo", "gpt_neox", "opt", "phi3"]
 DECODER_ARCHS += GEN_A_ARCHS
 TOKENIZER_OF.update({"gpt_neo": "gpt2", "gpt_neox": "gpt2", "opt": "gpt2", "phi3": "phi-3-mini"})
