@@ -56,7 +56,7 @@ bool uses_longrope(const formats::ModelConfig& c) {
   if (!c.has("rope_scaling") || !c.json()["rope_scaling"].is_object()) return false;
   const Value& s = c.json()["rope_scaling"];
   const std::string type = s.value("rope_type", s.value("type", std::string()));
-  return type == "longrope" || type == "su";
+  return type == "longrope" || type == "su" || type == "yarn";  // Phi3Config renames su and yarn
 }
 
 class Phi3 : public DecoderModel {

@@ -125,7 +125,9 @@ ops::Rope rope_from_config(const formats::ModelConfig& c, const RopeParams& p) {
   if (!c.has("rope_scaling")) return ops::Rope(std::move(inv), 1.f, p.head_dim);
   const Value& scaling = c.json()["rope_scaling"];
   check(scaling.is_object(), ErrorKind::CorruptFile, "config.json's rope_scaling must be an object");
-  const std::string type = scaling.value("rope_type", scaling.value("type", std::string("default")));
+  std::string type = scaling.value("rope_type", scaling.value("type", std::string("default")));
+  // Phi3Config renames the legacy types "su" and "yarn" to longrope.
+  if (c.model_type() == "phi3" && (type == "su" || type == "yarn")) type = "longrope";
   try {
     if (type == "default") return ops::Rope(std::move(inv), 1.f, p.head_dim);
     if (type == "linear") {
@@ -143,7 +145,7 @@ ops::Rope rope_from_config(const formats::ModelConfig& c, const RopeParams& p) {
       return ops::Rope([p, factor](int64_t seq_len) { return dynamic_ntk(p, factor, seq_len); }, p.rotary_dim,
                        p.head_dim);
     }
-    if (type == "longrope" || type == "su") {
+    if (type == "longrope") {
       const int64_t original = longrope_original_length(p);
       const auto short_f = longrope(p, scaling, false), long_f = longrope(p, scaling, true);
       return ops::Rope([=](int64_t seq_len) { return seq_len > original ? long_f : short_f; }, p.rotary_dim,

@@ -230,3 +230,23 @@ def test_bad_decoder_config(run_hfpipe_raw, tiny_models, tmp_path, model, change
     folder = _with_config(tiny_models / model, tmp_path / model, **changes)
     proc = run_hfpipe_raw(["logits", "--model", str(folder), "[1, 2, 3]"], env=ENV)
     assert message in H.error_line(proc)
+
+
+@pytest.mark.parametrize("legacy_type", [None, "yarn"])
+def test_phi3_long_prompt_logits(run_hfpipe_raw, tiny_models, tmp_path, legacy_type):
+    """A prompt past original_max_position_embeddings takes longrope's long factors from the
+    first forward (and Phi3Config's legacy rope_scaling type "yarn" means longrope)."""
+    import torch
+    folder = tiny_models / "phi3-causal-lm"
+    if legacy_type:
+        scaling = json.loads((folder / "config.json").read_text())["rope_scaling"]
+        scaling = {"type": legacy_type, "short_factor": scaling["short_factor"],
+                   "long_factor": scaling["long_factor"]}
+        folder = _with_config(folder, tmp_path / "phi3", rope_scaling=scaling)
+    ref, _ = reference_model(str(folder))
+    ids = reference_ids(folder, PROMPTS[2] + " " + PROMPTS[2])
+    assert len(ids) > 40
+    with torch.no_grad():
+        want = ref(torch.tensor([ids])).logits[0]
+    got = torch.tensor(hfpipe_logits(run_hfpipe_raw, folder, ids))
+    assert (got - want).abs().max().item() <= H.ATOL
