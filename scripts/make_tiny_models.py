@@ -250,6 +250,81 @@ def make_decoder_config(spec: Spec, vocab_size: int):
 
 
 SPECS += _decoder_specs()
+
+# GPT-Neo, GPT-NeoX (Pythia), OPT and Phi-3, plus Llama with the linear, dynamic and yarn
+# rope_scaling types. Each switches on its family's options: GPT-Neo a local attention layer
+# (window 8); GPT-NeoX partial rotary with the parallel residual, and a second one with the
+# sequential residual, tied embeddings, no attention bias and dynamic NTK (max_position_
+# embeddings 32, which generation passes); OPT project_in/out (word_embed_proj_dim 32), and a
+# post-norm one; Phi-3 partial rotary, longrope (original length 32, passed while generating)
+# and a sliding window of 16. The dynamic Llama's max_position_embeddings (40) is above every
+# test prompt and below prompt + generation.
+GEN_A_ARCHS = ["gpt_neo", "gpt_neox", "opt", "phi3"]
+DECODER_ARCHS += GEN_A_ARCHS
+TOKENIZER_OF.update({"gpt_neo": "gpt2", "gpt_neox": "gpt2", "opt": "gpt2", "phi3": "phi-3-mini"})
+MODEL_TYPE.update({a: a for a in GEN_A_ARCHS})
+GEN_A_VARIANTS = {
+    "gpt_neox-causal-lm-sequential-dynamic": ("gpt_neox", "sequential residual, tied, dynamic NTK rope"),
+    "opt-causal-lm-postnorm": ("opt", "post-norm layers (OPT-350m's layout)"),
+    "llama-causal-lm-linear-rope": ("llama", "linear rope scaling"),
+    "llama-causal-lm-dynamic-rope": ("llama", "dynamic NTK rope scaling"),
+    "llama-causal-lm-yarn-rope": ("llama", "yarn rope scaling"),
+}
+
+
+def _gen_a_specs() -> list[Spec]:
+    specs = [Spec(f"{a}-causal-lm", a, "causal-lm") for a in GEN_A_ARCHS]
+    specs += [Spec(name, arch, "causal-lm", variant=v) for name, (arch, v) in GEN_A_VARIANTS.items()]
+    return specs
+
+
+GEN_A_NAMES = {s.name for s in _gen_a_specs()}
+
+
+def make_gen_a_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, initializer_range=0.2)
+    gpt2_ids = dict(bos_token_id=50256, eos_token_id=50256)
+    name = spec.name
+    if spec.arch == "llama":
+        scaling = {"llama-causal-lm-linear-rope": ({"rope_type": "linear", "factor": 2.0}, 128),
+                   "llama-causal-lm-dynamic-rope": ({"rope_type": "dynamic", "factor": 2.0}, 40),
+                   "llama-causal-lm-yarn-rope": ({"rope_type": "yarn", "factor": 4.0,
+                                                  "original_max_position_embeddings": 32}, 128)}[name]
+        return tf.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                              intermediate_size=96, max_position_embeddings=scaling[1], rms_norm_eps=1e-6,
+                              rope_scaling=scaling[0], bos_token_id=1, eos_token_id=2, **common)
+    if spec.arch == "gpt_neo":
+        return tf.GPTNeoConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=96,
+                               attention_types=[[["global", "local"], 1]], window_size=8,
+                               max_position_embeddings=128, **gpt2_ids, **common)
+    if spec.arch == "gpt_neox":
+        neox = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, **gpt2_ids,
+                    **common)
+        if spec.variant:
+            return tf.GPTNeoXConfig(rotary_pct=0.25, use_parallel_residual=False, tie_word_embeddings=True,
+                                    attention_bias=False, max_position_embeddings=32,
+                                    rope_scaling={"rope_type": "dynamic", "factor": 2.0}, **neox)
+        return tf.GPTNeoXConfig(rotary_pct=0.5, use_parallel_residual=True, max_position_embeddings=128, **neox)
+    if spec.arch == "opt":
+        opt = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=96,
+                   max_position_embeddings=128, **gpt2_ids, **common)
+        if spec.variant:
+            return tf.OPTConfig(do_layer_norm_before=False, **opt)
+        return tf.OPTConfig(word_embed_proj_dim=32, **opt)
+    if spec.arch == "phi3":
+        rotary_half = 64 // 4 // 2 // 2   # head 16, partial_rotary_factor 0.5 -> 8 rotary dims
+        return tf.Phi3Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             intermediate_size=96, max_position_embeddings=128, original_max_position_embeddings=32,
+                             partial_rotary_factor=0.5, sliding_window=16,
+                             rope_scaling={"type": "longrope",
+                                           "short_factor": [1.0 + 0.1 * i for i in range(rotary_half)],
+                                           "long_factor": [2.0 + 1.5 * i for i in range(rotary_half)]},
+                             bos_token_id=1, eos_token_id=32000, pad_token_id=32000, **common)
+    raise ValueError(spec.arch)
+
+
+SPECS += _gen_a_specs()
 BY_NAME.update({s.name: s for s in SPECS})
 
 # Gemma 1/2/3 and Qwen3 (text-generation). Gemma has no tokenizer in ../shared/tokenizers: its
@@ -379,6 +454,8 @@ def write_tokenizer(folder: Path, files: dict[str, bytes]) -> None:
 
 def make_config(spec: Spec, vocab_size: int):
     import transformers as tf
+    if spec.name in GEN_A_NAMES:
+        return make_gen_a_config(spec, vocab_size)
     if spec.arch in DECODER_ARCHS:
         return make_decoder_config(spec, vocab_size)
     common = dict(vocab_size=vocab_size, initializer_range=0.2)

@@ -1,8 +1,11 @@
 """text-generation parity: hfpipe vs transformers on tiny random decoder-only models.
 
-Llama (plain, and with llama3 rope scaling + tied embeddings + biases), Qwen2, Mistral (a
-sliding window of 8), GPT-2, Qwen3, Gemma 1/2/3 and a Gemma 3 multimodal checkpoint's language
-model, all made by scripts/make_tiny_models.py (see its comments for what each exercises). Greedy decoding must
+Llama (plain, and with llama3 rope scaling + tied embeddings + biases, and with linear,
+dynamic and yarn rope scaling), Qwen2, Mistral (a sliding window of 8), GPT-2, GPT-Neo (a local
+layer), GPT-NeoX (partial rotary; parallel and sequential residual, dynamic rope), OPT
+(project_in/out; post-norm), Phi-3 (longrope crossed while generating, sliding window), Qwen3,
+Gemma 1/2/3 and a Gemma 3 multimodal checkpoint's language model, all made by
+scripts/make_tiny_models.py (see its comments for what each exercises). Greedy decoding must
 give transformers' token ids exactly and the logits must agree within 1e-4; sampling is
 hfpipe's own random stream, so it is checked for reproducibility and shape, not values.
 """
@@ -106,7 +109,12 @@ PIPELINE_PARAMS = {
 FULL_PIPELINE = ("llama-causal-lm", "gpt2-causal-lm")
 
 
-@pytest.mark.parametrize("model", MODELS)
+# The rope-scaling and second-layout variants add nothing to post-processing and eos handling:
+# those two tests run on one model per family (the suite's time budget).
+FAMILY_MODELS = [m for m in MODELS if m not in M.GEN_A_VARIANTS]
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
 def test_pipeline_outputs(run_hfpipe, reference, tiny_models, model):
     folder = tiny_models / model
     pids = list(PIPELINE_PARAMS) if model in FULL_PIPELINE else ["new_text", "prefix"]
@@ -117,7 +125,7 @@ def test_pipeline_outputs(run_hfpipe, reference, tiny_models, model):
         H.assert_each_same(got, want, PROMPTS, what=f"{model} {pid}")
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", FAMILY_MODELS)
 def test_eos_stopping(run_hfpipe, reference, tiny_models, model):
     """Generation stops at an eos id the model produces; min_new_tokens holds it off."""
     folder = tiny_models / model
@@ -336,6 +344,60 @@ def test_gemma_config_defaults(run_hfpipe_raw, tiny_models, tmp_path, model, dro
     (folder / "config.json").write_text(json.dumps(config))
     ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     ids = reference_ids(tiny_models / model, PROMPTS[2])
+    with torch.no_grad():
+        want = ref(torch.tensor([ids])).logits[0]
+    got = torch.tensor(hfpipe_logits(run_hfpipe_raw, folder, ids))
+    assert (got - want).abs().max().item() <= H.ATOL
+
+
+def _with_config(src, dst, **changes):
+    """A copy of tiny model `src` whose config.json has `changes` (None deletes a key)."""
+    import shutil
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+@pytest.mark.parametrize("model,changes,message", [
+    ("llama-causal-lm-yarn-rope", {"rope_scaling": {"rope_type": "mystery", "factor": 2.0}},
+     "rope_scaling type 'mystery' is not supported"),
+    ("llama-causal-lm-yarn-rope", {"rope_scaling": {"rope_type": "yarn"}}, "rope_scaling is incomplete for 'yarn'"),
+    ("llama-causal-lm-dynamic-rope", {"rope_scaling": {"rope_type": "dynamic"}},
+     "rope_scaling is incomplete for 'dynamic'"),
+    ("phi3-causal-lm", {"rope_scaling": {"type": "longrope", "short_factor": [1.0], "long_factor": [1.0]}},
+     "must list rotary_dim / 2 = 4 numbers"),
+    ("gpt_neox-causal-lm", {"partial_rotary_factor": 1.5}, "rotary dimension (24) must be even and at most"),
+    ("gpt_neo-causal-lm", {"attention_types": [[["global", "local"], 2]]}, "describe 4 layers, num_layers is 2"),
+    ("gpt_neo-causal-lm", {"attention_types": [[["sparse"], 2]]}, "attention type 'sparse' is not supported"),
+    ("opt-causal-lm", {"layer_norm_elementwise_affine": False}, "layer_norm_elementwise_affine=false"),
+])
+def test_bad_decoder_config(run_hfpipe_raw, tiny_models, tmp_path, model, changes, message):
+    """A config.json the family cannot run is one clear error line, never a crash."""
+    folder = _with_config(tiny_models / model, tmp_path / model, **changes)
+    proc = run_hfpipe_raw(["logits", "--model", str(folder), "[1, 2, 3]"], env=ENV)
+    assert message in H.error_line(proc)
+
+
+@pytest.mark.parametrize("legacy_type", [None, "yarn"])
+def test_phi3_long_prompt_logits(run_hfpipe_raw, tiny_models, tmp_path, legacy_type):
+    """A prompt past original_max_position_embeddings takes longrope's long factors from the
+    first forward (and Phi3Config's legacy rope_scaling type "yarn" means longrope)."""
+    import torch
+    folder = tiny_models / "phi3-causal-lm"
+    if legacy_type:
+        scaling = json.loads((folder / "config.json").read_text())["rope_scaling"]
+        scaling = {"type": legacy_type, "short_factor": scaling["short_factor"],
+                   "long_factor": scaling["long_factor"]}
+        folder = _with_config(folder, tmp_path / "phi3", rope_scaling=scaling)
+    ref, _ = reference_model(str(folder))
+    ids = reference_ids(folder, PROMPTS[2] + " " + PROMPTS[2])
+    assert len(ids) > 40
     with torch.no_grad():
         want = ref(torch.tensor([ids])).logits[0]
     got = torch.tensor(hfpipe_logits(run_hfpipe_raw, folder, ids))
