@@ -285,8 +285,8 @@ class Gemma : public DecoderModel {
     }
     // Gemma 3's sliding layers take the local rotary base; everything else the global one.
     const ops::Rope& rope = shape_.family == Family::Gemma3 && layer.sliding_window > 0 ? local_rope_ : global_rope_;
-    rope.apply(b.q.data(), rows, shape_.heads, step.positions);
-    rope.apply(b.k.data(), rows, shape_.kv_heads, step.positions);
+    rope.apply(b.q.data(), step.batch, step.new_tokens, shape_.heads, step.positions);
+    rope.apply(b.k.data(), step.batch, step.new_tokens, shape_.kv_heads, step.positions);
     ops::CausalAttentionShape attention{step.batch,      step.new_tokens, past,
                                         shape_.heads,    shape_.kv_heads, shape_.head_dim,
                                         layer.sliding_window, shape_.attention_scale};

@@ -182,7 +182,13 @@ class Llama : public DecoderModel {
 }  // namespace
 
 ops::Rope rope_from_llama_config(const formats::ModelConfig& config, int64_t head_dim) {
-  return rope_from_config(config, head_dim);
+  RopeParams p;
+  p.theta = config.get_double("rope_theta", 10000.0);
+  p.head_dim = head_dim;
+  p.rotary_dim = head_dim;
+  p.max_positions = config.get_int("max_position_embeddings", 0);
+  p.original_max_positions = config.get_int("original_max_position_embeddings", 0);
+  return rope_from_config(config, p);
 }
 
 std::unique_ptr<DecoderModel> make_llama(const formats::ModelConfig& config, formats::WeightMap weights) {
