@@ -3,8 +3,9 @@
 // a SwiGLU MLP, and an LM head tied to the embeddings or not (tie_word_embeddings). Qwen2
 // always has q/k/v biases; Mistral (and Qwen2 layers of layer_types "sliding_attention")
 // attend within a sliding window. Qwen3 is Qwen2 without the forced q/k/v biases and with an
-// RMSNorm over each query and key head before the rotary embedding (q_norm / k_norm). State-dict
-// names are transformers' own.
+// RMSNorm over each query and key head before the rotary embedding (q_norm / k_norm). Phi-3
+// runs on this code too (phi3.cpp splits its fused projections); rope_scaling.cpp builds the
+// rotary embedding. State-dict names are transformers' own.
 #include <cmath>
 
 #include "core/error.h"
@@ -37,6 +38,10 @@ LlamaShape llama_shape(const formats::ModelConfig& c) {
   s.max_positions = c.get_int("max_position_embeddings", 2048);
   s.eps = static_cast<float>(c.get_double("rms_norm_eps", 1e-6));
   s.activation = ops::activation_from_name(c.get_string("hidden_act", "silu"));
+  // Only Phi-3 (phi3.cpp, over this code) rotates part of each head; LlamaAttention rotates
+  // whole heads and fails on a partial factor.
+  check(c.model_type() == "phi3" || c.get_double("partial_rotary_factor", 1.0) == 1.0, ErrorKind::UnsupportedModel,
+        "partial rotary embeddings (partial_rotary_factor) are not supported for " + c.model_type());
   return s;
 }
 
