@@ -29,7 +29,7 @@ constexpr const char* kUsage =
     "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
     "       hfpipe chat-template --model M [--param key=JSON]... [--json] MESSAGES_JSON\n"
     "       hfpipe inspect-weights PATH\n"
-    "       hfpipe logits --model M [--step N] IDS_JSON\n"
+    "       hfpipe logits --model M [--step N] [--attn-implementation sdpa|eager] IDS_JSON\n"
     "       hfpipe --help | --version\n"
     "TASK: text-classification (sentiment-analysis), feature-extraction, token-classification (ner),\n"
     "      fill-mask, question-answering, zero-shot-classification, text-generation\n"

@@ -77,6 +77,28 @@ uint64_t row_seed(uint64_t seed, size_t item, int64_t sequence) {
   return seed * 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(item) << 20) ^ static_cast<uint64_t>(sequence);
 }
 
+// pipeline(..., model_kwargs={...}) hands model_kwargs to from_pretrained. hfpipe honours
+// attn_implementation ("sdpa", transformers' default, or "eager": Gemma 2's attention
+// soft-capping exists only in the eager path) and refuses the keys it does not implement.
+formats::ModelConfig decoder_config(const TaskContext& context) {
+  const Value& params = context.options.params;
+  if (!params.is_object() || !params.contains("model_kwargs") || params["model_kwargs"].is_null())
+    return context.config;
+  const Value& kwargs = params["model_kwargs"];
+  if (!kwargs.is_object()) fail(ErrorKind::InvalidArgument, "model_kwargs must be a JSON object");
+  std::string attn = "sdpa";
+  for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
+    if (it.key() != "attn_implementation")
+      fail(ErrorKind::InvalidArgument,
+           "model_kwargs key '" + it.key() + "' is not supported; supported: attn_implementation");
+    if (!it.value().is_null()) {
+      if (!it.value().is_string()) fail(ErrorKind::InvalidArgument, "model_kwargs.attn_implementation must be a string");
+      attn = it.value().get<std::string>();
+    }
+  }
+  return models::with_attn_implementation(context.config, attn);
+}
+
 struct Prompt {
   std::string text;             // a text prompt as given (without prefix)
   Value chat;                   // a chat's messages; null for a text prompt
@@ -100,7 +122,7 @@ class TextGeneration : public Task {
   explicit TextGeneration(const TaskContext& context)
       : Task(context),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_decoder(context.config, formats::load_checkpoint(context.model_dir))),
+        model_(models::load_decoder(decoder_config(context), formats::load_checkpoint(context.model_dir))),
         batch_size_(context.options.batch_size),
         chat_template_(text::ChatTemplate::from_folder(context.model_dir)) {
     init_generation_config(context);
@@ -111,6 +133,12 @@ class TextGeneration : public Task {
 
   std::vector<Value> run(const std::vector<Value>& items, const Value& params, bool single_call) const override {
     const Call c(params, *this);
+    // model_kwargs only configure loading (a pipeline() argument): a call cannot change them.
+    const Value& built = construction_params();
+    const Value loaded = built.is_object() && built.contains("model_kwargs") ? built["model_kwargs"] : Value();
+    if (c.p.has("model_kwargs") && c.p.get("model_kwargs") != loaded)
+      fail(ErrorKind::InvalidArgument, "model_kwargs is a pipeline() argument applied when the model is loaded; "
+                                       "a call cannot change it");
     std::vector<Prompt> prompts;
     for (const Value& item : items) prompts.push_back(prepare(item, c));
     const auto generated = generate_all(prompts, c, {});
@@ -158,7 +186,7 @@ class TextGeneration : public Task {
              "return_full_text", "return_text", "return_tensors", "prefix",
              "clean_up_tokenization_spaces", "skip_special_tokens", "add_special_tokens", "seed", "batch_size",
              "continue_final_message", "handle_long_generation", "stop_sequence", "truncation", "padding",
-             "tokenizer_encode_kwargs"}),
+             "tokenizer_encode_kwargs", "model_kwargs"}),
           type(return_type_from(p)),
           prefix(p.has("prefix") ? p.get_string("prefix", "") : task.prefix_),
           config(task.call_config(p, prefix, max_length_given)),
