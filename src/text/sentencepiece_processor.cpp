@@ -228,6 +228,8 @@ struct SpmProcessor::Impl {
     return {out.rbegin(), out.rend()};
   }
 
+  // (sentencepiece re-splits a merge that produced an *unused* piece; trained models here have
+  // none, and that re-split is not reproduced.)
   Segments bpe(std::string_view s) const {
     struct Symbol {
       int64_t prev, next;

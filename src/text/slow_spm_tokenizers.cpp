@@ -8,7 +8,9 @@
 //
 // Offsets: these classes are slow, transformers gives none. hfpipe gives each piece the byte
 // span of the input text it was normalised from (sentencepiece's alignment); a >>lang<< code
-// its own span.
+// its own span. Special tokens mask: only the tokens the template adds (the slow classes'
+// return_special_tokens_mask also marks special tokens typed in the text); truncation and
+// padding are the engine's (tokenizers') and not compared with the slow classes'.
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
