@@ -76,8 +76,10 @@ class TextGeneration : public Task {
  public:
   explicit TextGeneration(const TaskContext& context)
       : Task(context),
-        tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_decoder(context.config, formats::load_checkpoint(context.model_dir))),
+        tokenizer_(context.gguf_file.empty() ? text::Tokenizer::from_folder(context.model_dir)
+                                             : text::Tokenizer::from_gguf(context.gguf_file)),
+        model_(context.gguf_file.empty() ? models::load_decoder(context.config, formats::load_checkpoint(context.model_dir))
+                                         : models::load_gguf_decoder(context.gguf_file)),
         batch_size_(context.options.batch_size) {
     init_generation_config(context);
   }

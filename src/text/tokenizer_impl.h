@@ -52,6 +52,8 @@ struct Tokenizer::Impl {
   std::vector<std::string> model_input_names{"input_ids", "token_type_ids", "attention_mask"};
   // CLIPTokenizerFast's decode: the model's end-of-word suffix becomes a space, then strip().
   std::optional<std::string> decode_suffix_to_space;
+  // A GGUF file's tokenizer.chat_template (transformers' tokenizer_config "chat_template").
+  std::optional<std::string> chat_template;
 
   Enc encode_single(std::string_view text, uint32_t type_id, bool char_offsets) const;
   Enc post_process(Enc enc, std::optional<Enc> pair, const EncodeOptions& options) const;
