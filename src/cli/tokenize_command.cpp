@@ -275,7 +275,11 @@ json encode_one(const Tokenizer& tok, const std::string& text, const std::option
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-Tokenizer load(const Args& a) { return Tokenizer::from_folder(hub::resolve_model(a.model, a.revision)); }
+// A model folder / Hub id, or a .gguf file (its tokenizer.ggml.* metadata).
+Tokenizer load(const Args& a) {
+  if (hub::is_gguf_file(a.model)) return Tokenizer::from_gguf(a.model);
+  return Tokenizer::from_folder(hub::resolve_model(a.model, a.revision));
+}
 
 int report(const std::exception& e) {
   std::fprintf(stderr, "hfpipe: error: %s\n", e.what());

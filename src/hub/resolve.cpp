@@ -89,4 +89,21 @@ fs::path resolve_model(const std::string& model, const std::string& revision) {
   return snapshot;
 }
 
+bool is_gguf_file(const std::string& model) {
+  std::error_code ec;
+  const fs::path p(model);
+  return p.extension() == ".gguf" && fs::is_regular_file(p, ec);
+}
+
+fs::path resolve_gguf_file(const fs::path& dir, const std::string& gguf_file) {
+  const fs::path rel(gguf_file);
+  if (gguf_file.empty() || rel.is_absolute() || rel.lexically_normal().string().rfind("..", 0) == 0)
+    fail(ErrorKind::InvalidArgument, "gguf_file '" + gguf_file + "' must name a file inside the model folder");
+  std::error_code ec;
+  const fs::path path = dir / rel;
+  if (!fs::is_regular_file(path, ec))
+    fail(ErrorKind::NotFound, "gguf_file '" + gguf_file + "' is not in the model folder " + dir.string());
+  return path;
+}
+
 }  // namespace hfpipe::hub

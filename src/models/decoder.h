@@ -91,9 +91,12 @@ class DecoderModel {
 // Error(UnsupportedModel) listing the supported ones.
 std::unique_ptr<DecoderModel> load_decoder(const formats::ModelConfig& config, formats::WeightMap weights);
 std::vector<std::string> supported_decoder_types();
-// A llama-architecture GGUF file as a Llama model (gguf_decoder.cpp); other architectures
-// are Error(UnsupportedModel).
+// A GGUF file as a decoder model (gguf_decoder.cpp): llama as Llama; gemma3 mapped to
+// transformers' gemma3_text names and built by load_decoder; other architectures are
+// Error(UnsupportedModel).
 std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path);
+// The config.json transformers derives from a GGUF file's metadata (load_gguf_checkpoint).
+Value gguf_model_config(const std::filesystem::path& path);
 
 // Family factories, one per file (llama.cpp, gpt2.cpp).
 std::unique_ptr<DecoderModel> make_llama(const formats::ModelConfig&, formats::WeightMap);

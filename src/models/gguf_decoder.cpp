@@ -1,7 +1,10 @@
-// Llama-architecture GGUF files as Llama models, the way transformers' GGUF loader
-// (modeling_gguf_pytorch_utils.py, integrations/ggml.py) reads them: the config from the
-// llama.* metadata keys, tensors renamed to transformers' state-dict names, and the query /
-// key projections un-permuted (llama.cpp's converter interleaves each head's rotary halves).
+// GGUF files as decoder models, the way transformers' GGUF loader (modeling_gguf_pytorch_utils.py,
+// integrations/ggml.py) reads them: the config from the <arch>.* and tokenizer.ggml.*_token_id
+// metadata keys (GGUF_CONFIG_MAPPING), tensors renamed to transformers' state-dict names, and
+//   llama:  the query / key projections un-permuted (llama.cpp's converter interleaves each
+//           head's rotary halves; LlamaTensorProcessor);
+//   gemma3: every *norm.weight minus 1 (llama.cpp's converter stores Gemma's (1 + w) RMSNorm
+//           scale; Gemma2TensorProcessor undoes it), as a "gemma3_text" model.
 #include <cstring>
 #include <map>
 
@@ -13,32 +16,80 @@ namespace hfpipe::models {
 
 namespace {
 
-// GGUF metadata key (after "llama.") → config.json key (GGUF_CONFIG_MAPPING["llama"]).
-const std::map<std::string, std::string>& llama_config_keys() {
-  static const std::map<std::string, std::string> keys = {
-      {"context_length", "max_position_embeddings"},
-      {"block_count", "num_hidden_layers"},
-      {"feed_forward_length", "intermediate_size"},
-      {"embedding_length", "hidden_size"},
-      {"rope.dimension_count", "head_dim"},
-      {"rope.freq_base", "rope_theta"},
-      {"attention.head_count", "num_attention_heads"},
-      {"attention.head_count_kv", "num_key_value_heads"},
-      {"attention.layer_norm_rms_epsilon", "rms_norm_eps"},
-      {"vocab_size", "vocab_size"}};
+using KeyMap = std::map<std::string, std::string>;
+
+// GGUF metadata key (after "<arch>.") → config.json key (GGUF_CONFIG_MAPPING[arch]).
+const KeyMap& llama_config_keys() {
+  static const KeyMap keys = {{"context_length", "max_position_embeddings"},
+                              {"block_count", "num_hidden_layers"},
+                              {"feed_forward_length", "intermediate_size"},
+                              {"embedding_length", "hidden_size"},
+                              {"rope.dimension_count", "head_dim"},
+                              {"rope.freq_base", "rope_theta"},
+                              {"attention.head_count", "num_attention_heads"},
+                              {"attention.head_count_kv", "num_key_value_heads"},
+                              {"attention.layer_norm_rms_epsilon", "rms_norm_eps"},
+                              {"vocab_size", "vocab_size"}};
   return keys;
 }
 
+const KeyMap& gemma3_config_keys() {
+  static const KeyMap keys = {{"context_length", "max_position_embeddings"},
+                              {"block_count", "num_hidden_layers"},
+                              {"feed_forward_length", "intermediate_size"},
+                              {"embedding_length", "hidden_size"},
+                              {"rope.freq_base", "rope_theta"},
+                              {"attention.key_length", "head_dim"},  // key_length == value_length == head_dim
+                              {"attention.head_count", "num_attention_heads"},
+                              {"attention.head_count_kv", "num_key_value_heads"},
+                              {"attention.layer_norm_rms_epsilon", "rms_norm_eps"},
+                              {"attention.sliding_window", "sliding_window"},
+                              {"vocab_size", "vocab_size"}};
+  return keys;
+}
+
+// GGUF_CONFIG_MAPPING["tokenizer"]: the special token ids land in the model config too (and from
+// there in its generation config: bos / eos / pad of generate()).
+const KeyMap& tokenizer_config_keys() {
+  static const KeyMap keys = {{"ggml.bos_token_id", "bos_token_id"},
+                              {"ggml.eos_token_id", "eos_token_id"},
+                              {"ggml.unknown_token_id", "unk_token_id"},
+                              {"ggml.padding_token_id", "pad_token_id"}};
+  return keys;
+}
+
+// The per-layer part of a GGUF tensor name → transformers' (gguf-py's tensor name map).
+const KeyMap& llama_layer_names() {
+  static const KeyMap parts = {
+      {"attn_norm", "input_layernorm"},  {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},    {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
+      {"ffn_gate", "mlp.gate_proj"},     {"ffn_up", "mlp.up_proj"},         {"ffn_down", "mlp.down_proj"}};
+  return parts;
+}
+
+const KeyMap& gemma3_layer_names() {
+  static const KeyMap parts = {{"attn_norm", "input_layernorm"},
+                               {"attn_q", "self_attn.q_proj"},
+                               {"attn_k", "self_attn.k_proj"},
+                               {"attn_v", "self_attn.v_proj"},
+                               {"attn_output", "self_attn.o_proj"},
+                               {"attn_q_norm", "self_attn.q_norm"},
+                               {"attn_k_norm", "self_attn.k_norm"},
+                               {"post_attention_norm", "post_attention_layernorm"},
+                               {"ffn_norm", "pre_feedforward_layernorm"},
+                               {"post_ffw_norm", "post_feedforward_layernorm"},
+                               {"ffn_gate", "mlp.gate_proj"},
+                               {"ffn_up", "mlp.up_proj"},
+                               {"ffn_down", "mlp.down_proj"}};
+  return parts;
+}
+
 // GGUF tensor name → transformers' name; empty for tensors transformers does not load.
-std::string hf_name(const std::string& gguf) {
+std::string hf_name(const std::string& gguf, const KeyMap& parts) {
   static const std::map<std::string, std::string> whole = {{"token_embd.weight", "model.embed_tokens.weight"},
                                                            {"output_norm.weight", "model.norm.weight"},
                                                            {"output.weight", "lm_head.weight"}};
   if (auto it = whole.find(gguf); it != whole.end()) return it->second;
-  static const std::map<std::string, std::string> parts = {
-      {"attn_norm", "input_layernorm"},  {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},    {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},     {"ffn_up", "mlp.up_proj"},         {"ffn_down", "mlp.down_proj"}};
   if (gguf.rfind("blk.", 0) != 0) return "";
   const size_t dot = gguf.find('.', 4), last = gguf.rfind('.');
   if (dot == std::string::npos || last <= dot) return "";
@@ -61,44 +112,85 @@ Tensor reverse_permute(const Tensor& w, int64_t heads) {
   return out;
 }
 
-Value llama_config(const formats::GgufFile& file) {
+// Which architectures load, with their key and tensor-name maps.
+struct Arch {
+  const char* gguf;        // general.architecture
+  const char* model_type;  // transformers' (gemma3 → gemma3_text: the GGUF holds the text model only)
+  const char* hf_class;
+  const KeyMap& (*config_keys)();
+  const KeyMap& (*layer_names)();
+};
+
+const Arch& arch_of(const formats::GgufFile& file, const std::string& where) {
+  static const Arch archs[] = {{"llama", "llama", "LlamaForCausalLM", llama_config_keys, llama_layer_names},
+                               {"gemma3", "gemma3_text", "Gemma3ForCausalLM", gemma3_config_keys, gemma3_layer_names}};
   const Value& meta = file.metadata();
-  Value config = {{"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}};
-  for (const auto& [key, hf_key] : llama_config_keys())
-    if (meta.contains("llama." + key)) config[hf_key] = meta["llama." + key];
+  const std::string arch = meta.contains("general.architecture") && meta["general.architecture"].is_string()
+                               ? meta["general.architecture"].get<std::string>()
+                               : std::string();
+  for (const Arch& a : archs)
+    if (arch == a.gguf) return a;
+  fail(ErrorKind::UnsupportedModel, where + ": GGUF architecture '" + arch +
+                                        "' is not supported for text generation; supported: llama, gemma3");
+}
+
+Value config_of(const formats::GgufFile& file, const Arch& arch) {
+  const Value& meta = file.metadata();
+  Value config = {{"model_type", arch.model_type}, {"architectures", {arch.hf_class}}};
+  for (const auto& [key, hf_key] : arch.config_keys())
+    if (meta.contains(std::string(arch.gguf) + "." + key)) config[hf_key] = meta[std::string(arch.gguf) + "." + key];
+  for (const auto& [key, hf_key] : tokenizer_config_keys())
+    if (meta.contains("tokenizer." + key)) config[hf_key] = meta["tokenizer." + key];
   bool has_output = false;
-  for (const auto& t : file.tensors()) {
-    has_output = has_output || t.name == "output.weight";
-    if (t.name == "token_embd.weight" && !config.contains("vocab_size")) config["vocab_size"] = t.shape.at(0);
-  }
+  for (const auto& t : file.tensors()) has_output = has_output || t.name == "output.weight";
   config["tie_word_embeddings"] = !has_output;  // transformers: tied when there is no output.weight
+  // No <arch>.vocab_size: transformers takes the tokenizer's token count.
+  if (!config.contains("vocab_size") && meta.contains("tokenizer.ggml.tokens") && meta["tokenizer.ggml.tokens"].is_array())
+    config["vocab_size"] = meta["tokenizer.ggml.tokens"].size();
+  for (const auto& t : file.tensors())
+    if (t.name == "token_embd.weight" && !config.contains("vocab_size")) config["vocab_size"] = t.shape.at(0);
   for (const char* key : {"num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size"})
-    check(config.contains(key), ErrorKind::CorruptFile, std::string("the GGUF file lacks llama.* metadata for ") + key);
+    check(config.contains(key), ErrorKind::CorruptFile,
+          std::string("the GGUF file lacks ") + arch.gguf + ".* metadata for " + key);
   if (!config.contains("num_key_value_heads")) config["num_key_value_heads"] = config["num_attention_heads"];
   return config;
 }
 
+// Gemma2TensorProcessor: "norm.weight" in the name → w - 1 (into a new tensor: an F32 tensor
+// from the file is a read-only view of it).
+Tensor minus_one(const Tensor& w) {
+  Tensor out = Tensor::empty(DType::F32, w.shape());
+  for (int64_t i = 0; i < w.numel(); ++i) out.f32()[i] = w.f32()[i] - 1.0f;
+  return out;
+}
+
 }  // namespace
+
+Value gguf_model_config(const std::filesystem::path& path) {
+  const auto file = formats::GgufFile::open(path);
+  return config_of(file, arch_of(file, path.string()));
+}
 
 std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path) {
   const auto file = formats::GgufFile::open(path);
-  const std::string arch = file.metadata().value("general.architecture", std::string());
-  if (arch != "llama")
-    fail(ErrorKind::UnsupportedModel,
-         "GGUF architecture '" + arch + "' is not supported for text generation; supported: llama");
-  const Value json = llama_config(file);
+  const Arch& arch = arch_of(file, path.string());
+  const Value json = config_of(file, arch);
   const auto config = formats::ModelConfig::from_json(json, path.string());
+  const bool llama = std::string(arch.gguf) == "llama";
   const int64_t heads = json["num_attention_heads"].get<int64_t>(), kv_heads = json["num_key_value_heads"].get<int64_t>();
   formats::WeightMap weights;
   for (const auto& info : file.tensors()) {
-    const std::string name = hf_name(info.name);
+    const std::string name = hf_name(info.name, arch.layer_names());
     if (name.empty()) continue;
     Tensor t = file.load(info);
-    if (info.name.find(".attn_q.") != std::string::npos) t = reverse_permute(t, heads);
-    if (info.name.find(".attn_k.") != std::string::npos) t = reverse_permute(t, kv_heads);
+    if (llama && info.name.find(".attn_q.") != std::string::npos) t = reverse_permute(t, heads);
+    if (llama && info.name.find(".attn_k.") != std::string::npos) t = reverse_permute(t, kv_heads);
+    if (!llama && info.name.find("norm.weight") != std::string::npos) t = minus_one(t);
     weights.insert(name, std::move(t));
   }
-  return make_llama(config, std::move(weights));
+  // load_decoder picks the family by model_type: gemma3_text loads once that family exists
+  // (until then Error(UnsupportedModel) naming the supported types).
+  return llama ? make_llama(config, std::move(weights)) : load_decoder(config, std::move(weights));
 }
 
 }  // namespace hfpipe::models

@@ -1,8 +1,10 @@
 // pipeline(): the task registry (names, aliases) and the Pipeline front object.
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "hub/resolve.h"
+#include "models/decoder.h"
 #include "ops/linear.h"
 #include "pipelines/params.h"
 #include "pipelines/task.h"
@@ -39,6 +41,48 @@ void configure_threads(int threads) {
   if (threads > 0) ops::set_num_threads(threads);
 }
 
+// transformers' gguf_file: pipeline(task, model=dir, model_kwargs={"gguf_file": name}) hands it
+// to the config, model and tokenizer loaders; hfpipe also takes it as a plain gguf_file
+// parameter. Removed from the parameters (it configures loading, not the calls).
+std::optional<std::string> take_gguf_file(Value& params) {
+  std::optional<std::string> name;
+  auto take = [&](Value& holder) {
+    if (!holder.is_object() || !holder.contains("gguf_file")) return;
+    if (!holder["gguf_file"].is_string()) fail(ErrorKind::InvalidArgument, "gguf_file must be a file name");
+    if (name) fail(ErrorKind::InvalidArgument, "gguf_file is given twice");
+    name = holder["gguf_file"].get<std::string>();
+    holder.erase("gguf_file");
+  };
+  take(params);
+  if (params.contains("model_kwargs")) {
+    take(params["model_kwargs"]);
+    if (params["model_kwargs"].is_object() && params["model_kwargs"].empty()) params.erase("model_kwargs");
+  }
+  return name;
+}
+
+// Where the model comes from: a folder (config.json), or a GGUF file whose metadata is the
+// config, as transformers' load_gguf_checkpoint derives it.
+void resolve_source(pipelines::TaskContext& context) {
+  const PipelineOptions& o = context.options;
+  const std::optional<std::string> gguf = take_gguf_file(context.options.params);
+  if (hub::is_gguf_file(o.model)) {
+    if (gguf) fail(ErrorKind::InvalidArgument, "the model is a .gguf file already; do not also pass gguf_file");
+    context.gguf_file = o.model;
+    context.model_dir = context.gguf_file.parent_path();
+  } else {
+    context.model_dir = hub::resolve_model(o.model, o.revision);
+    if (gguf) context.gguf_file = hub::resolve_gguf_file(context.model_dir, *gguf);
+  }
+  if (context.gguf_file.empty()) {
+    context.config = formats::ModelConfig::load(context.model_dir);
+    return;
+  }
+  if (context.task != "text-generation")
+    fail(ErrorKind::UnsupportedModel, "GGUF models are supported by text-generation only, not " + context.task);
+  context.config = formats::ModelConfig::from_json(models::gguf_model_config(context.gguf_file), context.gguf_file.string());
+}
+
 }  // namespace
 
 std::vector<std::string> supported_tasks() {
@@ -57,8 +101,8 @@ Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
   if (options.batch_size < 1) fail(ErrorKind::InvalidArgument, "batch_size must be at least 1");
   if (!options.params.is_object()) fail(ErrorKind::InvalidArgument, "pipeline parameters must be a JSON object");
   configure_threads(options.threads);
-  pipelines::TaskContext context{it->second.name, hub::resolve_model(options.model, options.revision), {}, options};
-  context.config = formats::ModelConfig::load(context.model_dir);
+  pipelines::TaskContext context{it->second.name, {}, {}, {}, options};
+  resolve_source(context);
   Pipeline p;
   p.impl_ = it->second.factory(context);
   return p;

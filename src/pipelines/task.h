@@ -17,6 +17,9 @@ namespace hfpipe::pipelines {
 struct TaskContext {
   std::string task;  // canonical task name
   std::filesystem::path model_dir;
+  // A GGUF model (a .gguf given as the model, or transformers' gguf_file inside model_dir):
+  // weights, config and tokenizer all come from this one file. Empty otherwise.
+  std::filesystem::path gguf_file;
   formats::ModelConfig config;
   PipelineOptions options;
 };

@@ -15,6 +15,7 @@
 // input to a TextStreamer.
 #include <algorithm>
 #include <atomic>
+#include <map>
 
 #include "core/error.h"
 #include "formats/weights.h"
@@ -80,6 +81,14 @@ uint64_t row_seed(uint64_t seed, size_t item, int64_t sequence) {
 // pipeline(..., model_kwargs={...}) hands model_kwargs to from_pretrained. hfpipe honours
 // attn_implementation ("sdpa", transformers' default, or "eager": Gemma 2's attention
 // soft-capping exists only in the eager path) and refuses the keys it does not implement.
+// A GGUF file's tokenizer.chat_template is its tokenizer's chat_template (transformers maps it
+// into tokenizer_config); a file without one has none, and a chat input then fails as there.
+text::ChatTemplate gguf_chat_template(const text::Tokenizer& tokenizer) {
+  std::map<std::string, std::string> templates;
+  if (auto t = tokenizer.embedded_chat_template()) templates[""] = *t;
+  return text::ChatTemplate(std::move(templates), Value::object());
+}
+
 formats::ModelConfig decoder_config(const TaskContext& context) {
   const Value& params = context.options.params;
   if (!params.is_object() || !params.contains("model_kwargs") || params["model_kwargs"].is_null())
@@ -121,10 +130,14 @@ class TextGeneration : public Task {
  public:
   explicit TextGeneration(const TaskContext& context)
       : Task(context),
-        tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_decoder(decoder_config(context), formats::load_checkpoint(context.model_dir))),
+        tokenizer_(context.gguf_file.empty() ? text::Tokenizer::from_folder(context.model_dir)
+                                             : text::Tokenizer::from_gguf(context.gguf_file)),
+        model_(context.gguf_file.empty()
+                   ? models::load_decoder(decoder_config(context), formats::load_checkpoint(context.model_dir))
+                   : models::load_gguf_decoder(context.gguf_file)),
         batch_size_(context.options.batch_size),
-        chat_template_(text::ChatTemplate::from_folder(context.model_dir)) {
+        chat_template_(context.gguf_file.empty() ? text::ChatTemplate::from_folder(context.model_dir)
+                                                 : gguf_chat_template(tokenizer_)) {
     init_generation_config(context);
     // The template sees the special tokens as the loaded tokenizer resolved them.
     for (const char* name : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})

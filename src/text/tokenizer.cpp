@@ -599,6 +599,7 @@ size_t Tokenizer::vocab_size() const {
 }
 
 int64_t Tokenizer::model_max_length() const { return impl_->model_max_length; }
+std::optional<std::string> Tokenizer::embedded_chat_template() const { return impl_->chat_template; }
 
 std::optional<int32_t> Tokenizer::pad_token_id() const {
   auto it = impl_->special_tokens.find("pad_token");

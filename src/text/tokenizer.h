@@ -69,6 +69,9 @@ class Tokenizer {
   // vocab.json + merges.txt (byte-level BPE); tokenizer_config.json and
   // special_tokens_map.json supply model_max_length, lower-casing, special tokens, padding side.
   static Tokenizer from_folder(const std::filesystem::path& model_dir);
+  // Builds the tokenizer of a GGUF file from its tokenizer.ggml.* metadata, as transformers'
+  // AutoTokenizer.from_pretrained(dir, gguf_file=...) converts it (gguf_tokenizer.cpp).
+  static Tokenizer from_gguf(const std::filesystem::path& gguf_file);
   // Loads a tokenizer.json document (no tokenizer_config.json).
   static Tokenizer from_json(std::string_view tokenizer_json);
 
@@ -98,6 +101,9 @@ class Tokenizer {
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::optional<std::string> id_to_token(int32_t id) const;
   size_t vocab_size() const;  // including added tokens
+
+  // The chat template a GGUF file carries (tokenizer.chat_template); nullopt otherwise.
+  std::optional<std::string> embedded_chat_template() const;
 
   // From tokenizer_config.json; INT64_MAX (transformers' VERY_LARGE_INTEGER, int(1e30), clamped)
   // when the folder does not set one.

@@ -66,6 +66,8 @@ struct Tokenizer::Impl {
   std::vector<std::string> model_input_names{"input_ids", "token_type_ids", "attention_mask"};
   // CLIPTokenizerFast's decode: the model's end-of-word suffix becomes a space, then strip().
   std::optional<std::string> decode_suffix_to_space;
+  // A GGUF file's tokenizer.chat_template (transformers' tokenizer_config "chat_template").
+  std::optional<std::string> chat_template;
 
   // Sequence-to-sequence classes: the model and post-processor of transformers' target mode
   // (text_target), when they differ from the source ones; unset = the source ones.
