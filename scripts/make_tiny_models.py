@@ -234,6 +234,53 @@ SPECS += _decoder_specs()
 BY_NAME.update({s.name: s for s in SPECS})
 
 
+# ------------------------------------------------------------------ seq2seq (text2text-generation)
+# Encoder-decoder models for the summarization / translation / text2text-generation parity tests.
+# T5 v1.0 (ReLU MLP, lm_head tied to the shared embedding, so the d_model**-0.5 rescale runs)
+# with t5-small's task_specific_params (prefixes and per-task generation defaults); T5 v1.1 /
+# FLAN-T5 shape (gated-gelu, untied lm_head, 3 decoder layers against 2 encoder layers, fewer
+# relative-position buckets with a short max_distance so that short inputs reach the log
+# buckets). Sizes: d_model 32, 4 heads of d_kv 8, d_ff 37; the t5-small tokenizer.
+
+SEQ2SEQ_ARCHS = ["t5"]
+HEAD_TASK["seq2seq"] = "text2text-generation"
+HEAD_AUTO["seq2seq"] = "AutoModelForSeq2SeqLM"
+TOKENIZER_OF.update({"t5": "t5-small"})
+MODEL_TYPE.update({"t5": "t5"})
+
+# t5-small's config.json task_specific_params (what the Hub checkpoint ships).
+T5_TASK_SPECIFIC_PARAMS = {
+    "summarization": {"early_stopping": True, "length_penalty": 2.0, "max_length": 200, "min_length": 30,
+                      "no_repeat_ngram_size": 3, "num_beams": 4, "prefix": "summarize: "},
+    "translation_en_to_de": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                             "prefix": "translate English to German: "},
+    "translation_en_to_fr": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                             "prefix": "translate English to French: "},
+    "translation_en_to_ro": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                             "prefix": "translate English to Romanian: "},
+}
+
+
+def _seq2seq_specs() -> list[Spec]:
+    return [Spec("t5-seq2seq", "t5", "seq2seq"),
+            Spec("t5-v11-seq2seq", "t5", "seq2seq",
+                 variant="T5 v1.1: gated-gelu, untied lm_head, 3 decoder layers, 16 buckets / max distance 20")]
+
+
+def make_seq2seq_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, d_model=32, d_kv=8, num_heads=4, d_ff=37, num_layers=2,
+                  initializer_factor=1.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    if spec.variant:
+        return tf.T5Config(feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=3,
+                           relative_attention_num_buckets=16, relative_attention_max_distance=20, **common)
+    return tf.T5Config(feed_forward_proj="relu", task_specific_params=T5_TASK_SPECIFIC_PARAMS, **common)
+
+
+SPECS += _seq2seq_specs()
+BY_NAME.update({s.name: s for s in SPECS})
+
+
 def names(*, task: str | None = None, variants: bool | None = None, st: bool | None = None,
           arch: str | None = None, head: str | None = None) -> list[str]:
     """Model names filtered by attributes (for test parametrisation; imports nothing heavy)."""
@@ -299,6 +346,8 @@ def make_config(spec: Spec, vocab_size: int):
     import transformers as tf
     if spec.arch in DECODER_ARCHS:
         return make_decoder_config(spec, vocab_size)
+    if spec.arch in SEQ2SEQ_ARCHS:
+        return make_seq2seq_config(spec, vocab_size)
     common = dict(vocab_size=vocab_size, initializer_range=0.2)
     if spec.arch == "bert":
         cfg = tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
