@@ -238,9 +238,10 @@ BY_NAME.update({s.name: s for s in SPECS})
 # Encoder-decoder models for the summarization / translation / text2text-generation parity tests.
 # T5 v1.0 (ReLU MLP, lm_head tied to the shared embedding, so the d_model**-0.5 rescale runs)
 # with t5-small's task_specific_params (prefixes and per-task generation defaults); T5 v1.1 /
-# FLAN-T5 shape (gated-gelu, untied lm_head, 3 decoder layers against 2 encoder layers, fewer
-# relative-position buckets with a short max_distance so that short inputs reach the log
-# buckets). Sizes: d_model 32, 4 heads of d_kv 8, d_ff 37; the t5-small tokenizer.
+# FLAN-T5 shape (gated-gelu, untied lm_head, 3 layers per stack, fewer relative-position
+# buckets with a short max_distance so that short inputs reach the log buckets). Encoder and
+# decoder depths are equal: transformers 4.57 sizes generate's cache by num_layers and fails
+# (IndexError) when num_decoder_layers is larger. Sizes: d_model 32, 4 heads of d_kv 8, d_ff 37; the t5-small tokenizer.
 
 SEQ2SEQ_ARCHS = ["t5"]
 HEAD_TASK["seq2seq"] = "text2text-generation"
@@ -264,7 +265,7 @@ T5_TASK_SPECIFIC_PARAMS = {
 def _seq2seq_specs() -> list[Spec]:
     return [Spec("t5-seq2seq", "t5", "seq2seq"),
             Spec("t5-v11-seq2seq", "t5", "seq2seq",
-                 variant="T5 v1.1: gated-gelu, untied lm_head, 3 decoder layers, 16 buckets / max distance 20")]
+                 variant="T5 v1.1: gated-gelu, untied lm_head, 3 layers, 16 buckets / max distance 20")]
 
 
 def make_seq2seq_config(spec: Spec, vocab_size: int):
@@ -272,7 +273,8 @@ def make_seq2seq_config(spec: Spec, vocab_size: int):
     common = dict(vocab_size=vocab_size, d_model=32, d_kv=8, num_heads=4, d_ff=37, num_layers=2,
                   initializer_factor=1.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     if spec.variant:
-        return tf.T5Config(feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=3,
+        common.update(num_layers=3)
+        return tf.T5Config(feed_forward_proj="gated-gelu", tie_word_embeddings=False,
                            relative_attention_num_buckets=16, relative_attention_max_distance=20, **common)
     return tf.T5Config(feed_forward_proj="relu", task_specific_params=T5_TASK_SPECIFIC_PARAMS, **common)
 
