@@ -46,6 +46,10 @@ int32_t next_token(float* scores, int64_t vocab, const std::vector<int32_t>& his
                    const RowLimits& limits, const GenerationConfig& c, Rng& rng) {
   if (c.repetition_penalty != 1.0) apply_repetition_penalty(scores, history, c.repetition_penalty);
   if (length < limits.min_length) suppress_tokens(scores, vocab, c.eos_token_id);
+  // After the length processors, as _get_logits_processor orders them (cur_len = length).
+  if (c.forced_bos_token_id && length == 1) force_tokens(scores, vocab, {*c.forced_bos_token_id});
+  if (!c.forced_eos_token_id.empty() && length == limits.max_length - 1)
+    force_tokens(scores, vocab, c.forced_eos_token_id);
   if (!c.do_sample) return argmax(scores, vocab);
   if (c.temperature != 1.0) apply_temperature(scores, vocab, c.temperature);
   if (c.top_k && *c.top_k != 0) apply_top_k(scores, vocab, *c.top_k);

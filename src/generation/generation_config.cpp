@@ -55,7 +55,8 @@ const std::vector<const char*>& GenerationConfig::keys() {
   static const std::vector<const char*> k = {
       "max_length",   "max_new_tokens", "min_length", "min_new_tokens",       "do_sample",
       "temperature",  "top_k",          "top_p",      "min_p",                "repetition_penalty",
-      "num_return_sequences", "eos_token_id", "pad_token_id", "bos_token_id"};
+      "num_return_sequences", "eos_token_id", "pad_token_id", "bos_token_id", "forced_bos_token_id",
+      "forced_eos_token_id"};
   return k;
 }
 
@@ -77,6 +78,8 @@ void GenerationConfig::update(const Value& values, const char* source) {
     else if (key == "eos_token_id") eos_token_id = as_id_list(source, key, v);
     else if (key == "pad_token_id") pad_token_id = as_optional_id(source, key, v);
     else if (key == "bos_token_id") bos_token_id = as_optional_id(source, key, v);
+    else if (key == "forced_bos_token_id") forced_bos_token_id = as_optional_id(source, key, v);
+    else if (key == "forced_eos_token_id") forced_eos_token_id = as_id_list(source, key, v);
   }
 }
 
@@ -98,6 +101,8 @@ Value GenerationConfig::non_default_values() const {
   if (eos_token_id != d.eos_token_id) out["eos_token_id"] = eos_token_id;
   if (pad_token_id != d.pad_token_id) out["pad_token_id"] = opt(pad_token_id);
   if (bos_token_id != d.bos_token_id) out["bos_token_id"] = opt(bos_token_id);
+  if (forced_bos_token_id != d.forced_bos_token_id) out["forced_bos_token_id"] = opt(forced_bos_token_id);
+  if (forced_eos_token_id != d.forced_eos_token_id) out["forced_eos_token_id"] = forced_eos_token_id;
   return out;
 }
 

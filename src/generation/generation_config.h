@@ -28,6 +28,8 @@ struct GenerationConfig {
   std::vector<int32_t> eos_token_id;  // empty = none
   std::optional<int32_t> pad_token_id;
   std::optional<int32_t> bos_token_id;
+  std::optional<int32_t> forced_bos_token_id;  // ForcedBOSLogitsProcessor: the first new token
+  std::vector<int32_t> forced_eos_token_id;    // ForcedEOSLogitsProcessor: the last one (empty = none)
 
   // The keys update() understands (GenerationConfig attribute names).
   static const std::vector<const char*>& keys();

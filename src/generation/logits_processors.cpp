@@ -83,4 +83,10 @@ int32_t argmax(const float* scores, int64_t vocab) {
   return static_cast<int32_t>(std::max_element(scores, scores + vocab) - scores);
 }
 
+void force_tokens(float* scores, int64_t vocab, const std::vector<int32_t>& ids) {
+  std::fill(scores, scores + vocab, -std::numeric_limits<float>::infinity());
+  for (int32_t id : ids)
+    if (id >= 0 && id < vocab) scores[id] = 0.f;
+}
+
 }  // namespace hfpipe::generation

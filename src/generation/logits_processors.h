@@ -12,6 +12,8 @@ namespace hfpipe::generation {
 void apply_repetition_penalty(float* scores, const std::vector<int32_t>& ids, double penalty);
 // Min(New)LengthLogitsProcessor: every eos id gets -inf.
 void suppress_tokens(float* scores, int64_t vocab, const std::vector<int32_t>& ids);
+// ForcedBOS/ForcedEOSLogitsProcessor: every score -inf except those of `ids`, which become 0.
+void force_tokens(float* scores, int64_t vocab, const std::vector<int32_t>& ids);
 // TemperatureLogitsWarper.
 void apply_temperature(float* scores, int64_t vocab, double temperature);
 // TopKLogitsWarper: scores below the k-th largest become -inf.

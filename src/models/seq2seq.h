@@ -46,13 +46,17 @@ class Seq2SeqModel {
   virtual int64_t max_target_positions() const = 0;
 };
 
-// Builds the model for config.model_type (t5, ...). Unknown → Error(UnsupportedModel).
+// Builds the model for config.model_type (t5, bart, mbart, marian, pegasus). Unknown → Error(UnsupportedModel).
 std::unique_ptr<Seq2SeqModel> load_seq2seq(const formats::ModelConfig& config, formats::WeightMap weights);
 std::vector<std::string> supported_seq2seq_types();
 bool is_seq2seq_type(const std::string& model_type);
 
 // Family factories, one per file.
 std::unique_ptr<Seq2SeqModel> make_t5(const formats::ModelConfig&, formats::WeightMap);
+std::unique_ptr<Seq2SeqModel> make_bart(const formats::ModelConfig&, formats::WeightMap);
+std::unique_ptr<Seq2SeqModel> make_mbart(const formats::ModelConfig&, formats::WeightMap);
+std::unique_ptr<Seq2SeqModel> make_marian(const formats::ModelConfig&, formats::WeightMap);
+std::unique_ptr<Seq2SeqModel> make_pegasus(const formats::ModelConfig&, formats::WeightMap);
 
 // Attention of one batch row's `queries` over `keys` as the seq2seq families compute it:
 // scores = scale * q.k (+ bias[h, i, j]) over keys whose mask is 1 and (with causal_past >= 0)

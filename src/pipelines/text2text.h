@@ -28,7 +28,7 @@ namespace hfpipe::pipelines {
 // clear error in Text2TextGeneration::decode_config.
 struct Seq2SeqSettings {
   int64_t num_beams = 1;
-  std::optional<int32_t> decoder_start_token_id, forced_bos_token_id, forced_eos_token_id;
+  std::optional<int32_t> decoder_start_token_id;
   int64_t no_repeat_ngram_size = 0;
   double length_penalty = 1.0;
   Value early_stopping = false;  // true, false or "never"

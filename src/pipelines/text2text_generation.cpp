@@ -59,9 +59,8 @@ const std::vector<const char*> kKnownParameters = {
 // ----------------------------------------------------------------------------- Seq2SeqSettings
 
 const std::vector<const char*>& Seq2SeqSettings::keys() {
-  static const std::vector<const char*> k = {"num_beams",          "decoder_start_token_id", "forced_bos_token_id",
-                                             "forced_eos_token_id", "no_repeat_ngram_size", "length_penalty",
-                                             "early_stopping"};
+  static const std::vector<const char*> k = {"num_beams", "decoder_start_token_id", "no_repeat_ngram_size",
+                                             "length_penalty", "early_stopping"};
   return k;
 }
 
@@ -75,11 +74,7 @@ void Seq2SeqSettings::update(const Value& values, const char* source) {
   for (const auto& [key, v] : values.items()) {
     if (key == "num_beams") num_beams = integer(key, v, 1);
     else if (key == "decoder_start_token_id") decoder_start_token_id = optional_id(source, key, v);
-    else if (key == "forced_bos_token_id") forced_bos_token_id = optional_id(source, key, v);
-    else if (key == "forced_eos_token_id") {
-      // A list of ids is allowed by transformers; hfpipe's processors are not there yet.
-      forced_eos_token_id = v.is_array() && !v.empty() ? optional_id(source, key, v[0]) : optional_id(source, key, v);
-    } else if (key == "no_repeat_ngram_size") no_repeat_ngram_size = integer(key, v, 0);
+    else if (key == "no_repeat_ngram_size") no_repeat_ngram_size = integer(key, v, 0);
     else if (key == "length_penalty") {
       if (!v.is_null() && !v.is_number())
         fail(ErrorKind::InvalidArgument, std::string(source) + " 'length_penalty' must be a number, got " + v.dump());
@@ -94,8 +89,6 @@ Value Seq2SeqSettings::non_default_values() const {
   auto opt = [](const auto& o) { return o ? Value(*o) : Value(nullptr); };
   if (num_beams != d.num_beams) out["num_beams"] = num_beams;
   if (decoder_start_token_id != d.decoder_start_token_id) out["decoder_start_token_id"] = opt(decoder_start_token_id);
-  if (forced_bos_token_id != d.forced_bos_token_id) out["forced_bos_token_id"] = opt(forced_bos_token_id);
-  if (forced_eos_token_id != d.forced_eos_token_id) out["forced_eos_token_id"] = opt(forced_eos_token_id);
   if (no_repeat_ngram_size != d.no_repeat_ngram_size) out["no_repeat_ngram_size"] = no_repeat_ngram_size;
   if (length_penalty != d.length_penalty) out["length_penalty"] = length_penalty;
   if (early_stopping != d.early_stopping) out["early_stopping"] = early_stopping;
@@ -198,9 +191,6 @@ Text2TextGeneration::CallConfig Text2TextGeneration::call_config(const Params& p
   if (s.no_repeat_ngram_size > 0)
     fail(ErrorKind::InvalidArgument, "no_repeat_ngram_size=" + std::to_string(s.no_repeat_ngram_size) +
                                          " is not available in hfpipe yet; pass no_repeat_ngram_size=0");
-  if (s.forced_bos_token_id || s.forced_eos_token_id)
-    fail(ErrorKind::InvalidArgument, "forced_bos_token_id / forced_eos_token_id are not available in hfpipe yet; "
-                                     "pass them as null");
   if (s.decoder_start_token_id) c.decoder_start = *s.decoder_start_token_id;
   else if (c.generation.bos_token_id) c.decoder_start = *c.generation.bos_token_id;
   else
@@ -228,6 +218,12 @@ std::vector<std::vector<std::vector<int32_t>>> Text2TextGeneration::generate_bat
       model_->encode(batch.input_ids.data(), batch.attention_mask.data(), batch.batch, batch.seq);
   const int64_t positions = model_->max_target_positions() > 0 ? model_->max_target_positions() : INT64_MAX;
   const generation::RowLimits limits = generation::resolve_limits(c.generation, 1, c.max_length_given, positions);
+  // Learned / fixed position tables end at max_position_embeddings (transformers fails with an
+  // IndexError mid-generation): refuse up front.
+  if (limits.max_length > positions)
+    fail(ErrorKind::InvalidArgument, "generation needs " + std::to_string(limits.max_length) +
+                                         " decoder positions, but the model has " + std::to_string(positions) +
+                                         " (max_position_embeddings); lower max_new_tokens / max_length");
   std::vector<generation::Row> rows;
   std::vector<int32_t> row_sources;
   for (int64_t m = 0; m < batch.batch; ++m)

@@ -88,6 +88,13 @@ GREEDY_CASES = [
     ("translation_en_to_de", T5, {"max_new_tokens": 20}),
     ("translation", T5, {"max_new_tokens": 20}),  # → translation_en_to_de's prefix
     ("translation_en_to_fr", T5, {"max_new_tokens": None, "max_length": 12}),
+    # bart-large-cnn's summarization params: min_length 56 against forced_eos_token_id at the
+    # last of 20 tokens (transformers' processor order decides: the eos is forced).
+    ("summarization", "bart-seq2seq", {"max_new_tokens": 20, **NO_NGRAM}),
+    ("text2text-generation", "bart-seq2seq", {"max_new_tokens": 20}),
+    ("text2text-generation", "distilbart-seq2seq", {"max_new_tokens": 20}),  # + forced_bos_token_id
+    ("text2text-generation", "mbart-seq2seq", {"max_new_tokens": 20}),
+    ("text2text-generation", "pegasus-seq2seq", {"max_new_tokens": 20}),
 ]
 
 
@@ -217,6 +224,11 @@ def test_bad_input(run_hfpipe_raw, tiny_models):
     assert "unknown parameter 'max_tokens'" in _error(run_hfpipe_raw, "summarization", t5, ["Hi"],
                                                       {**GREEDY, "max_tokens": 3})
     assert "no_repeat_ngram_size" in _error(run_hfpipe_raw, "summarization", t5, ["Hi"], GREEDY)
+    # BART's learned positions end at 64: sources and generations past them are refused.
+    bart = tiny_models / "bart-seq2seq"
+    assert "at most 64" in _error(run_hfpipe_raw, "summarization", bart, [H._long_text(100)], {**GREEDY, **NO_NGRAM})
+    assert "decoder positions" in _error(run_hfpipe_raw, "text2text-generation", bart, ["Hi"],
+                                         {**GREEDY, "max_new_tokens": 80})
     # A decoder-only model is no encoder-decoder.
     assert "encoder-decoder" in _error(run_hfpipe_raw, "summarization", tiny_models / "gpt2-causal-lm", ["Hi"],
                                        GREEDY)
