@@ -253,12 +253,13 @@ BY_NAME.update({s.name: s for s in SPECS})
 # does not care which vocabulary feeds it. Sizes: d_model 32, 4 heads, ffn 37 (41 in the
 # decoder), max_position_embeddings 64 (so the too-long-input check is cheap).
 
-SEQ2SEQ_ARCHS = ["t5", "bart", "distilbart", "mbart", "pegasus"]
+SEQ2SEQ_ARCHS = ["t5", "bart", "distilbart", "mbart", "pegasus", "marian"]
 HEAD_TASK["seq2seq"] = "text2text-generation"
 HEAD_AUTO["seq2seq"] = "AutoModelForSeq2SeqLM"
 TOKENIZER_OF.update({"t5": "t5-small", "bart": "roberta-base", "distilbart": "roberta-base",
-                     "mbart": "roberta-base", "pegasus": "t5-small"})
-MODEL_TYPE.update({"t5": "t5", "bart": "bart", "distilbart": "bart", "mbart": "mbart", "pegasus": "pegasus"})
+                     "mbart": "roberta-base", "pegasus": "t5-small", "marian": "marian-nmt-sample"})
+MODEL_TYPE.update({"t5": "t5", "bart": "bart", "distilbart": "bart", "mbart": "mbart", "pegasus": "pegasus",
+                   "marian": "marian"})
 TOKENIZER_CLASS_OVERRIDE = {"mbart": "RobertaTokenizer", "pegasus": "T5Tokenizer"}
 BART_CNN_TASK_SPECIFIC_PARAMS = {
     "summarization": {"early_stopping": True, "length_penalty": 2.0, "max_length": 142, "min_length": 56,
@@ -284,7 +285,8 @@ def _seq2seq_specs() -> list[Spec]:
             Spec("bart-seq2seq", "bart", "seq2seq"),
             Spec("distilbart-seq2seq", "distilbart", "seq2seq"),
             Spec("mbart-seq2seq", "mbart", "seq2seq"),
-            Spec("pegasus-seq2seq", "pegasus", "seq2seq")]
+            Spec("pegasus-seq2seq", "pegasus", "seq2seq"),
+            Spec("marian-seq2seq", "marian", "seq2seq")]
 
 
 def make_seq2seq_config(spec: Spec, vocab_size: int):
@@ -304,6 +306,11 @@ def make_seq2seq_config(spec: Spec, vocab_size: int):
     if spec.arch == "pegasus":
         return tf.PegasusConfig(scale_embedding=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
                                 forced_eos_token_id=1, **bart_like)
+    if spec.arch == "marian":
+        # OPUS-MT's shape: swish MLP, decoding from the pad token, eos 0 forced at the end.
+        return tf.MarianConfig(decoder_vocab_size=vocab_size, pad_token_id=vocab_size - 1,
+                               decoder_start_token_id=vocab_size - 1, eos_token_id=0, forced_eos_token_id=0,
+                               activation_function="swish", **bart_like)
     if spec.variant:
         common.update(num_layers=3)
         return tf.T5Config(feed_forward_proj="gated-gelu", tie_word_embeddings=False,
@@ -361,6 +368,9 @@ def tokenizer_files(arch: str) -> dict[str, bytes]:
              if p.is_file() and p.name != "SOURCE.txt"}
     if src == "llama2":
         files["tokenizer.json"] = llama2_pair_merges(files["tokenizer.json"])
+    if src == "marian-nmt-sample":
+        # MarianTokenizer reads source.spm / target.spm; the sample ships one joint model.
+        files["source.spm"] = files["target.spm"] = files["vocab.joint.spm"]
     override = ({"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}
                 | TOKENIZER_CLASS_OVERRIDE)
     if arch in override:

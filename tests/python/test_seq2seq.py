@@ -8,7 +8,8 @@ and in length-sorted batches of mixed lengths; the pipelines' task handling (tas
 prefixes and generation defaults, translation_xx_to_yy, return_tensors, truncation,
 clean_up_tokenization_spaces, list flattening) must give transformers' outputs.
 
-Beam search is not on this branch: every call passes num_beams=1 (the pipelines' default is 4),
+Marian (OPUS-MT) is checked on ids only (test_encoder_and_decoder_logits), as hfpipe cannot load
+its tokenizer yet. Beam search is not on this branch: every call passes num_beams=1 (the pipelines' default is 4),
 and no_repeat_ngram_size=0 where t5-small's summarization defaults ask for 3.
 """
 from __future__ import annotations
@@ -24,6 +25,9 @@ import hfpipe_helpers as H
 import make_tiny_models as M
 
 MODELS = M.names(task="text2text-generation")
+# Marian's tokenizer (source.spm / target.spm) is not in hfpipe yet, and the sample's
+# tokenizer.json does not encode as MarianTokenizer does: its model is checked on ids only.
+PIPELINE_MODELS = [m for m in MODELS if m != "marian-seq2seq"]
 T5 = "t5-seq2seq"  # with t5-small's task_specific_params
 ENV = {} if os.environ.get("HFPIPE_TEST_THREADS") else {"OMP_NUM_THREADS": "1"}
 GREEDY = {"num_beams": 1, "do_sample": False}
@@ -61,10 +65,11 @@ def test_encoder_and_decoder_logits(tiny_models, model):
     import torch
     folder = tiny_models / model
     ref, tok = reference_model(str(folder))
-    sources = [tok(t)["input_ids"] for t in TEXTS[:3]]
-    targets = [[0] + tok(t)["input_ids"][:11] for t in ("Das ist ein kleiner Test.", "Bonjour à tous, mes amis",
-                                                         "Hello again, world of tests")]
-    targets = [t + [5] * (12 - len(t)) for t in targets]
+    sources = [tok(t)["input_ids"][:60] for t in TEXTS[:3]]  # within max_position_embeddings 64
+    # 7 decoder positions (the logits JSON of a 50k vocabulary is what costs time here).
+    targets = [[0] + tok(t)["input_ids"][:6] for t in ("Das ist ein kleiner Test.", "Bonjour à tous, mes amis",
+                                                        "Hello again, world of tests")]
+    targets = [t + [5] * (7 - len(t)) for t in targets]
     request = {"input_ids": sources, "decoder_input_ids": targets}
     proc = subprocess.run([forward_bin(), str(folder)], input=json.dumps(request), capture_output=True, text=True,
                           env={**os.environ, **ENV}, timeout=H.HFPIPE_TIMEOUT)
@@ -108,7 +113,7 @@ def test_greedy_ids(run_hfpipe, reference, tiny_models, task, model, params):
     assert all(len(r[0][next(iter(r[0]))]) > 5 for r in got)
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PIPELINE_MODELS)
 def test_batches_of_mixed_lengths(run_hfpipe, reference, tiny_models, model):
     """batch_size 3 over four texts of different lengths (length-sorted, padded encoder batches)
     gives the one-by-one results of transformers."""
