@@ -201,6 +201,23 @@ def llama2_pair_merges(tokenizer_json: bytes) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode()
 
 
+# Chat input of the text-generation pipeline: two decoders get a real chat template, copied at
+# make time from a model of the same tokenizer family (Phi-3's onto the llama2 SentencePiece
+# tokenizer, Llama 3's onto GPT-2's byte-level BPE), and Qwen2's tokenizer a model_max_length of
+# its 128 positions, so that handle_long_generation="hole" has a window to keep to.
+CHAT_TEMPLATE_OF = {"llama": "phi-3-mini", "qwen2": "llama3-tiktoken"}
+MODEL_MAX_LENGTH_OF = {"qwen2": 128}
+
+
+def with_chat_template(arch: str, tokenizer_config: bytes) -> bytes:
+    cfg = json.loads(tokenizer_config)
+    source = json.loads((SHARED_TOKENIZERS / CHAT_TEMPLATE_OF[arch] / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = source["chat_template"]
+    if arch in MODEL_MAX_LENGTH_OF:
+        cfg["model_max_length"] = MODEL_MAX_LENGTH_OF[arch]
+    return json.dumps(cfg, indent=2, ensure_ascii=False).encode()
+
+
 def _decoder_specs() -> list[Spec]:
     specs = [Spec(f"{a}-causal-lm", a, "causal-lm") for a in DECODER_ARCHS]
     specs.append(Spec("llama-causal-lm-llama3rope-tied-bias", "llama", "causal-lm",
@@ -210,6 +227,8 @@ def _decoder_specs() -> list[Spec]:
 
 def make_decoder_config(spec: Spec, vocab_size: int):
     import transformers as tf
+    if spec.arch in GEMMA_QWEN3_ARCHS:
+        return make_gemma_qwen3_config(spec, vocab_size)
     common = dict(vocab_size=vocab_size, initializer_range=0.2)
     llama_like = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                       intermediate_size=96, max_position_embeddings=128, rms_norm_eps=1e-6, **common)
@@ -231,6 +250,142 @@ def make_decoder_config(spec: Spec, vocab_size: int):
 
 
 SPECS += _decoder_specs()
+
+# GPT-Neo, GPT-NeoX (Pythia), OPT and Phi-3, plus Llama with the linear, dynamic and yarn
+# rope_scaling types. Each switches on its family's options: GPT-Neo a local attention layer
+# (window 8); GPT-NeoX partial rotary with the parallel residual, and a second one with the
+# sequential residual, tied embeddings, no attention bias and dynamic NTK (max_position_
+# embeddings 32, which generation passes); OPT project_in/out (word_embed_proj_dim 32), and a
+# post-norm one; Phi-3 partial rotary, longrope (original length 32, passed while generating)
+# and a sliding window of 16. The dynamic Llama's max_position_embeddings (40) is above every
+# test prompt and below prompt + generation.
+GEN_A_ARCHS = ["gpt_neo", "gpt_neox", "opt", "phi3"]
+DECODER_ARCHS += GEN_A_ARCHS
+TOKENIZER_OF.update({"gpt_neo": "gpt2", "gpt_neox": "gpt2", "opt": "gpt2", "phi3": "phi-3-mini"})
+MODEL_TYPE.update({a: a for a in GEN_A_ARCHS})
+GEN_A_VARIANTS = {
+    "gpt_neox-causal-lm-sequential-dynamic": ("gpt_neox", "sequential residual, tied, dynamic NTK rope"),
+    "opt-causal-lm-postnorm": ("opt", "post-norm layers (OPT-350m's layout)"),
+    "llama-causal-lm-linear-rope": ("llama", "linear rope scaling"),
+    "llama-causal-lm-dynamic-rope": ("llama", "dynamic NTK rope scaling"),
+    "llama-causal-lm-yarn-rope": ("llama", "yarn rope scaling"),
+}
+
+
+def _gen_a_specs() -> list[Spec]:
+    specs = [Spec(f"{a}-causal-lm", a, "causal-lm") for a in GEN_A_ARCHS]
+    specs += [Spec(name, arch, "causal-lm", variant=v) for name, (arch, v) in GEN_A_VARIANTS.items()]
+    return specs
+
+
+GEN_A_NAMES = {s.name for s in _gen_a_specs()}
+
+
+def make_gen_a_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, initializer_range=0.2)
+    gpt2_ids = dict(bos_token_id=50256, eos_token_id=50256)
+    name = spec.name
+    if spec.arch == "llama":
+        scaling = {"llama-causal-lm-linear-rope": ({"rope_type": "linear", "factor": 2.0}, 128),
+                   "llama-causal-lm-dynamic-rope": ({"rope_type": "dynamic", "factor": 2.0}, 40),
+                   "llama-causal-lm-yarn-rope": ({"rope_type": "yarn", "factor": 4.0,
+                                                  "original_max_position_embeddings": 32}, 128)}[name]
+        return tf.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                              intermediate_size=96, max_position_embeddings=scaling[1], rms_norm_eps=1e-6,
+                              rope_scaling=scaling[0], bos_token_id=1, eos_token_id=2, **common)
+    if spec.arch == "gpt_neo":
+        return tf.GPTNeoConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=96,
+                               attention_types=[[["global", "local"], 1]], window_size=8,
+                               max_position_embeddings=128, **gpt2_ids, **common)
+    if spec.arch == "gpt_neox":
+        neox = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, **gpt2_ids,
+                    **common)
+        if spec.variant:
+            return tf.GPTNeoXConfig(rotary_pct=0.25, use_parallel_residual=False, tie_word_embeddings=True,
+                                    attention_bias=False, max_position_embeddings=32,
+                                    rope_scaling={"rope_type": "dynamic", "factor": 2.0}, **neox)
+        return tf.GPTNeoXConfig(rotary_pct=0.5, use_parallel_residual=True, max_position_embeddings=128, **neox)
+    if spec.arch == "opt":
+        opt = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=96,
+                   max_position_embeddings=128, **gpt2_ids, **common)
+        if spec.variant:
+            return tf.OPTConfig(do_layer_norm_before=False, **opt)
+        return tf.OPTConfig(word_embed_proj_dim=32, **opt)
+    if spec.arch == "phi3":
+        rotary_half = 64 // 4 // 2 // 2   # head 16, partial_rotary_factor 0.5 -> 8 rotary dims
+        return tf.Phi3Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             intermediate_size=96, max_position_embeddings=128, original_max_position_embeddings=32,
+                             partial_rotary_factor=0.5, sliding_window=16,
+                             rope_scaling={"type": "longrope",
+                                           "short_factor": [1.0 + 0.1 * i for i in range(rotary_half)],
+                                           "long_factor": [2.0 + 1.5 * i for i in range(rotary_half)]},
+                             bos_token_id=1, eos_token_id=32000, pad_token_id=32000, **common)
+    raise ValueError(spec.arch)
+
+
+SPECS += _gen_a_specs()
+BY_NAME.update({s.name: s for s in SPECS})
+
+# Gemma 1/2/3 and Qwen3 (text-generation). Gemma has no tokenizer in ../shared/tokenizers: its
+# models use llama2's SentencePiece-BPE tokenizer.json (the closest: Gemma's is also a
+# SentencePiece BPE with byte fallback), with bos/eos set to llama2's ids 1/2; Qwen3 uses GPT-2's
+# byte-level BPE as Qwen2 does. What each exercises:
+# - gemma:  MQA (1 key/value head, as Gemma 1 2B), head_dim 32 != hidden / heads, GeGLU,
+#           (1 + weight) RMSNorm, sqrt(hidden) embedding scale, tied embeddings.
+#           The others have an LM head of their own: with random weights, the sqrt(hidden)-scaled
+#           embeddings dominate the residual stream and a tied head then mostly repeats the last
+#           token, which would make 32 greedy tokens a weak test.
+# - gemma2: 3 layers alternating sliding (window 6, shorter than the prompts and far shorter than
+#           the 32 generated tokens) and full attention, query_pre_attn_scalar 24 != head_dim,
+#           attention soft-capping 2.0 (eager attention only; sdpa, transformers' default,
+#           ignores it) and final logit soft-capping 4.0, both small enough to change the logits.
+# - gemma3: gemma3_text with sliding_window_pattern 3 (layers slide, slide, full), window 6,
+#           q/k norms, global rope_theta 1e6 with linear rope_scaling 8 and local base 10000.
+# - qwen3:  q/k per-head RMSNorm, explicit head_dim 32, no q/k/v bias.
+# - gemma3mm: a gemma3 (multimodal) checkpoint, Gemma3ForConditionalGeneration with a 1-layer
+#           SigLIP tower. save_pretrained writes the Hub's layout (language_model.model.*,
+#           language_model.lm_head, vision_tower.*, ...; transformers renames them at load);
+#           the language model is the gemma3 one above. text-generation runs the language model.
+GEMMA_QWEN3_ARCHS = ["gemma", "gemma2", "gemma3", "qwen3", "gemma3mm"]
+DECODER_ARCHS += GEMMA_QWEN3_ARCHS
+TOKENIZER_OF.update({"gemma": "llama2", "gemma2": "llama2", "gemma3": "llama2", "qwen3": "gpt2", "gemma3mm": "llama2"})
+MODEL_TYPE.update({"gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3_text", "qwen3": "qwen3",
+                   "gemma3mm": "gemma3"})
+
+
+def make_gemma_qwen3_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, initializer_range=0.2, hidden_size=64, intermediate_size=96,
+                  max_position_embeddings=128, rms_norm_eps=1e-6)
+    gemma_ids = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    if spec.arch == "gemma":
+        return tf.GemmaConfig(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, head_dim=32,
+                              hidden_act="gelu_pytorch_tanh", **gemma_ids, **common)
+    if spec.arch == "gemma2":
+        return tf.Gemma2Config(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                               query_pre_attn_scalar=24, sliding_window=6, attn_logit_softcapping=2.0,
+                               final_logit_softcapping=4.0, tie_word_embeddings=False, **gemma_ids, **common)
+    gemma3_text = dict(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                       query_pre_attn_scalar=32, sliding_window=6, sliding_window_pattern=3, rope_theta=1000000.0,
+                       rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
+                       tie_word_embeddings=False, **gemma_ids, **common)
+    if spec.arch == "gemma3":
+        return tf.Gemma3TextConfig(**gemma3_text)
+    if spec.arch == "gemma3mm":
+        vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+                      image_size=28, patch_size=7)
+        return tf.Gemma3Config(text_config=gemma3_text, vision_config=vision, mm_tokens_per_image=4,
+                               initializer_range=0.2, **gemma_ids)
+    if spec.arch == "qwen3":
+        return tf.Qwen3Config(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                              rope_theta=1000000.0, bos_token_id=None, eos_token_id=50256, **common)
+    raise ValueError(spec.arch)
+
+
+SPECS += [Spec(f"{a}-causal-lm", a, "causal-lm",
+               variant="Gemma3ForConditionalGeneration, Hub layout" if a == "gemma3mm" else "")
+          for a in GEMMA_QWEN3_ARCHS]
 BY_NAME.update({s.name: s for s in SPECS})
 
 
@@ -371,6 +526,8 @@ def tokenizer_files(arch: str) -> dict[str, bytes]:
     if src == "marian-nmt-sample":
         # MarianTokenizer reads source.spm / target.spm; the sample ships one joint model.
         files["source.spm"] = files["target.spm"] = files["vocab.joint.spm"]
+    if arch in CHAT_TEMPLATE_OF:
+        files["tokenizer_config.json"] = with_chat_template(arch, files["tokenizer_config.json"])
     override = ({"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}
                 | TOKENIZER_CLASS_OVERRIDE)
     if arch in override:
@@ -389,6 +546,8 @@ def write_tokenizer(folder: Path, files: dict[str, bytes]) -> None:
 
 def make_config(spec: Spec, vocab_size: int):
     import transformers as tf
+    if spec.name in GEN_A_NAMES:
+        return make_gen_a_config(spec, vocab_size)
     if spec.arch in DECODER_ARCHS:
         return make_decoder_config(spec, vocab_size)
     if spec.arch in SEQ2SEQ_ARCHS:

@@ -8,8 +8,10 @@
 // A Pipeline is immutable once built: copy it freely and call it from several threads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hfpipe/errors.h"
@@ -37,6 +39,23 @@ class Pipeline {
   // Several inputs, each result shaped as for its own call pipe(item, **params), computed in
   // batches together (what the CLI's --jsonl mode prints, one line per input).
   std::vector<Value> each(const std::vector<Value>& items, const Value& params = Value::object()) const;
+
+  // Streaming (text-generation): calls `on_text` with each piece of new text as soon as it is
+  // generated, then returns what operator()(input, params) returns. `input` is one prompt or
+  // one chat (a list of {"role", "content"} messages); num_return_sequences must be 1.
+  //
+  //   auto generator = hfpipe::pipeline("text-generation", {.model = "path/to/model"});
+  //   generator.stream("Once upon a time", {{"max_new_tokens", 40}},
+  //                    [](std::string_view text) { std::cout << text << std::flush; });
+  //
+  // The pieces are valid UTF-8 (a character whose bytes span several tokens is held back
+  // until complete) and add up to the result's new text: generated_text with
+  // return_full_text=false, the assistant's content for a chat. A piece is released once
+  // later tokens can no longer change it, so it may lag a token behind (see
+  // src/pipelines/text_streamer.h). Other tasks throw Error(InvalidArgument).
+  using TextCallback = std::function<void(std::string_view text)>;
+  Value stream(const Value& input, const Value& params, const TextCallback& on_text) const;
+  Value stream(const Value& input, const TextCallback& on_text) const { return stream(input, Value::object(), on_text); }
 
   const std::string& task() const;
 

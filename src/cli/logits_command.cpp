@@ -15,7 +15,7 @@ namespace hfpipe::cli {
 
 namespace {
 
-constexpr const char* kUsage = "usage: hfpipe logits --model M [--step N] IDS_JSON\n";
+constexpr const char* kUsage = "usage: hfpipe logits --model M [--step N] [--attn-implementation sdpa|eager] IDS_JSON\n";
 
 // Logits of every position of `ids`, fed `step` tokens per forward call.
 Value all_logits(const models::DecoderModel& model, const std::vector<int32_t>& ids, int64_t step) {
@@ -37,7 +37,7 @@ Value all_logits(const models::DecoderModel& model, const std::vector<int32_t>& 
 }  // namespace
 
 int logits_main(int argc, char** argv) {
-  std::string model, ids_json;
+  std::string model, ids_json, attn_implementation = "sdpa";
   int64_t step = 0;
   try {
     for (int i = 1; i < argc; ++i) {
@@ -46,6 +46,8 @@ int logits_main(int argc, char** argv) {
         model = argv[++i];
       } else if (a == "--step" && i + 1 < argc) {
         step = std::stoll(argv[++i]);
+      } else if (a == "--attn-implementation" && i + 1 < argc) {
+        attn_implementation = argv[++i];  // transformers' attn_implementation; Gemma 2 depends on it
       } else if (ids_json.empty() && a.rfind("--", 0) != 0) {
         ids_json = a;
       } else {
@@ -67,7 +69,9 @@ int logits_main(int argc, char** argv) {
       decoder = models::load_gguf_decoder(model);
     } else {
       const auto dir = hub::resolve_model(model, "main");
-      decoder = models::load_decoder(formats::ModelConfig::load(dir), formats::load_checkpoint(dir));
+      decoder = models::load_decoder(
+          models::with_attn_implementation(formats::ModelConfig::load(dir), attn_implementation),
+          formats::load_checkpoint(dir));
     }
     const Value rows = all_logits(*decoder, ids, step > 0 ? step : static_cast<int64_t>(ids.size()));
     std::cout << Value{{"logits", rows}}.dump() << '\n';

@@ -1,11 +1,16 @@
 // The hfpipe command line:
 //   hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N] [--param key=JSON]...
-//               [--jsonl] [INPUT...]
+//               [--jsonl | --input-json JSON] [--stream] [INPUT...]
 // prints transformers' pipeline output as JSON: one document for one input, a list for
-// several, and one line per stdin line with --jsonl. Failures print one line on stderr and
+// several, and one line per stdin line with --jsonl. --input-json passes one JSON value as the
+// call's input, pipe(VALUE): a chat, a list of chats, a list of prompts. Failures print one line on stderr and
 // exit non-zero (1 for errors, 2 for usage).
+// --stream (text-generation) prints the new text as it is generated, flushed piece by piece:
+// raw text and a newline per INPUT, or with --jsonl a {"chunk": TEXT} line per piece and then
+// the input's usual result line.
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,12 +24,12 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N]\n"
-    "              [--param key=JSON]... [--jsonl] [INPUT...]\n"
+    "              [--param key=JSON]... [--jsonl | --input-json JSON] [--stream] [INPUT...]\n"
     "       hfpipe tokenize --model M [--pair TEXT] [--param key=JSON]... [--jsonl] [TEXT]\n"
     "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
     "       hfpipe chat-template --model M [--param key=JSON]... [--json] MESSAGES_JSON\n"
     "       hfpipe inspect-weights PATH\n"
-    "       hfpipe logits --model M [--step N] IDS_JSON\n"
+    "       hfpipe logits --model M [--step N] [--attn-implementation sdpa|eager] IDS_JSON\n"
     "       hfpipe --help | --version\n"
     "TASK: text-classification (sentiment-analysis), feature-extraction, token-classification (ner),\n"
     "      fill-mask, question-answering, zero-shot-classification, text-generation,\n"
@@ -32,6 +37,9 @@ constexpr const char* kUsage =
     "--param passes any pipeline parameter as transformers' keyword arguments, the value as JSON\n"
     "(e.g. --param top_k=null); a value that is not JSON is taken as a string.\n"
     "--jsonl reads one JSON input per stdin line and prints one JSON result per line.\n"
+    "--input-json JSON calls the pipeline on one JSON value (e.g. a chat: a list of messages).\n"
+    "--stream (text-generation) prints the new text as it is generated: raw text per INPUT, or\n"
+    "with --jsonl one {\"chunk\": TEXT} line per piece before each result line.\n"
     "question-answering takes {\"question\", \"context\"} objects with --jsonl, or no INPUT and\n"
     "--param question=... --param context=... (strings, or a list of questions).\n";
 
@@ -43,6 +51,8 @@ struct CliArgs {
   std::string task;
   hfpipe::PipelineOptions options;
   bool jsonl = false;
+  bool stream = false;
+  std::optional<hfpipe::Value> input_json;
   std::vector<std::string> inputs;
 };
 
@@ -78,6 +88,13 @@ CliArgs parse_args(int argc, char** argv) {
     else if (a == "--threads") args.options.threads = parse_positive(a, value_of(i));
     else if (a == "--param") add_param(args.options.params, value_of(i));
     else if (a == "--jsonl") args.jsonl = true;
+    else if (a == "--stream") args.stream = true;
+    else if (a == "--input-json") {
+      const std::string text = value_of(i);
+      hfpipe::Value v = hfpipe::Value::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (v.is_discarded()) throw UsageError("--input-json takes a JSON value (valid UTF-8), got '" + text + "'");
+      args.input_json = std::move(v);
+    }
     else if (a == "--") {
       for (++i; i < argc; ++i) args.inputs.push_back(argv[i]);
     } else if (a.size() > 2 && a.rfind("--", 0) == 0) throw UsageError("unknown option " + a);
@@ -87,9 +104,11 @@ CliArgs parse_args(int argc, char** argv) {
   if (args.task.empty()) throw UsageError("no task given");
   if (args.options.model.empty()) throw UsageError("no model given (--model)");
   if (args.jsonl && !args.inputs.empty()) throw UsageError("--jsonl reads inputs from stdin; do not also pass INPUT arguments");
+  if (args.input_json && (args.jsonl || !args.inputs.empty()))
+    throw UsageError("--input-json is the one input; do not also pass INPUT arguments or --jsonl");
   // question-answering's question=/context= parameters are its inputs.
   const bool inputs_in_params = args.options.params.contains("question");
-  if (!args.jsonl && args.inputs.empty() && !inputs_in_params)
+  if (!args.jsonl && args.inputs.empty() && !inputs_in_params && !args.input_json)
     throw UsageError("no input given (pass INPUT arguments or --jsonl)");
   return args;
 }
@@ -110,10 +129,33 @@ std::vector<hfpipe::Value> read_jsonl(std::istream& in) {
   return items;
 }
 
+// --stream: each input's text piece by piece, flushed as it arrives.
+int run_streaming(const hfpipe::Pipeline& pipe, const CliArgs& args) {
+  if (args.jsonl) {
+    for (const auto& item : read_jsonl(std::cin)) {
+      const hfpipe::Value result = pipe.stream(item, [](std::string_view text) {
+        std::cout << to_json(hfpipe::Value{{"chunk", std::string(text)}}) << '\n' << std::flush;
+      });
+      std::cout << to_json(result) << '\n' << std::flush;
+    }
+    return 0;
+  }
+  std::vector<hfpipe::Value> inputs(args.inputs.begin(), args.inputs.end());
+  if (args.input_json) inputs = {*args.input_json};
+  for (const auto& input : inputs) {
+    pipe.stream(input, [](std::string_view text) { std::cout << text << std::flush; });
+    std::cout << '\n' << std::flush;
+  }
+  return 0;
+}
+
 int run_task(const CliArgs& args) {
   auto pipe = hfpipe::pipeline(args.task, args.options);
+  if (args.stream) return run_streaming(pipe, args);
   if (args.jsonl) {
     for (const auto& result : pipe.each(read_jsonl(std::cin))) std::cout << to_json(result) << '\n';
+  } else if (args.input_json) {
+    std::cout << to_json(pipe(*args.input_json)) << '\n';
   } else if (args.inputs.empty()) {
     std::cout << to_json(pipe(hfpipe::Value())) << '\n';
   } else if (args.inputs.size() == 1) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "generation/logits_processors.h"
+#include "generation/stop_strings.h"
 
 namespace hfpipe::generation {
 
@@ -42,28 +43,13 @@ int32_t sample(const float* scores, int64_t vocab, Rng& rng) {
 }
 
 // The next token of one row from its logits, after transformers' processors in their order.
-int32_t next_token(float* scores, int64_t vocab, const std::vector<int32_t>& history, int64_t length,
-                   const RowLimits& limits, const GenerationConfig& c, Rng& rng) {
-  if (c.repetition_penalty != 1.0) apply_repetition_penalty(scores, history, c.repetition_penalty);
-  if (length < limits.min_length) suppress_tokens(scores, vocab, c.eos_token_id);
-  // After the length processors, as _get_logits_processor orders them (cur_len = length).
-  if (c.forced_bos_token_id && length == 1) force_tokens(scores, vocab, {*c.forced_bos_token_id});
-  if (!c.forced_eos_token_id.empty() && length == limits.max_length - 1)
-    force_tokens(scores, vocab, c.forced_eos_token_id);
-  if (!c.do_sample) return argmax(scores, vocab);
-  if (c.temperature != 1.0) apply_temperature(scores, vocab, c.temperature);
-  if (c.top_k && *c.top_k != 0) apply_top_k(scores, vocab, *c.top_k);
-  if (c.top_p < 1.0) apply_top_p(scores, vocab, c.top_p);
-  if (c.min_p) apply_min_p(scores, vocab, *c.min_p);
-  return sample(scores, vocab, rng);
+int32_t next_token(float* scores, int64_t vocab, const std::vector<int32_t>& history, const RowLimits& limits,
+                   const GenerationConfig& c, Rng& rng) {
+  process_scores(scores, vocab, history, limits.min_length, limits.max_length, c);
+  return c.do_sample ? sample(scores, vocab, rng) : argmax(scores, vocab);
 }
 
-// The left-padded batch: ids, attention mask and position ids (mask cumsum - 1, padding at 1,
-// as prepare_inputs_for_generation makes them).
-struct PaddedBatch {
-  int64_t batch = 0, length = 0;
-  std::vector<int32_t> ids, mask, positions;
-};
+}  // namespace
 
 PaddedBatch left_pad(const std::vector<Row>& rows, int32_t pad_id) {
   PaddedBatch p;
@@ -83,8 +69,6 @@ PaddedBatch left_pad(const std::vector<Row>& rows, int32_t pad_id) {
   }
   return p;
 }
-
-}  // namespace
 
 Rng::Rng(uint64_t seed) {
   for (auto& s : s_) s = splitmix64(seed);
@@ -133,8 +117,20 @@ void validate(const GenerationConfig& c) {
     refuse("`penalty` has to be a strictly positive float, but is " + number(c.repetition_penalty));
   if (c.num_return_sequences < 1)
     refuse("`num_return_sequences` must be a positive integer, got " + std::to_string(c.num_return_sequences));
+  if (c.num_beams < 1) refuse("`num_beams` has to be a positive integer, but is " + std::to_string(c.num_beams));
+  if (c.num_return_sequences > c.num_beams && c.num_beams > 1)
+    refuse("`num_return_sequences` (" + std::to_string(c.num_return_sequences) +
+           ") has to be smaller or equal to `num_beams` (" + std::to_string(c.num_beams) + ").");
+  if (c.no_repeat_ngram_size < 0)
+    refuse("`no_repeat_ngram_size` has to be a non-negative integer, but is " + std::to_string(c.no_repeat_ngram_size));
+  for (int32_t id : c.forced_eos_token_id)
+    if (id < 0) refuse("`forced_eos_token_id` has to be a list of positive integers, but is " + std::to_string(id));
+  // transformers only checks typical_p under sampling and ignores values above 1; hfpipe
+  // refuses any value outside (0, 1] so that a typo does not pass silently.
+  if (!(c.typical_p > 0 && c.typical_p <= 1.0))
+    refuse("`typical_p` has to be a float > 0 and < 1, but is " + number(c.typical_p));
   if (!c.do_sample) {
-    if (c.num_return_sequences != 1)
+    if (c.num_return_sequences != 1 && c.num_beams == 1)
       refuse("Greedy methods without beam search do not support `num_return_sequences` different than 1 (got " +
              std::to_string(c.num_return_sequences) + ").");
     return;
@@ -151,7 +147,8 @@ void validate(const GenerationConfig& c) {
 }
 
 std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, const std::vector<Row>& rows,
-                                           const GenerationConfig& config, int32_t pad_id) {
+                                           const GenerationConfig& config, int32_t pad_id,
+                                           const TokenCallback& on_token, const StopStrings* stop_strings) {
   std::vector<std::vector<int32_t>> generated(rows.size());
   if (rows.empty()) return generated;
   const PaddedBatch p = left_pad(rows, pad_id);
@@ -180,14 +177,15 @@ std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, co
       step_positions[b] = ++last_position[b];
       if (done[b]) continue;
       const int64_t length = static_cast<int64_t>(history[b].size());
-      const int32_t token = next_token(logits.f32() + b * vocab, vocab, history[b], length, rows[b].limits, config,
-                                       rngs[b]);
+      const int32_t token = next_token(logits.f32() + b * vocab, vocab, history[b], rows[b].limits, config, rngs[b]);
       history[b].push_back(token);
       generated[b].push_back(token);
       step_ids[b] = token;
+      if (on_token) on_token(b, token);
       const bool eos = std::find(config.eos_token_id.begin(), config.eos_token_id.end(), token) !=
                        config.eos_token_id.end();
-      if (eos || length + 1 >= rows[b].limits.max_length) {
+      const bool stop = stop_strings && stop_strings->matches(history[b]);
+      if (eos || stop || length + 1 >= rows[b].limits.max_length) {
         done[b] = true;
         --active;
       }

@@ -10,10 +10,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "generation/generation_config.h"
 #include "models/decoder.h"
+
+namespace hfpipe::generation {
+class StopStrings;
+}
 
 namespace hfpipe::generation {
 
@@ -50,9 +55,25 @@ struct Row {
   uint64_t seed = 0;  // the row's random stream (sampling only)
 };
 
+// Told of each new token as soon as it is chosen: (row index, token), rows in order within a
+// step (streaming; transformers' streamer.put). A search that revises earlier tokens (beam
+// search) cannot stream and must refuse a callback, as transformers refuses a streamer.
+using TokenCallback = std::function<void(size_t row, int32_t token)>;
+
 // Decodes every row; returns each row's new tokens (the eos that ended it included).
-// `pad_id` fills left padding and the input of finished rows.
+// `pad_id` fills left padding and the input of finished rows; a row also stops at the token
+// that completes one of `stop_strings`.
 std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, const std::vector<Row>& rows,
-                                           const GenerationConfig& config, int32_t pad_id);
+                                           const GenerationConfig& config, int32_t pad_id,
+                                           const TokenCallback& on_token = {},
+                                           const StopStrings* stop_strings = nullptr);
+
+// The left-padded batch of rows' prompts: ids, attention mask and position ids (mask cumsum
+// - 1, padding at 1, as prepare_inputs_for_generation makes them). Shared with beam search.
+struct PaddedBatch {
+  int64_t batch = 0, length = 0;
+  std::vector<int32_t> ids, mask, positions;
+};
+PaddedBatch left_pad(const std::vector<Row>& rows, int32_t pad_id);
 
 }  // namespace hfpipe::generation

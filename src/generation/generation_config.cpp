@@ -1,5 +1,6 @@
 #include "generation/generation_config.h"
 
+#include <climits>
 #include <fstream>
 #include <sstream>
 
@@ -49,14 +50,66 @@ std::optional<int32_t> as_optional_id(const char* source, const std::string& key
   return id ? std::optional<int32_t>(static_cast<int32_t>(*id)) : std::nullopt;
 }
 
+// bad_words_ids: a non-empty list of non-empty lists of non-negative ids, as
+// NoBadWordsLogitsProcessor and SequenceBiasLogitsProcessor validate it.
+std::optional<std::vector<std::vector<int32_t>>> as_bad_words(const char* source, const std::string& key,
+                                                             const Value& v) {
+  if (v.is_null()) return std::nullopt;
+  const char* expected = "a non-empty list of non-empty lists of non-negative token ids";
+  if (!v.is_array() || v.empty()) bad(source, key, v, expected);
+  std::vector<std::vector<int32_t>> words;
+  for (const Value& word : v) {
+    if (!word.is_array() || word.empty()) bad(source, key, v, expected);
+    std::vector<int32_t> ids;
+    for (const Value& id : word) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+        bad(source, key, v, expected);
+      ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+    }
+    words.push_back(std::move(ids));
+  }
+  return words;
+}
+
+EarlyStopping as_early_stopping(const char* source, const std::string& key, const Value& v) {
+  if (v.is_boolean()) return v.get<bool>() ? EarlyStopping::True : EarlyStopping::False;
+  if (v.is_string() && v.get<std::string>() == "never") return EarlyStopping::Never;
+  bad(source, key, v, "true, false or \"never\"");
+}
+
+// stop_strings: a string or a list of non-empty strings (null = none).
+std::vector<std::string> as_stop_strings(const char* source, const std::string& key, const Value& v) {
+  std::vector<std::string> out;
+  if (v.is_null()) return out;
+  const char* expected = "a non-empty string or a list of non-empty strings";
+  if (v.is_string()) {
+    out.push_back(v.get<std::string>());
+  } else {
+    if (!v.is_array()) bad(source, key, v, expected);
+    for (const Value& s : v) {
+      if (!s.is_string()) bad(source, key, v, expected);
+      out.push_back(s.get<std::string>());
+    }
+  }
+  for (const auto& s : out)
+    if (s.empty()) bad(source, key, v, expected);  // transformers would stop after any token
+  return out;
+}
+
+Value early_stopping_value(EarlyStopping e) {
+  if (e == EarlyStopping::Never) return "never";
+  return e == EarlyStopping::True;
+}
+
 }  // namespace
 
 const std::vector<const char*>& GenerationConfig::keys() {
   static const std::vector<const char*> k = {
       "max_length",   "max_new_tokens", "min_length", "min_new_tokens",       "do_sample",
       "temperature",  "top_k",          "top_p",      "min_p",                "repetition_penalty",
-      "num_return_sequences", "eos_token_id", "pad_token_id", "bos_token_id", "forced_bos_token_id",
-      "forced_eos_token_id"};
+      "num_return_sequences", "eos_token_id", "pad_token_id", "bos_token_id", "num_beams",
+      "length_penalty", "early_stopping", "no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id",
+      "forced_eos_token_id", "typical_p", "stop_strings"};
   return k;
 }
 
@@ -78,8 +131,15 @@ void GenerationConfig::update(const Value& values, const char* source) {
     else if (key == "eos_token_id") eos_token_id = as_id_list(source, key, v);
     else if (key == "pad_token_id") pad_token_id = as_optional_id(source, key, v);
     else if (key == "bos_token_id") bos_token_id = as_optional_id(source, key, v);
+    else if (key == "num_beams") num_beams = v.is_null() ? 1 : as_int(source, key, v);
+    else if (key == "length_penalty") length_penalty = v.is_null() ? 1.0 : as_number(source, key, v);
+    else if (key == "early_stopping") early_stopping = v.is_null() ? EarlyStopping::False : as_early_stopping(source, key, v);
+    else if (key == "no_repeat_ngram_size") no_repeat_ngram_size = v.is_null() ? 0 : as_int(source, key, v);
+    else if (key == "bad_words_ids") bad_words_ids = as_bad_words(source, key, v);
     else if (key == "forced_bos_token_id") forced_bos_token_id = as_optional_id(source, key, v);
     else if (key == "forced_eos_token_id") forced_eos_token_id = as_id_list(source, key, v);
+    else if (key == "typical_p") typical_p = v.is_null() ? 1.0 : as_number(source, key, v);
+    else if (key == "stop_strings") stop_strings = as_stop_strings(source, key, v);
   }
 }
 
@@ -101,8 +161,15 @@ Value GenerationConfig::non_default_values() const {
   if (eos_token_id != d.eos_token_id) out["eos_token_id"] = eos_token_id;
   if (pad_token_id != d.pad_token_id) out["pad_token_id"] = opt(pad_token_id);
   if (bos_token_id != d.bos_token_id) out["bos_token_id"] = opt(bos_token_id);
+  if (num_beams != d.num_beams) out["num_beams"] = num_beams;
+  if (length_penalty != d.length_penalty) out["length_penalty"] = length_penalty;
+  if (early_stopping != d.early_stopping) out["early_stopping"] = early_stopping_value(early_stopping);
+  if (no_repeat_ngram_size != d.no_repeat_ngram_size) out["no_repeat_ngram_size"] = no_repeat_ngram_size;
+  if (bad_words_ids != d.bad_words_ids) out["bad_words_ids"] = bad_words_ids ? Value(*bad_words_ids) : Value(nullptr);
   if (forced_bos_token_id != d.forced_bos_token_id) out["forced_bos_token_id"] = opt(forced_bos_token_id);
   if (forced_eos_token_id != d.forced_eos_token_id) out["forced_eos_token_id"] = forced_eos_token_id;
+  if (typical_p != d.typical_p) out["typical_p"] = typical_p;
+  if (stop_strings != d.stop_strings) out["stop_strings"] = stop_strings;
   return out;
 }
 

@@ -6,12 +6,16 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "formats/config.h"
 #include "hfpipe/value.h"
 
 namespace hfpipe::generation {
+
+// GenerationConfig.early_stopping: True, False or "never".
+enum class EarlyStopping { False, True, Never };
 
 struct GenerationConfig {
   int64_t max_length = 20;
@@ -28,8 +32,19 @@ struct GenerationConfig {
   std::vector<int32_t> eos_token_id;  // empty = none
   std::optional<int32_t> pad_token_id;
   std::optional<int32_t> bos_token_id;
-  std::optional<int32_t> forced_bos_token_id;  // ForcedBOSLogitsProcessor: the first new token
-  std::vector<int32_t> forced_eos_token_id;    // ForcedEOSLogitsProcessor: the last one (empty = none)
+  // Beam search.
+  int64_t num_beams = 1;
+  double length_penalty = 1.0;
+  EarlyStopping early_stopping = EarlyStopping::False;
+  // Processors that act in every decoding mode.
+  int64_t no_repeat_ngram_size = 0;
+  std::optional<std::vector<std::vector<int32_t>>> bad_words_ids;
+  std::optional<int32_t> forced_bos_token_id;
+  std::vector<int32_t> forced_eos_token_id;  // empty = none
+  // A sampling warper.
+  double typical_p = 1.0;
+  // StopStringCriteria (generation/stop_strings.h), empty = none.
+  std::vector<std::string> stop_strings;
 
   // The keys update() understands (GenerationConfig attribute names).
   static const std::vector<const char*>& keys();

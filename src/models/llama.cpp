@@ -2,7 +2,10 @@
 // config differences): RMSNorm pre-norm layers, rotary positions, grouped-query attention,
 // a SwiGLU MLP, and an LM head tied to the embeddings or not (tie_word_embeddings). Qwen2
 // always has q/k/v biases; Mistral (and Qwen2 layers of layer_types "sliding_attention")
-// attend within a sliding window. State-dict names are transformers' own.
+// attend within a sliding window. Qwen3 is Qwen2 without the forced q/k/v biases and with an
+// RMSNorm over each query and key head before the rotary embedding (q_norm / k_norm). Phi-3
+// runs on this code too (phi3.cpp splits its fused projections); rope_scaling.cpp builds the
+// rotary embedding. State-dict names are transformers' own.
 #include <cmath>
 
 #include "core/error.h"
@@ -35,49 +38,22 @@ LlamaShape llama_shape(const formats::ModelConfig& c) {
   s.max_positions = c.get_int("max_position_embeddings", 2048);
   s.eps = static_cast<float>(c.get_double("rms_norm_eps", 1e-6));
   s.activation = ops::activation_from_name(c.get_string("hidden_act", "silu"));
-  check(c.get_double("partial_rotary_factor", 1.0) == 1.0, ErrorKind::UnsupportedModel,
-        "partial rotary embeddings (partial_rotary_factor) are not supported yet");
+  // Only Phi-3 (phi3.cpp, over this code) rotates part of each head; LlamaAttention rotates
+  // whole heads and fails on a partial factor.
+  check(c.model_type() == "phi3" || c.get_double("partial_rotary_factor", 1.0) == 1.0, ErrorKind::UnsupportedModel,
+        "partial rotary embeddings (partial_rotary_factor) are not supported for " + c.model_type());
   return s;
 }
 
-// transformers' llama3 scaling (_compute_llama3_parameters), in f32 as there.
-std::vector<float> llama3_inv_freq(std::vector<float> inv, const Value& scaling) {
-  const float factor = scaling.at("factor").get<float>();
-  const float low = scaling.at("low_freq_factor").get<float>(), high = scaling.at("high_freq_factor").get<float>();
-  const float old_context = scaling.at("original_max_position_embeddings").get<float>();
-  const float low_wavelen = old_context / low, high_wavelen = old_context / high;
-  for (float& f : inv) {
-    const float wavelen = 2.f * static_cast<float>(M_PI) / f;
-    float scaled = wavelen > low_wavelen ? f / factor : f;
-    if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
-      const float smooth = (old_context / wavelen - low) / (high - low);
-      scaled = (1.f - smooth) * scaled / factor + smooth * scaled;
-    }
-    f = scaled;
-  }
-  return inv;
-}
-
-// The rotary embedding config.json describes: default, "linear" or "llama3" rope_scaling.
-ops::Rope rope_from_config(const formats::ModelConfig& c, int64_t head_dim) {
-  std::vector<float> inv = ops::default_rope_inv_freq(c.get_double("rope_theta", 10000.0), head_dim);
-  if (!c.has("rope_scaling")) return ops::Rope(std::move(inv), 1.f);
-  const Value& scaling = c.json()["rope_scaling"];
-  std::string type = scaling.value("rope_type", scaling.value("type", std::string("default")));
-  try {
-    if (type == "linear") {
-      const float factor = scaling.at("factor").get<float>();
-      for (float& f : inv) f /= factor;
-    } else if (type == "llama3") {
-      inv = llama3_inv_freq(std::move(inv), scaling);
-    } else if (type != "default") {
-      fail(ErrorKind::UnsupportedModel,
-           "rope_scaling type '" + type + "' is not supported; supported: default, linear, llama3");
-    }
-  } catch (const nlohmann::json::exception& e) {
-    fail(ErrorKind::CorruptFile, "config.json's rope_scaling is incomplete for '" + type + "': " + e.what());
-  }
-  return ops::Rope(std::move(inv), 1.f);
+// The rotary embedding: rope_theta, partial_rotary_factor (Phi-3) and rope_scaling.
+RopeParams llama_rope_params(const formats::ModelConfig& c, const LlamaShape& s) {
+  RopeParams p;
+  p.theta = c.get_double("rope_theta", 10000.0);
+  p.head_dim = s.head_dim;
+  p.rotary_dim = static_cast<int64_t>(static_cast<double>(s.head_dim) * c.get_double("partial_rotary_factor", 1.0));
+  p.max_positions = s.max_positions;
+  p.original_max_positions = c.get_int("original_max_position_embeddings", 0);
+  return p;
 }
 
 // Per-layer sliding windows: config.sliding_window for the layers layer_types marks
@@ -100,6 +76,7 @@ class Llama : public DecoderModel {
       : weights_(std::move(weights)), shape_(llama_shape(config)) {
     WeightReader reader(weights_, "model.", "embed_tokens.weight");
     const bool qkv_bias = config.get_bool("attention_bias", false) || config.model_type() == "qwen2";
+    const bool qk_norm = config.model_type() == "qwen3";
     const bool o_bias = config.get_bool("attention_bias", false), mlp_bias = config.get_bool("mlp_bias", false);
     const auto windows = sliding_windows(config, shape_.layers);
     auto linear = [&](const std::string& name, bool bias, ops::Activation act = ops::Activation::None) {
@@ -113,14 +90,18 @@ class Llama : public DecoderModel {
                               linear(p + "self_attn.o_proj", o_bias), reader.base(p + "post_attention_layernorm.weight"),
                               linear(p + "mlp.gate_proj", mlp_bias, shape_.activation),
                               linear(p + "mlp.up_proj", mlp_bias), linear(p + "mlp.down_proj", mlp_bias),
-                              windows[static_cast<size_t>(i)]});
+                              windows[static_cast<size_t>(i)], Tensor(), Tensor()});
+      if (qk_norm) {
+        layers_.back().q_norm = reader.base(p + "self_attn.q_norm.weight");
+        layers_.back().k_norm = reader.base(p + "self_attn.k_norm.weight");
+      }
     }
     norm_ = reader.base("norm.weight");
     const bool tied = config.get_bool("tie_word_embeddings", false);
     check(tied || reader.has_head("lm_head.weight"), ErrorKind::CorruptFile,
           "the checkpoint lacks lm_head.weight and tie_word_embeddings is false");
     lm_head_ = ops::Linear(tied ? embed_ : reader.head("lm_head.weight"), Tensor());
-    rope_ = rope_from_config(config, shape_.head_dim);
+    rope_ = rope_from_config(config, llama_rope_params(config, shape_));
   }
 
   Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
@@ -153,6 +134,7 @@ class Llama : public DecoderModel {
     Tensor post_norm;
     ops::Linear gate, up, down;
     int64_t sliding_window;
+    Tensor q_norm, k_norm;  // Qwen3's per-head norms; undefined elsewhere
   };
   // Scratch of one forward call, sized for its rows.
   struct Buffers {
@@ -171,11 +153,15 @@ class Llama : public DecoderModel {
     layer.q.forward(b.normed.data(), rows, b.q.data());
     layer.k.forward(b.normed.data(), rows, b.k.data());
     layer.v.forward(b.normed.data(), rows, b.v.data());
-    rope_.apply(b.q.data(), rows, shape_.heads, step.positions);
-    rope_.apply(b.k.data(), rows, shape_.kv_heads, step.positions);
+    if (layer.q_norm.raw()) {  // each head_dim slice is one RMSNorm row
+      ops::rms_norm(b.q.data(), rows * shape_.heads, shape_.head_dim, layer.q_norm.f32(), shape_.eps);
+      ops::rms_norm(b.k.data(), rows * shape_.kv_heads, shape_.head_dim, layer.k_norm.f32(), shape_.eps);
+    }
+    rope_.apply(b.q.data(), step.batch, step.new_tokens, shape_.heads, step.positions);
+    rope_.apply(b.k.data(), step.batch, step.new_tokens, shape_.kv_heads, step.positions);
     const ops::CausalAttentionShape attention{step.batch,      step.new_tokens, past,
                                               shape_.heads,    shape_.kv_heads, shape_.head_dim,
-                                              layer.sliding_window,
+                                              step.ignore_sliding_window ? 0 : layer.sliding_window,
                                               1.f / std::sqrt(static_cast<float>(shape_.head_dim))};
     ops::causal_attention(b.q.data(), b.k.data(), b.v.data(), cache, step.key_mask, b.context.data(), attention);
     layer.o.forward(b.context.data(), rows, b.projected.data());
@@ -199,6 +185,16 @@ class Llama : public DecoderModel {
 };
 
 }  // namespace
+
+ops::Rope rope_from_llama_config(const formats::ModelConfig& config, int64_t head_dim) {
+  RopeParams p;
+  p.theta = config.get_double("rope_theta", 10000.0);
+  p.head_dim = head_dim;
+  p.rotary_dim = head_dim;
+  p.max_positions = config.get_int("max_position_embeddings", 0);
+  p.original_max_positions = config.get_int("original_max_position_embeddings", 0);
+  return rope_from_config(config, p);
+}
 
 std::unique_ptr<DecoderModel> make_llama(const formats::ModelConfig& config, formats::WeightMap weights) {
   return std::make_unique<Llama>(config, std::move(weights));

@@ -38,30 +38,58 @@ std::vector<float> default_rope_inv_freq(double base, int64_t dim) {
   return inv;
 }
 
-Rope::Rope(std::vector<float> inv_freq, float attention_scaling)
-    : inv_freq_(std::move(inv_freq)), scaling_(attention_scaling) {}
+Rope::Rope(std::vector<float> inv_freq, float attention_scaling, int64_t head_dim)
+    : fixed_{std::move(inv_freq), attention_scaling},
+      rotary_dim_(static_cast<int64_t>(fixed_.inv_freq.size()) * 2),
+      head_dim_(head_dim ? head_dim : rotary_dim_) {
+  check(rotary_dim_ <= head_dim_, ErrorKind::Internal, "rotary dimension wider than the head");
+}
 
-void Rope::apply(float* x, int64_t rows, int64_t heads, const int32_t* positions) const {
-  const int64_t half = static_cast<int64_t>(inv_freq_.size()), dim = 2 * half;
-#pragma omp parallel if (rows * heads * dim > 65536)
+Rope::Rope(Schedule schedule, int64_t rotary_dim, int64_t head_dim)
+    : schedule_(std::move(schedule)), rotary_dim_(rotary_dim), head_dim_(head_dim) {
+  check(rotary_dim_ % 2 == 0 && rotary_dim_ <= head_dim_, ErrorKind::Internal, "bad rotary dimension");
+}
+
+// Rotates the first 2 * half floats of each of `heads` heads of one token.
+static void rotate_token(float* x, int64_t heads, int64_t head_dim, int64_t half, const float* cos,
+                         const float* sin) {
+  for (int64_t h = 0; h < heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cos[i] + (-b) * sin[i];
+      v[i + half] = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
+void Rope::apply(float* x, int64_t batch, int64_t tokens, int64_t heads, const int32_t* positions) const {
+  const int64_t half = rotary_dim_ / 2;
+  // The frequencies of each batch row (one shared table when they are fixed).
+  std::vector<Frequencies> scheduled;
+  if (schedule_) {
+    for (int64_t b = 0; b < batch; ++b) {
+      const int32_t* row = positions + b * tokens;
+      const int64_t longest = tokens ? *std::max_element(row, row + tokens) : 0;
+      scheduled.push_back(schedule_(longest + 1));
+      check(static_cast<int64_t>(scheduled.back().inv_freq.size()) == half, ErrorKind::Internal,
+            "rope schedule returned the wrong number of frequencies");
+    }
+  }
+  const int64_t rows = batch * tokens;
+#pragma omp parallel if (rows * heads * rotary_dim_ > 65536)
   {
     std::vector<float> cos(static_cast<size_t>(half)), sin(static_cast<size_t>(half));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
+      const Frequencies& f = schedule_ ? scheduled[static_cast<size_t>(r / tokens)] : fixed_;
       const float pos = static_cast<float>(positions[r]);
       for (int64_t i = 0; i < half; ++i) {
-        const float angle = pos * inv_freq_[i];
-        cos[i] = std::cos(angle) * scaling_;
-        sin[i] = std::sin(angle) * scaling_;
+        const float angle = pos * f.inv_freq[i];
+        cos[i] = std::cos(angle) * f.scaling;
+        sin[i] = std::sin(angle) * f.scaling;
       }
-      for (int64_t h = 0; h < heads; ++h) {
-        float* v = x + (r * heads + h) * dim;
-        for (int64_t i = 0; i < half; ++i) {
-          const float a = v[i], b = v[i + half];
-          v[i] = a * cos[i] + (-b) * sin[i];
-          v[i + half] = b * cos[i] + a * sin[i];
-        }
-      }
+      rotate_token(x + r * heads * head_dim_, heads, head_dim_, half, cos.data(), sin.data());
     }
   }
 }
@@ -101,8 +129,14 @@ static void attend_query(const float* q, const CacheView& cache, const int32_t* 
   const float* values = cache.values + b * cache.capacity * kv_dim + kv_head * s.head_dim;
   float best = -std::numeric_limits<float>::infinity();
   for (int64_t t = first; t <= query_pos; ++t) {
-    scores[t] = mask[t] ? dot(q, keys + t * kv_dim, s.head_dim) * s.scale : -std::numeric_limits<float>::infinity();
-    best = std::max(best, scores[t]);
+    if (!mask[t]) {
+      scores[t] = -std::numeric_limits<float>::infinity();
+      continue;
+    }
+    float score = dot(q, keys + t * kv_dim, s.head_dim) * s.scale;
+    if (s.softcap > 0.f) score = std::tanh(score / s.softcap) * s.softcap;  // capped before masking
+    scores[t] = score;
+    best = std::max(best, score);
   }
   std::fill(out, out + s.head_dim, 0.f);
   if (best == -std::numeric_limits<float>::infinity()) return;  // nothing visible: a padding row
@@ -130,6 +164,10 @@ void causal_attention(const float* q, const float* new_keys, const float* new_va
       attend_query(q + row, cache, key_mask + b * total, s.past + i, h / group, out + row, s, b, scores.data());
     }
   }
+}
+
+void soft_cap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
 }
 
 HFPIPE_CLONES

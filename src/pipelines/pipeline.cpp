@@ -99,6 +99,10 @@ Value Task::call(const Value& inputs, const Value& params) const {
   return run({inputs}, params, /*single_call=*/true).front();
 }
 
+Value Task::stream(const Value&, const Value&, const Pipeline::TextCallback&) const {
+  fail(ErrorKind::InvalidArgument, "streaming is for text-generation; " + name() + " does not stream");
+}
+
 }  // namespace pipelines
 
 Value Pipeline::operator()(const Value& inputs, const Value& params) const {
@@ -107,6 +111,11 @@ Value Pipeline::operator()(const Value& inputs, const Value& params) const {
 
 std::vector<Value> Pipeline::each(const std::vector<Value>& items, const Value& params) const {
   return impl_->run(items, pipelines::merge_params(impl_->construction_params(), params), /*single_call=*/true);
+}
+
+Value Pipeline::stream(const Value& input, const Value& params, const TextCallback& on_text) const {
+  if (!on_text) fail(ErrorKind::InvalidArgument, "stream needs a callback for the text");
+  return impl_->stream(input, pipelines::merge_params(impl_->construction_params(), params), on_text);
 }
 
 const std::string& Pipeline::task() const { return impl_->name(); }

@@ -35,6 +35,9 @@ class Task {
   // items whose results come back in a list, anything else one item. Tasks whose __call__
   // differs (token-classification's pre-split words) override it.
   virtual Value call(const Value& inputs, const Value& params) const;
+  // Pipeline::stream: one input, its new text passed to on_text as it is generated. Only
+  // text-generation streams; the others refuse.
+  virtual Value stream(const Value& input, const Value& params, const Pipeline::TextCallback& on_text) const;
   // Whether pipe([item]) returns item's result rather than a list of one (transformers'
   // question-answering and fill-mask do).
   virtual bool unwraps_single_item_list() const { return false; }

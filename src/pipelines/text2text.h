@@ -22,16 +22,12 @@
 
 namespace hfpipe::pipelines {
 
-// The generation settings of encoder-decoder generation that GenerationConfig does not hold
-// (yet): layered exactly like it (pipeline default, model's generation config, task_specific_params,
-// call). num_beams > 1 and the processors not implemented on this branch are refused with a
-// clear error in Text2TextGeneration::decode_config.
+// The generation setting of encoder-decoder generation that GenerationConfig does not hold:
+// layered exactly like it (pipeline default, model's generation config, task_specific_params,
+// call). Beam search settings (num_beams, length_penalty, early_stopping) and the processors
+// live in GenerationConfig.
 struct Seq2SeqSettings {
-  int64_t num_beams = 1;
   std::optional<int32_t> decoder_start_token_id;
-  int64_t no_repeat_ngram_size = 0;
-  double length_penalty = 1.0;
-  Value early_stopping = false;  // true, false or "never"
 
   static const std::vector<const char*>& keys();
   void update(const Value& values, const char* source);

@@ -13,7 +13,9 @@
 
 #include "core/error.h"
 #include "formats/weights.h"
+#include "generation/beam_search.h"
 #include "generation/generate.h"
+#include "generation/stop_strings.h"
 #include "pipelines/text2text.h"
 #include "pipelines/text_inputs.h"
 
@@ -59,39 +61,20 @@ const std::vector<const char*> kKnownParameters = {
 // ----------------------------------------------------------------------------- Seq2SeqSettings
 
 const std::vector<const char*>& Seq2SeqSettings::keys() {
-  static const std::vector<const char*> k = {"num_beams", "decoder_start_token_id", "no_repeat_ngram_size",
-                                             "length_penalty", "early_stopping"};
+  static const std::vector<const char*> k = {"decoder_start_token_id"};
   return k;
 }
 
 void Seq2SeqSettings::update(const Value& values, const char* source) {
-  auto integer = [&](const std::string& key, const Value& v, int64_t fallback) {
-    if (v.is_null()) return fallback;
-    if (!v.is_number_integer())
-      fail(ErrorKind::InvalidArgument, std::string(source) + " '" + key + "' must be an integer, got " + v.dump());
-    return v.get<int64_t>();
-  };
-  for (const auto& [key, v] : values.items()) {
-    if (key == "num_beams") num_beams = integer(key, v, 1);
-    else if (key == "decoder_start_token_id") decoder_start_token_id = optional_id(source, key, v);
-    else if (key == "no_repeat_ngram_size") no_repeat_ngram_size = integer(key, v, 0);
-    else if (key == "length_penalty") {
-      if (!v.is_null() && !v.is_number())
-        fail(ErrorKind::InvalidArgument, std::string(source) + " 'length_penalty' must be a number, got " + v.dump());
-      length_penalty = v.is_null() ? 1.0 : v.get<double>();
-    } else if (key == "early_stopping") early_stopping = v.is_null() ? Value(false) : v;
-  }
+  for (const auto& [key, v] : values.items())
+    if (key == "decoder_start_token_id") decoder_start_token_id = optional_id(source, key, v);
 }
 
 Value Seq2SeqSettings::non_default_values() const {
   const Seq2SeqSettings d;
   Value out = Value::object();
-  auto opt = [](const auto& o) { return o ? Value(*o) : Value(nullptr); };
-  if (num_beams != d.num_beams) out["num_beams"] = num_beams;
-  if (decoder_start_token_id != d.decoder_start_token_id) out["decoder_start_token_id"] = opt(decoder_start_token_id);
-  if (no_repeat_ngram_size != d.no_repeat_ngram_size) out["no_repeat_ngram_size"] = no_repeat_ngram_size;
-  if (length_penalty != d.length_penalty) out["length_penalty"] = length_penalty;
-  if (early_stopping != d.early_stopping) out["early_stopping"] = early_stopping;
+  if (decoder_start_token_id != d.decoder_start_token_id)
+    out["decoder_start_token_id"] = decoder_start_token_id ? Value(*decoder_start_token_id) : Value(nullptr);
   return out;
 }
 
@@ -116,8 +99,8 @@ void Text2TextGeneration::init(const TaskContext& context, const std::string& ta
   const generation::GenerationConfig global;
   generation::GenerationConfig g;
   g.max_new_tokens = 256;
+  g.num_beams = 4;
   Seq2SeqSettings s;
-  s.num_beams = 4;
   // _prepare_generation_config(use_model_defaults=True): the model's non-default values fill in
   // where the pipeline's value is still the global default.
   const Value model_json = model_generation_json(context.model_dir, context.config);
@@ -179,18 +162,6 @@ Text2TextGeneration::CallConfig Text2TextGeneration::call_config(const Params& p
   adjust_settings(p, c.settings);
   generation::validate(c.generation);
   const Seq2SeqSettings& s = c.settings;
-  if (s.num_beams < 1)
-    fail(ErrorKind::InvalidArgument, "`num_beams` has to be a strictly positive integer, but is " +
-                                         std::to_string(s.num_beams));
-  // The one place beam search plugs in: until the beam search engine is merged, num_beams > 1
-  // (the pipeline's default!) is refused rather than silently decoded greedily.
-  if (s.num_beams > 1)
-    fail(ErrorKind::InvalidArgument, "num_beams=" + std::to_string(s.num_beams) +
-                                         ": beam search is not available in hfpipe yet (" + name() +
-                                         " defaults to num_beams=4); pass num_beams=1 for greedy or sampling");
-  if (s.no_repeat_ngram_size > 0)
-    fail(ErrorKind::InvalidArgument, "no_repeat_ngram_size=" + std::to_string(s.no_repeat_ngram_size) +
-                                         " is not available in hfpipe yet; pass no_repeat_ngram_size=0");
   if (s.decoder_start_token_id) c.decoder_start = *s.decoder_start_token_id;
   else if (c.generation.bos_token_id) c.decoder_start = *c.generation.bos_token_id;
   else
@@ -224,20 +195,37 @@ std::vector<std::vector<std::vector<int32_t>>> Text2TextGeneration::generate_bat
     fail(ErrorKind::InvalidArgument, "generation needs " + std::to_string(limits.max_length) +
                                          " decoder positions, but the model has " + std::to_string(positions) +
                                          " (max_position_embeddings); lower max_new_tokens / max_length");
+  // Greedy / sampling decode num_return_sequences rows per source; beam search decodes one row
+  // per source, as num_beams model rows (row * num_beams + beam) that all attend to that source:
+  // beams are only reordered within a source's group, so the cross keys/values bound here
+  // stay valid under the default reorder_rows.
+  const bool beams = c.generation.num_beams > 1;
+  const int64_t copies = beams ? 1 : c.generation.num_return_sequences;
+  const int64_t model_rows_per_row = beams ? c.generation.num_beams : 1;
   std::vector<generation::Row> rows;
-  std::vector<int32_t> row_sources;
+  std::vector<int32_t> row_sources, model_row_sources;
   for (int64_t m = 0; m < batch.batch; ++m)
-    for (int64_t s = 0; s < c.generation.num_return_sequences; ++s) {
+    for (int64_t s = 0; s < copies; ++s) {
       rows.push_back({{c.decoder_start}, limits, row_seed(seed, items[m], s)});
       row_sources.push_back(static_cast<int32_t>(m));
+      for (int64_t b = 0; b < model_rows_per_row; ++b) model_row_sources.push_back(static_cast<int32_t>(m));
     }
-  const auto decoder = model_->bind(encoded, row_sources);
-  const auto generated = generation::generate(*decoder, rows, c.generation, c.pad);
+  const auto decoder = model_->bind(encoded, model_row_sources);
+  // transformers needs generate(tokenizer=...) for stop_strings; hfpipe uses the pipeline's.
+  const generation::StopStrings stops(tokenizer_, c.generation.stop_strings);
+  std::vector<std::vector<int32_t>> generated;
+  if (beams) {
+    for (auto& group : generation::beam_search(*decoder, rows, c.generation, c.pad, &stops))
+      for (auto& g : group) generated.push_back(std::move(g));
+  } else {
+    generated = generation::generate(*decoder, rows, c.generation, c.pad, {}, &stops);
+  }
+  const int64_t per_row = beams ? c.generation.num_return_sequences : 1;
   std::vector<std::vector<std::vector<int32_t>>> out(static_cast<size_t>(batch.batch));
-  for (size_t r = 0; r < rows.size(); ++r) {
+  for (size_t r = 0; r < generated.size(); ++r) {
     std::vector<int32_t> sequence{c.decoder_start};
     sequence.insert(sequence.end(), generated[r].begin(), generated[r].end());
-    out[row_sources[r]].push_back(std::move(sequence));
+    out[row_sources[r / static_cast<size_t>(per_row)]].push_back(std::move(sequence));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // The generation engine's pieces that the Python parity tests cannot pin down exactly:
 // transformers' processor rules on hand-made scores, length limits, and the RNG's
-// reproducibility; plus the causal attention kernel against a direct computation.
+// reproducibility; plus the causal attention kernel (padding, GQA, sliding window, Gemma 2's
+// score soft-capping) against a direct computation.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -82,6 +83,26 @@ TEST(CausalAttention, MatchesDirectSoftmaxWithPaddingAndGqa) {
   const float w1 = 1.f / (1.f + std::exp(0.5f)), w2 = 1.f - w1;
   EXPECT_NEAR(out[10], w1 * 1 + w2 * 0, 1e-6);
   EXPECT_NEAR(out[11], w1 * 0 + w2 * 1, 1e-6);
+}
+
+TEST(CausalAttention, SoftCapsScaledScoresAndSlidesTheWindow) {
+  // batch 1, 3 tokens, 1 head of dim 1, scale 2, window 2, softcap 1.5: token 2 sees tokens 1, 2.
+  ops::CausalAttentionShape s{1, 3, 0, 1, 1, 1, 2, 2.f};
+  s.softcap = 1.5f;
+  const std::vector<float> q = {1, 1, 1}, k = {50, 1, 3}, v = {100, 10, 20};
+  std::vector<float> keys(3), values(3), out(3);
+  const std::vector<int32_t> mask = {1, 1, 1};
+  ops::causal_attention(q.data(), k.data(), v.data(), {keys.data(), values.data(), 3}, mask.data(), out.data(), s);
+  const float s1 = std::tanh(2.f / 1.5f) * 1.5f, s2 = std::tanh(6.f / 1.5f) * 1.5f;
+  const float w1 = std::exp(s1) / (std::exp(s1) + std::exp(s2));
+  EXPECT_NEAR(out[2], w1 * 10 + (1 - w1) * 20, 1e-5);  // token 0 (v = 100) is outside the window
+  // token 1: the score 100 of token 0 is capped to ~1.5, so token 1's value keeps a share.
+  const float s0 = std::tanh(100.f / 1.5f) * 1.5f, w0 = std::exp(s0) / (std::exp(s0) + std::exp(s1));
+  EXPECT_NEAR(out[1], w0 * 100 + (1 - w0) * 10, 1e-4);
+  std::vector<float> logits = {-60, 0, 2};
+  ops::soft_cap(logits.data(), 3, 30.f);
+  EXPECT_NEAR(logits[0], std::tanh(-2.f) * 30, 1e-5);
+  EXPECT_EQ(logits[1], 0.f);
 }
 
 }  // namespace
