@@ -25,7 +25,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N]\n"
     "              [--param key=JSON]... [--jsonl | --input-json JSON] [--stream] [INPUT...]\n"
-    "       hfpipe tokenize --model M [--pair TEXT] [--param key=JSON]... [--jsonl] [TEXT]\n"
+    "       hfpipe tokenize --model M [--pair TEXT] [--param key=JSON]... [--jsonl] [--languages] [TEXT]\n"
     "       hfpipe detokenize --model M [--param key=JSON]... IDS_JSON\n"
     "       hfpipe chat-template --model M [--param key=JSON]... [--json] MESSAGES_JSON\n"
     "       hfpipe inspect-weights PATH\n"

@@ -28,6 +28,7 @@ struct Args {
   std::optional<std::string> pair;
   std::map<std::string, json> params;
   bool jsonl = false;
+  bool languages = false;  // print the language codes and their token ids instead
   std::vector<std::string> positional;
 };
 
@@ -58,6 +59,8 @@ Args parse_args(int argc, char** argv, bool allow_pair) {
       a.params[key] = v;
     } else if (arg == "--jsonl") {
       a.jsonl = true;
+    } else if (arg == "--languages" && allow_pair) {
+      a.languages = true;
     } else if (arg == "--") {
       for (++i; i < argc; ++i) a.positional.push_back(argv[i]);
     } else if (arg.size() > 1 && arg[0] == '-' && arg[1] == '-') {
@@ -97,7 +100,7 @@ struct CallOptions {
   std::optional<bool> return_attention_mask;
 };
 
-CallOptions resolve_options(const Tokenizer& tok, const std::map<std::string, json>& params) {
+CallOptions resolve_options(Tokenizer& tok, const std::map<std::string, json>& params) {
   CallOptions c;
   c.encode.char_offsets = true;
   json truncation = nullptr, padding = false;
@@ -131,12 +134,20 @@ CallOptions resolve_options(const Tokenizer& tok, const std::map<std::string, js
       as_bool(v, k);  // always returned
     } else if (k == "padding_side") {
       padding_side = as_side(v, k);
+    } else if (k == "text_target") {
+      c.encode.target = as_bool(v, k);  // the inputs are transformers' text_target
+    } else if (k == "src_lang" || k == "tgt_lang") {
+      if (!v.is_string()) fail(ErrorKind::InvalidArgument, "parameter " + k + " must be a language code string");
+      if (k == "src_lang")
+        tok.set_src_lang(v.get<std::string>());
+      else
+        tok.set_tgt_lang(v.get<std::string>());
     } else {
       fail(ErrorKind::InvalidArgument,
            "unknown parameter '" + k +
                "'; supported: add_special_tokens, truncation, max_length, stride, padding, pad_to_multiple_of, "
                "return_overflowing_tokens, return_special_tokens_mask, return_length, return_token_type_ids, "
-               "return_attention_mask, return_offsets_mapping, padding_side");
+               "return_attention_mask, return_offsets_mapping, padding_side, text_target, src_lang, tgt_lang");
     }
   }
 
@@ -278,10 +289,20 @@ int tokenize_main(int argc, char** argv) {
     Args a = parse_args(argc, argv, true);
     if (a.jsonl && (!a.positional.empty() || a.pair))
       fail(ErrorKind::InvalidArgument, "--jsonl reads its inputs from stdin; do not also pass TEXT or --pair");
-    if (!a.jsonl && a.positional.size() != 1)
+    if (!a.jsonl && !a.languages && a.positional.size() != 1)
       fail(ErrorKind::InvalidArgument, "expected exactly one TEXT argument (or --jsonl); quote text with spaces");
     Tokenizer tok = load(a);
     CallOptions c = resolve_options(tok, a.params);
+    if (a.languages) {
+      // {"src_lang": ..., "tgt_lang": ..., "codes": {code: token id}} (lang_code_to_id).
+      json codes = json::object();
+      for (const auto& code : tok.language_codes()) codes[code] = tok.language_token_id(code);
+      json out = {{"src_lang", tok.src_lang() ? json(*tok.src_lang()) : json(nullptr)},
+                  {"tgt_lang", tok.tgt_lang() ? json(*tok.tgt_lang()) : json(nullptr)},
+                  {"codes", codes}};
+      std::cout << dump(out) << "\n";
+      return 0;
+    }
     if (!a.jsonl) {
       std::cout << dump(encode_one(tok, a.positional[0], a.pair, c)) << "\n";
       return 0;

@@ -44,6 +44,14 @@ void KvCache::reorder(const std::vector<int64_t>& source_rows) {
       for (int64_t b = 0; b < batch_; ++b)
         std::memcpy(base + b * row, scratch.data() + source_rows[b] * filled, sizeof(float) * filled);
     }
+  // The recorded ids / positions (Phi-3's recompute reads a row's history) follow their rows.
+  if (!ids_.empty())
+    for (std::vector<int32_t>* store : {&ids_, &positions_}) {
+      const std::vector<int32_t> old = *store;
+      for (int64_t b = 0; b < batch_; ++b)
+        std::copy(old.begin() + source_rows[b] * capacity_, old.begin() + source_rows[b] * capacity_ + length_,
+                  store->begin() + b * capacity_);
+    }
 }
 
 void KvCache::record(const int32_t* ids, const int32_t* positions, int64_t new_tokens) {

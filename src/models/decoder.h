@@ -30,8 +30,9 @@ class KvCache {
   // Layer `layer`'s view; the model writes positions length() .. and then calls advance().
   ops::CacheView layer(int64_t layer);
   void advance(int64_t tokens);
-  // Row b takes what row source_rows[b] held (beam search's reordering of beams): one entry
-  // per row, each a valid row. Rows may be duplicated or dropped.
+  // Row b takes what row source_rows[b] held (beam search's reordering of beams), keys, values
+  // and recorded ids / positions alike: one entry per row, each a valid row. Rows may be
+  // duplicated or dropped.
   void reorder(const std::vector<int64_t>& source_rows);
 
   // Token and position ids of the positions length() .. length() + new_tokens, [batch,

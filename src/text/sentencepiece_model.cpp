@@ -130,6 +130,14 @@ void read_trainer_spec(std::string_view data, const std::string& where, SpmModel
         r.expect(wire, 2, "unk_piece");
         m.unk_piece = utf8_field(r, r.bytes(), "unk_piece");
         break;
+      case 24:
+        r.expect(wire, 0, "treat_whitespace_as_suffix");
+        m.treat_whitespace_as_suffix = r.varint() != 0;
+        break;
+      case 44:
+        r.expect(wire, 2, "unk_surface");
+        m.unk_surface = utf8_field(r, r.bytes(), "unk_surface");
+        break;
       default:
         r.skip(wire);
     }
@@ -143,10 +151,28 @@ void read_normalizer_spec(std::string_view data, const std::string& where, SpmMo
     if (field == 2) {
       r.expect(wire, 2, "precompiled_charsmap");
       m.precompiled_charsmap = std::string(r.bytes());
+    } else if (field >= 3 && field <= 5) {
+      r.expect(wire, 0, "normalizer flag");
+      bool on = r.varint() != 0;
+      (field == 3 ? m.add_dummy_prefix : field == 4 ? m.remove_extra_whitespaces : m.escape_whitespaces) = on;
     } else {
       r.skip(wire);
     }
   }
+}
+
+// A denormalizer_spec only matters when it carries rules (a charsmap).
+bool denormalizer_has_rules(std::string_view data, const std::string& where) {
+  ProtoReader r(data, where);
+  while (!r.done()) {
+    auto [field, wire] = r.tag();
+    if (field == 2 && wire == 2) {
+      if (!r.bytes().empty()) return true;
+    } else {
+      r.skip(wire);
+    }
+  }
+  return false;
 }
 
 // transformers' generate_merges(vocab, vocab_scores): every split of every piece into two
@@ -214,6 +240,9 @@ SpmModel read_sentencepiece_model(std::string_view data, const std::string& wher
     } else if (field == 3) {
       r.expect(wire, 2, "normalizer_spec");
       read_normalizer_spec(r.bytes(), where, m);
+    } else if (field == 5) {
+      r.expect(wire, 2, "denormalizer_spec");
+      m.has_denormalizer = denormalizer_has_rules(r.bytes(), where);
     } else {
       r.skip(wire);
     }

@@ -24,6 +24,14 @@ struct SpmModel {
   int32_t unk_id = 0;
   std::string unk_piece = "<unk>";
   std::string precompiled_charsmap;  // raw bytes; empty = no normalisation
+  // NormalizerSpec / TrainerSpec flags that sentencepiece's own encoder honours (the
+  // converters above approximate them; SpmProcessor in sentencepiece_processor.h uses them).
+  bool add_dummy_prefix = true;
+  bool remove_extra_whitespaces = true;
+  bool escape_whitespaces = true;
+  bool treat_whitespace_as_suffix = false;
+  std::string unk_surface = " \xE2\x81\x87 ";  // " ⁇ "
+  bool has_denormalizer = false;                 // a denormalizer_spec with rules
 };
 
 // Parses a ModelProto; Error(CorruptFile) naming `where` on any malformed byte.

@@ -172,7 +172,8 @@ void Tokenizer::Impl::add_tokens(const std::vector<AddedToken>& tokens) {
   added.add_tokens(tokens, *model, normalizer.get());
 }
 
-Enc Tokenizer::Impl::encode_single(std::string_view text, uint32_t type_id, bool char_offsets) const {
+Enc Tokenizer::Impl::encode_single(std::string_view text, uint32_t type_id, bool char_offsets, bool target) const {
+  const Model& m = target && target_model ? *target_model : *model;
   if (auto bad = u::first_invalid_utf8(text))
     fail(ErrorKind::InvalidArgument, "input text is not valid UTF-8 (invalid byte at offset " + std::to_string(*bad) +
                                          "); decode it, or replace invalid bytes, before tokenizing");
@@ -189,7 +190,7 @@ Enc Tokenizer::Impl::encode_single(std::string_view text, uint32_t type_id, bool
       toks = &*sp.tokens;
     } else {
       tokens.clear();
-      model->tokenize(sp.normalized.get(), tokens);
+      m.tokenize(sp.normalized.get(), tokens);
       toks = &tokens;
     }
     size_t shift = sp.normalized.offsets_original().first;
@@ -292,6 +293,12 @@ std::optional<PadParams> Tokenizer::Impl::pad_params() const {
 }
 
 Enc Tokenizer::Impl::post_process(Enc enc, std::optional<Enc> pair, const EncodeOptions& options) const {
+  const PostProcessor* post_processor = this->post_processor.get();
+  if (options.target && lang.style != LangStyle::None) {
+    if (!target_post_processor)
+      fail(ErrorKind::InvalidArgument, "encoding a target text needs tgt_lang; set it to one of the tokenizer's language codes");
+    post_processor = target_post_processor.get();
+  }
   if (options.truncation) {
     TruncationOptions p = *options.truncation;
     size_t n_added = post_processor ? post_processor->added_tokens(pair.has_value()) : 0;
@@ -367,13 +374,13 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json) {
 }
 
 Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {
-  Enc e = impl_->post_process(impl_->encode_single(text, 0, options.char_offsets), std::nullopt, options);
+  Enc e = impl_->post_process(impl_->encode_single(text, 0, options.char_offsets, options.target), std::nullopt, options);
   return to_public(std::move(e));
 }
 
 Encoding Tokenizer::encode_pair(std::string_view text, std::string_view pair, const EncodeOptions& options) const {
-  Enc a = impl_->encode_single(text, 0, options.char_offsets);
-  Enc b = impl_->encode_single(pair, 1, options.char_offsets);
+  Enc a = impl_->encode_single(text, 0, options.char_offsets, options.target);
+  Enc b = impl_->encode_single(pair, 1, options.char_offsets, options.target);
   return to_public(impl_->post_process(std::move(a), std::move(b), options));
 }
 
@@ -382,7 +389,7 @@ Encoding Tokenizer::encode_words(const std::vector<std::string>& words, const En
   // without shifting offsets.
   std::vector<Enc> parts;
   for (size_t i = 0; i < words.size(); ++i) {
-    Enc e = impl_->encode_single(words[i], 0, options.char_offsets);
+    Enc e = impl_->encode_single(words[i], 0, options.char_offsets, options.target);
     e.words.assign(e.size(), int32_t(i));
     parts.push_back(std::move(e));
   }
@@ -402,9 +409,9 @@ std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& te
 #pragma omp parallel for schedule(dynamic, 4) if (n > 1)
   for (long i = 0; i < n; ++i) {
     try {
-      Enc a = impl_->encode_single(texts[size_t(i)], 0, options.char_offsets);
+      Enc a = impl_->encode_single(texts[size_t(i)], 0, options.char_offsets, options.target);
       std::optional<Enc> b;
-      if (!pairs.empty()) b = impl_->encode_single(pairs[size_t(i)], 1, options.char_offsets);
+      if (!pairs.empty()) b = impl_->encode_single(pairs[size_t(i)], 1, options.char_offsets, options.target);
       encs[size_t(i)] = impl_->post_process(std::move(a), std::move(b), options);
     } catch (const Error& e) {
       errors[size_t(i)] = e.what();
@@ -436,32 +443,34 @@ std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& te
   return out;
 }
 
-std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens,
-                              bool clean_up_tokenization_spaces) const {
+namespace {
+
+// The fast path of decode: ids -> tokens -> the decoder (and CLIP's suffix rule).
+std::string decode_tokens(const Tokenizer::Impl& impl, const std::vector<int32_t>& ids, bool skip_special_tokens) {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int32_t sid : ids) {
     if (sid < 0) continue;
     uint32_t id = uint32_t(sid);
     std::optional<std::string_view> tok;
-    if (const AddedToken* a = impl_->added.by_id(id)) tok = a->content;
-    if (!tok) tok = impl_->model->id_to_token(id);
+    if (const AddedToken* a = impl.added.by_id(id)) tok = a->content;
+    if (!tok) tok = impl.model->id_to_token(id);
     if (!tok) continue;
-    if (skip_special_tokens && impl_->added.is_special(*tok)) continue;
+    if (skip_special_tokens && impl.added.is_special(*tok)) continue;
     tokens.emplace_back(*tok);
   }
   std::string text;
-  if (impl_->decoder) {
-    text = impl_->decoder->decode(std::move(tokens));
+  if (impl.decoder) {
+    text = impl.decoder->decode(std::move(tokens));
   } else {
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (i) text += ' ';
       text += tokens[i];
     }
   }
-  if (impl_->decode_suffix_to_space && !impl_->decode_suffix_to_space->empty()) {
+  if (impl.decode_suffix_to_space && !impl.decode_suffix_to_space->empty()) {
     // CLIPTokenizerFast: text.replace(end_of_word_suffix, " ").strip()
-    const std::string& suf = *impl_->decode_suffix_to_space;
+    const std::string& suf = *impl.decode_suffix_to_space;
     std::string out;
     for (size_t pos = 0;;) {
       size_t f = text.find(suf, pos);
@@ -481,7 +490,12 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
     text.clear();
     for (size_t i = b; i < e; ++i) u::append(text, chars[i]);
   }
-  if (clean_up_tokenization_spaces) {
+  return text;
+}
+
+// transformers' clean_up_tokenization.
+std::string clean_up_tokenization(std::string text) {
+  {
     static const std::pair<const char*, const char*> kRules[] = {{" .", "."},   {" ?", "?"},   {" !", "!"},
                                                                  {" ,", ","},   {" ' ", "'"},  {" n't", "n't"},
                                                                  {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"},
@@ -502,6 +516,21 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   }
   return text;
 }
+
+}  // namespace
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens,
+                              bool clean_up_tokenization_spaces) const {
+  std::string text;
+  if (impl_->slow) {
+    text = slow_spm_decode(*impl_, ids, skip_special_tokens);
+  } else {
+    text = decode_tokens(*impl_, ids, skip_special_tokens);
+  }
+  if (clean_up_tokenization_spaces) text = clean_up_tokenization(std::move(text));
+  return text;
+}
+
 
 std::string Tokenizer::convert_tokens_to_string(const std::vector<std::string>& tokens) const {
   if (impl_->decoder) return impl_->decoder->decode(tokens);
@@ -534,6 +563,31 @@ std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
   if (const AddedToken* a = impl_->added.by_id(uint32_t(id))) return a->content;
   if (auto t = impl_->model->id_to_token(uint32_t(id))) return std::string(*t);
   return std::nullopt;
+}
+
+const std::vector<std::string>& Tokenizer::language_codes() const { return impl_->lang.codes; }
+
+int32_t Tokenizer::language_token_id(std::string_view code) const {
+  return int32_t(text::language_token_id(*impl_, std::string(code)));
+}
+
+std::optional<std::string> Tokenizer::src_lang() const { return impl_->lang.src; }
+std::optional<std::string> Tokenizer::tgt_lang() const { return impl_->lang.tgt; }
+
+void Tokenizer::set_src_lang(const std::string& code) {
+  if (impl_->lang.style == LangStyle::Marian)
+    fail(ErrorKind::InvalidArgument, "MarianTokenizer has no src_lang: put the >>code<< at the start of the text");
+  text::language_token(*impl_, code);  // refuses an unknown code before changing anything
+  impl_->lang.src = code;
+  apply_language_codes(*impl_);
+}
+
+void Tokenizer::set_tgt_lang(const std::string& code) {
+  if (impl_->lang.style == LangStyle::Marian)
+    fail(ErrorKind::InvalidArgument, "MarianTokenizer has no tgt_lang: the target side is target.spm");
+  text::language_token(*impl_, code);
+  impl_->lang.tgt = code;
+  apply_language_codes(*impl_);
 }
 
 size_t Tokenizer::vocab_size() const {

@@ -57,6 +57,10 @@ struct EncodeOptions {
   bool char_offsets = false;
   std::optional<TruncationOptions> truncation;  // unset = no truncation
   std::optional<PaddingOptions> padding;        // unset = no padding
+  // transformers' text_target: encode as the decoder's labels. Sequence-to-sequence classes
+  // switch to their target mode (Marian: target.spm and the target vocabulary; mBART-50, NLLB,
+  // M2M100: the tgt_lang code instead of src_lang); other tokenizers encode as usual.
+  bool target = false;
 };
 
 class Tokenizer {
@@ -115,6 +119,25 @@ class Tokenizer {
   // them unless asked, and so does encode(); they are here for callers that want them.
   std::optional<TruncationOptions> default_truncation() const;
   std::optional<PaddingOptions> default_padding() const;
+
+  // ---- Sequence-to-sequence language codes (mBART-50, NLLB, M2M100, Marian) ----------------
+  // The codes the class's src_lang / tgt_lang accept, as transformers' translation pipeline
+  // passes them: "en_XX" (MBart50TokenizerFast), "eng_Latn" (NllbTokenizerFast), "en"
+  // (M2M100Tokenizer, token "__en__"), ">>fr<<" (MarianTokenizer with a joint vocabulary: the
+  // code goes at the start of the text, there is no src_lang). Empty for other tokenizers.
+  const std::vector<std::string>& language_codes() const;
+  // The id of a code's token: the forced_bos_token_id of translation into that language
+  // (lang_code_to_id / get_lang_id / convert_tokens_to_ids(tgt_lang)). An unknown code (or a
+  // tokenizer without codes) is Error(InvalidArgument) naming the known ones.
+  int32_t language_token_id(std::string_view code) const;
+  // src_lang / tgt_lang (tokenizer_config.json's, else the class default for src_lang: en_XX,
+  // eng_Latn, en); setting one rebuilds the special tokens as the class's setter does.
+  // Unknown codes are Error(InvalidArgument) (transformers would silently use <unk>). Not
+  // thread-safe against concurrent encode() calls: set, then encode.
+  std::optional<std::string> src_lang() const;
+  std::optional<std::string> tgt_lang() const;
+  void set_src_lang(const std::string& code);
+  void set_tgt_lang(const std::string& code);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

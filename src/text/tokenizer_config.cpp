@@ -60,6 +60,9 @@ const std::vector<ClassTraits>& class_table() {
   static const std::vector<SpecialDefault> gemma = {
       {"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"unk_token", "<unk>"}, {"pad_token", "<pad>"}};
   static const std::vector<SpecialDefault> t5 = {{"eos_token", "</s>"}, {"unk_token", "<unk>"}, {"pad_token", "<pad>"}};
+  static const std::vector<SpecialDefault> m2m100 = {{"bos_token", "<s>"},   {"eos_token", "</s>"},
+                                                     {"unk_token", "<unk>"}, {"sep_token", "</s>"},
+                                                     {"pad_token", "<pad>"}};
   static const std::vector<ClassTraits> table = {
       {"bert", "BertTokenizerFast", Family::Bert, true, true, bert},
       {"distilbert", "DistilBertTokenizerFast", Family::Bert, false, true, bert},
@@ -82,6 +85,12 @@ const std::vector<ClassTraits>& class_table() {
       {"cohere", "CohereTokenizerFast", Family::BosEos, false, false, cohere},
       {"t5", "T5TokenizerFast", Family::Generic, false, false, t5},
       {"falcon", "PreTrainedTokenizerFast", Family::Generic, true, false, {}},
+      // Sequence-to-sequence classes with language codes (language_codes.cpp). Marian and
+      // M2M100 are slow-only classes (slow_spm_tokenizers.cpp).
+      {"", "MBart50TokenizerFast", Family::Generic, false, false, roberta},
+      {"", "NllbTokenizerFast", Family::Generic, false, false, roberta},
+      {"marian", "MarianTokenizer", Family::Generic, false, false, t5},
+      {"m2m_100", "M2M100Tokenizer", Family::Generic, false, false, m2m100},
   };
   return table;
 }
@@ -91,20 +100,22 @@ const ClassTraits& generic_traits() {
   return t;
 }
 
-const ClassTraits* traits_by_class(std::string name) {
+std::string without_fast(std::string name) {
   if (name.size() > 4 && name.compare(name.size() - 4, 4, "Fast") == 0) name.resize(name.size() - 4);
-  for (const auto& t : class_table()) {
-    std::string n = t.name;
-    n.resize(n.size() - 4);
-    if (n == name) return &t;
-  }
+  return name;
+}
+
+const ClassTraits* traits_by_class(const std::string& cls) {
+  std::string name = without_fast(cls);
+  for (const auto& t : class_table())
+    if (without_fast(t.name) == name) return &t;
   if (name == "PreTrainedTokenizer") return &generic_traits();
   return nullptr;
 }
 
 const ClassTraits* traits_by_model_type(const std::string& mt) {
   for (const auto& t : class_table())
-    if (mt == t.model_type) return &t;
+    if (!mt.empty() && mt == t.model_type) return &t;
   return nullptr;
 }
 
@@ -113,7 +124,7 @@ const ClassTraits* traits_by_path(const std::string& path) {
   const ClassTraits* best = nullptr;
   for (const auto& t : class_table()) {
     std::string mt = t.model_type;
-    if (path.find(mt) != std::string::npos && (!best || mt.size() > std::string(best->model_type).size())) best = &t;
+    if (!mt.empty() && path.find(mt) != std::string::npos && (!best || mt.size() > std::string(best->model_type).size())) best = &t;
   }
   return best;
 }
@@ -247,9 +258,74 @@ Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
     }
   }
 
+  // Sequence-to-sequence classes: which language rules, and the language tokens their
+  // __init__ appends to additional_special_tokens.
+  const std::string cls = traits->name;
+  if (cls == "MarianTokenizer" && !fs::is_regular_file(dir / "source.spm", ec) &&
+      fs::is_regular_file(dir / "tokenizer.json", ec)) {
+    // Not a folder MarianTokenizer can load (e.g. a tokenizer.json made by another tool): it
+    // is read as a plain tokenizer.json, as for any class hfpipe does not know.
+    traits = &generic_traits();
+    impl->tokenizer_class = traits->name;
+  }
+  LangStyle style = cls == "MBart50TokenizerFast" ? LangStyle::MBart50
+                    : cls == "NllbTokenizerFast"  ? LangStyle::Nllb
+                    : cls == "M2M100Tokenizer"    ? LangStyle::M2M100
+                                                  : LangStyle::None;
+  std::vector<std::string> lang_codes;
+  if (style == LangStyle::MBart50) lang_codes = fairseq_language_codes("mbart50");
+  if (style == LangStyle::M2M100) {
+    std::string which = has(cfg, "language_codes") && (*cfg)["language_codes"].is_string()
+                            ? (*cfg)["language_codes"].get<std::string>()
+                            : "m2m100";
+    lang_codes = fairseq_language_codes(which);
+    if (lang_codes.empty())
+      fail(ErrorKind::CorruptFile, dir.string() + ": unknown M2M100 language_codes '" + which + "' (known: m2m100, wmt21)");
+  }
+  if (style == LangStyle::Nllb) {
+    bool given = false;
+    for (const auto* src : {&cfg, &stm})
+      given = given || (*src && (*src)->contains("additional_special_tokens") && !(**src)["additional_special_tokens"].is_null());
+    if (!given) {
+      for (const auto& c : fairseq_language_codes("nllb")) {
+        Special sp;
+        sp.token.content = c;
+        sp.token.special = true;
+        sp.token.normalized = false;
+        additional.push_back(sp);
+      }
+    }
+    for (const auto& sp : additional) lang_codes.push_back(sp.token.content);
+  }
+  // (M2M100Tokenizer's own test for it is always false in transformers 4.57: its __xx__
+  // tokens are added tokens only when the folder lists them.)
+  if (style == LangStyle::MBart50) {
+    for (const auto& c : lang_codes) {
+      const std::string& tok = c;
+      bool present = std::any_of(additional.begin(), additional.end(), [&](const Special& sp) { return sp.token.content == tok; });
+      if (present) continue;
+      Special sp;
+      sp.token.content = tok;
+      sp.token.special = true;
+      sp.token.normalized = false;
+      additional.push_back(sp);
+    }
+  }
+
   // 2. The backend tokenizer.
   bool from_slow = false;
-  if (fs::is_regular_file(dir / "tokenizer.json", ec)) {
+  if (std::string(traits->name) == "MarianTokenizer") {
+    MarianFiles o;
+    o.separate_vocabs = get_bool(cfg, "separate_vocabs", false);
+    if (specials.count("unk_token")) o.unk_token = specials["unk_token"].token.content;
+    if (specials.count("pad_token")) o.pad_token = specials["pad_token"].token.content;
+    load_marian(*impl, dir, o);
+    from_slow = true;
+    impl->model_max_length = 512;  // the class default
+  } else if (style == LangStyle::M2M100) {
+    load_m2m100(*impl, dir, specials.count("unk_token") ? specials["unk_token"].token.content : "<unk>", lang_codes);
+    from_slow = true;
+  } else if (fs::is_regular_file(dir / "tokenizer.json", ec)) {
     load_tokenizer_json(*impl, read_file(dir / "tokenizer.json"), (dir / "tokenizer.json").string());
   } else if (fs::is_regular_file(dir / "vocab.txt", ec) &&
              (traits->family == Family::Bert || traits->family == Family::MPNet || traits == &generic_traits())) {
@@ -424,6 +500,19 @@ Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
                                                     parse_template(pair, dir.string()), std::move(st), dir.string());
   }
   if (std::string(traits->name) == "CLIPTokenizerFast") impl->decode_suffix_to_space = impl->model->end_of_word_suffix();
+
+  // Language codes: the class's src_lang (default en_XX / eng_Latn / en) and tgt_lang.
+  if (style != LangStyle::None) {
+    impl->lang.style = style;
+    impl->lang.codes = lang_codes;
+    impl->lang.legacy_behaviour = get_bool(cfg, "legacy_behaviour", false);
+    impl->lang.src = style == LangStyle::MBart50 ? "en_XX" : style == LangStyle::Nllb ? "eng_Latn" : "en";
+    if (has(cfg, "src_lang") && (*cfg)["src_lang"].is_string()) impl->lang.src = (*cfg)["src_lang"].get<std::string>();
+    if (has(cfg, "tgt_lang") && (*cfg)["tgt_lang"].is_string()) impl->lang.tgt = (*cfg)["tgt_lang"].get<std::string>();
+    language_token(*impl, *impl->lang.src);  // an unknown code is an error naming the known ones
+    if (impl->lang.tgt) language_token(*impl, *impl->lang.tgt);
+  }
+  apply_language_codes(*impl);
 
   // 6. Plain settings.
   if (has(cfg, "model_max_length") && (*cfg)["model_max_length"].is_number()) {

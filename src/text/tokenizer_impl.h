@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,19 @@ namespace hfpipe::text {
 
 // transformers' VERY_LARGE_INTEGER (int(1e30)) clamped to int64.
 constexpr int64_t kVeryLargeInteger = INT64_MAX;
+
+// Sequence-to-sequence language codes (language_codes.cpp): which transformers class rules
+// apply, the codes its src_lang / tgt_lang accept, and the current ones.
+enum class LangStyle { None, Marian, MBart50, Nllb, M2M100 };
+struct LanguageCodes {
+  LangStyle style = LangStyle::None;
+  std::vector<std::string> codes;  // as src_lang / tgt_lang take them ("en_XX", "eng_Latn", "en", ">>fr<<")
+  std::optional<std::string> src, tgt;
+  bool legacy_behaviour = false;  // NLLB: suffix [eos, lang] instead of prefix [lang] ... [eos]
+  uint32_t m2m100_first_id = 0;    // M2M100: the id of the first code's token (len(vocab.json))
+};
+
+struct SlowSpm;  // slow_spm_tokenizers.cpp
 
 struct PadParams {
   uint32_t pad_id = 0;
@@ -53,7 +67,15 @@ struct Tokenizer::Impl {
   // CLIPTokenizerFast's decode: the model's end-of-word suffix becomes a space, then strip().
   std::optional<std::string> decode_suffix_to_space;
 
-  Enc encode_single(std::string_view text, uint32_t type_id, bool char_offsets) const;
+  // Sequence-to-sequence classes: the model and post-processor of transformers' target mode
+  // (text_target), when they differ from the source ones; unset = the source ones.
+  std::unique_ptr<Model> target_model;
+  std::unique_ptr<PostProcessor> target_post_processor;
+  LanguageCodes lang;
+  // Slow sentencepiece classes (MarianTokenizer, M2M100Tokenizer): their own decode.
+  std::shared_ptr<const SlowSpm> slow;
+
+  Enc encode_single(std::string_view text, uint32_t type_id, bool char_offsets, bool target = false) const;
   Enc post_process(Enc enc, std::optional<Enc> pair, const EncodeOptions& options) const;
   std::optional<PadParams> pad_params() const;
   void add_tokens(const std::vector<AddedToken>& tokens);
@@ -87,5 +109,29 @@ void load_byte_level_bpe(Tokenizer::Impl& impl, const std::filesystem::path& voc
                          const std::filesystem::path& merges_txt, const ByteLevelBpeOptions& o);
 
 std::string read_file(const std::filesystem::path& p);
+
+// The slow sentencepiece classes (slow_spm_tokenizers.cpp): the model(s) from the folder's
+// .spm / .model files and vocab.json; special tokens come from tokenizer_config.json after.
+struct MarianFiles {
+  bool separate_vocabs = false;
+  std::string unk_token = "<unk>";
+  std::string pad_token = "<pad>";
+};
+void load_marian(Tokenizer::Impl& impl, const std::filesystem::path& dir, const MarianFiles& o);
+// `codes`: the language codes, whose "__xx__" tokens follow vocab.json's ids.
+void load_m2m100(Tokenizer::Impl& impl, const std::filesystem::path& dir, const std::string& unk_token,
+                 const std::vector<std::string>& codes);
+// PreTrainedTokenizer._decode for those classes (without the clean-up of spaces).
+std::string slow_spm_decode(const Tokenizer::Impl& impl, const std::vector<int32_t>& ids, bool skip_special_tokens);
+
+// language_codes.cpp: the code lists of mBART-50, NLLB and M2M100 (`which` = "mbart50",
+// "nllb", "m2m100", "wmt21"); empty for another name.
+const std::vector<std::string>& fairseq_language_codes(const std::string& which);
+// Rebuilds post_processor / target_post_processor for lang.src / lang.tgt, as the class's
+// set_src_lang_special_tokens / set_tgt_lang_special_tokens do.
+void apply_language_codes(Tokenizer::Impl& impl);
+// The token of a language code and its id; Error(InvalidArgument) naming the known codes.
+std::string language_token(const Tokenizer::Impl& impl, const std::string& code);
+uint32_t language_token_id(const Tokenizer::Impl& impl, const std::string& code);
 
 }  // namespace hfpipe::text

@@ -131,8 +131,13 @@ TEST(KvCache, ReorderCopiesFilledRowsFromTheirSources) {
           view.values[(b * 4 + t) * 2 + d] = -static_cast<float>(100 * l + 10 * b + t);
         }
   }
+  const int32_t ids[6] = {10, 11, 20, 21, 30, 31}, positions[6] = {0, 1, 0, 1, 5, 6};
+  cache.record(ids, positions, 2);
   cache.advance(2);
   cache.reorder({2, 0, 0});
+  EXPECT_EQ(cache.recorded_ids(0)[1], 31);
+  EXPECT_EQ(cache.recorded_positions(0)[0], 5);
+  EXPECT_EQ(cache.recorded_ids(2)[0], 10);
   for (int64_t l = 0; l < 2; ++l) {
     auto view = cache.layer(l);
     const int64_t source[3] = {2, 0, 0};
