@@ -9,8 +9,9 @@ prefixes and generation defaults, translation_xx_to_yy, return_tensors, truncati
 clean_up_tokenization_spaces, list flattening) must give transformers' outputs.
 
 Marian (OPUS-MT) is checked on ids only (test_encoder_and_decoder_logits), as hfpipe cannot load
-its tokenizer yet. Beam search is not on this branch: every call passes num_beams=1 (the pipelines' default is 4),
-and no_repeat_ngram_size=0 where t5-small's summarization defaults ask for 3.
+its tokenizer yet. Greedy cases pass num_beams=1 (the pipelines' default is 4); beam cases use the
+pipelines' real defaults (4 beams, and t5-small's / bart-large-cnn's summarization defaults:
+length_penalty 2.0, no_repeat_ngram_size 3, early_stopping, min_length) and vary them.
 """
 from __future__ import annotations
 
@@ -31,8 +32,6 @@ PIPELINE_MODELS = [m for m in MODELS if m != "marian-seq2seq"]
 T5 = "t5-seq2seq"  # with t5-small's task_specific_params
 ENV = {} if os.environ.get("HFPIPE_TEST_THREADS") else {"OMP_NUM_THREADS": "1"}
 GREEDY = {"num_beams": 1, "do_sample": False}
-# t5-small's summarization defaults add no_repeat_ngram_size=3 (not on this branch yet).
-NO_NGRAM = {"no_repeat_ngram_size": 0}
 
 TEXTS = [
     "The tower is 324 metres tall, about the same height as an 81-storey building.",
@@ -89,13 +88,13 @@ GREEDY_CASES = [
     ("text2text-generation", T5, {"max_new_tokens": 20}),
     ("text2text-generation", "t5-v11-seq2seq", {"max_new_tokens": 20}),
     # t5-small's summarization params: prefix "summarize: ", min_length 30 (eos held off).
-    ("summarization", T5, {"max_new_tokens": 36, **NO_NGRAM}),
+    ("summarization", T5, {"max_new_tokens": 36}),
     ("translation_en_to_de", T5, {"max_new_tokens": 20}),
     ("translation", T5, {"max_new_tokens": 20}),  # → translation_en_to_de's prefix
     ("translation_en_to_fr", T5, {"max_new_tokens": None, "max_length": 12}),
     # bart-large-cnn's summarization params: min_length 56 against forced_eos_token_id at the
     # last of 20 tokens (transformers' processor order decides: the eos is forced).
-    ("summarization", "bart-seq2seq", {"max_new_tokens": 20, **NO_NGRAM}),
+    ("summarization", "bart-seq2seq", {"max_new_tokens": 20}),
     ("text2text-generation", "bart-seq2seq", {"max_new_tokens": 20}),
     ("text2text-generation", "distilbart-seq2seq", {"max_new_tokens": 20}),  # + forced_bos_token_id
     ("text2text-generation", "mbart-seq2seq", {"max_new_tokens": 20}),
@@ -125,13 +124,54 @@ def test_batches_of_mixed_lengths(run_hfpipe, reference, tiny_models, model):
         H.assert_each_same(got, want, TEXTS, what=f"{model} batch_size={batch_size}")
 
 
+# Beam search with the pipelines' defaults (num_beams=4; the summarization cases add the task
+# defaults of t5-small / bart-large-cnn: length_penalty 2.0, no_repeat_ngram_size 3,
+# early_stopping, min_length) and variations of them.
+BEAM_CASES = [
+    ("summarization", T5, {"max_new_tokens": 24}),
+    ("summarization", T5, {"max_new_tokens": None, "max_length": 14, "min_length": 4, "num_return_sequences": 2}),
+    ("summarization", "bart-seq2seq", {"max_new_tokens": 20}),
+    ("translation_en_to_de", T5, {"max_new_tokens": 16}),
+    ("text2text-generation", T5, {"max_new_tokens": 16, "num_return_sequences": 2}),
+    ("text2text-generation", "t5-v11-seq2seq", {"max_new_tokens": 16, "length_penalty": 0.5,
+                                                "early_stopping": "never", "no_repeat_ngram_size": 3}),
+    ("text2text-generation", "bart-seq2seq", {"max_new_tokens": 16, "early_stopping": True,
+                                              "num_return_sequences": 2}),
+    ("text2text-generation", "distilbart-seq2seq", {"max_new_tokens": 16, "no_repeat_ngram_size": 3,
+                                                    "length_penalty": 2.0, "num_return_sequences": 2}),
+    ("text2text-generation", "mbart-seq2seq", {"max_new_tokens": 16, "length_penalty": 2.0, "early_stopping": True,
+                                               "no_repeat_ngram_size": 3}),
+    ("text2text-generation", "pegasus-seq2seq", {"max_new_tokens": 16, "no_repeat_ngram_size": 3,
+                                                 "num_return_sequences": 2, "early_stopping": True}),
+]
+
+
+@pytest.mark.parametrize("task,model,params", BEAM_CASES, ids=[f"{t}-{m}-{i}" for i, (t, m, _) in enumerate(BEAM_CASES)])
+def test_beam_ids(run_hfpipe, reference, tiny_models, task, model, params):
+    folder = tiny_models / model
+    params = {**params, "return_tensors": True}
+    want = reference.reference_outputs(task, folder, TEXTS, params)
+    got = run_hfpipe(task, folder, TEXTS, params, env=ENV)
+    H.assert_each_same(got, want, TEXTS, what=f"{task} {model} beams")
+
+
+@pytest.mark.parametrize("model", PIPELINE_MODELS)
+def test_beam_batches_of_mixed_lengths(run_hfpipe, reference, tiny_models, model):
+    """4 beams with no_repeat_ngram_size 3 over length-sorted batches = transformers one by one."""
+    folder = tiny_models / model
+    params = {"max_new_tokens": 12, "no_repeat_ngram_size": 3, "num_return_sequences": 2, "return_tensors": True}
+    want = reference.reference_outputs("text2text-generation", folder, TEXTS, params)
+    got = run_hfpipe("text2text-generation", folder, TEXTS, params, batch_size=3, env=ENV)
+    H.assert_each_same(got, want, TEXTS, what=f"{model} beams batch_size=3")
+
+
 TEXT_CASES = {
     "text": ("text2text-generation", {"max_new_tokens": 12}),
     "clean_up": ("text2text-generation", {"max_new_tokens": 12, "clean_up_tokenization_spaces": True}),
     "return_tensors_false": ("text2text-generation", {"max_new_tokens": 8, "return_tensors": False}),
-    "summary_text": ("summarization", {"max_new_tokens": 10, **NO_NGRAM}),
+    "summary_text": ("summarization", {"max_new_tokens": 10}),
     "summary_min_length": ("summarization", {"max_new_tokens": None, "max_length": 14, "min_length": 5,
-                                             **NO_NGRAM}),
+                                             }),
     "translation_text": ("translation_en_to_ro", {"max_new_tokens": 10}),
     "stop_sequence": ("text2text-generation", {"max_new_tokens": 12, "stop_sequence": "ß"}),
 }
@@ -151,8 +191,8 @@ def test_list_call_is_flattened(run_hfpipe, reference, tiny_models):
     """pipe([a, b]) returns one record per text (not a list of lists), as transformers' __call__."""
     folder = tiny_models / T5
     params = {**GREEDY, "max_new_tokens": 6}
-    want = reference.reference_call("summarization", folder, TEXTS[:2], {**params, **NO_NGRAM})
-    got = run_hfpipe("summarization", folder, TEXTS[:2], {**params, **NO_NGRAM}, jsonl=False, env=ENV)
+    want = reference.reference_call("summarization", folder, TEXTS[:2], {**params})
+    got = run_hfpipe("summarization", folder, TEXTS[:2], {**params}, jsonl=False, env=ENV)
     assert got == want and isinstance(got[0], dict)
     # num_return_sequences > 1 (sampling): the per-text lists stay.
     got = run_hfpipe("text2text-generation", folder, TEXTS[:2],
@@ -194,7 +234,7 @@ def test_sampling_is_reproducible(run_hfpipe, tiny_models):
 def test_length_warnings(run_hfpipe_raw, tiny_models):
     """SummarizationPipeline / TranslationPipeline.check_inputs warnings, worded as transformers'."""
     folder = tiny_models / T5
-    cmd = H.hfpipe_command("x", "summarization", folder, params={**GREEDY, **NO_NGRAM, "max_new_tokens": 4,
+    cmd = H.hfpipe_command("x", "summarization", folder, params={**GREEDY, "max_new_tokens": 4,
                                                                  "min_length": 30, "max_length": 20})[1:]
     proc = run_hfpipe_raw(cmd, stdin=H.jsonl_stdin(["Hello there!"]), env=ENV)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -231,7 +271,7 @@ def test_bad_input(run_hfpipe_raw, tiny_models):
                                                       {**GREEDY, "max_tokens": 3})
     # BART's learned positions end at 64: sources and generations past them are refused.
     bart = tiny_models / "bart-seq2seq"
-    assert "at most 64" in _error(run_hfpipe_raw, "summarization", bart, [H._long_text(100)], {**GREEDY, **NO_NGRAM})
+    assert "at most 64" in _error(run_hfpipe_raw, "summarization", bart, [H._long_text(100)], {**GREEDY})
     assert "decoder positions" in _error(run_hfpipe_raw, "text2text-generation", bart, ["Hi"],
                                          {**GREEDY, "max_new_tokens": 80})
     # A decoder-only model is no encoder-decoder.
