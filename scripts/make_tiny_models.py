@@ -389,6 +389,94 @@ SPECS += [Spec(f"{a}-causal-lm", a, "causal-lm",
 BY_NAME.update({s.name: s for s in SPECS})
 
 
+# ------------------------------------------------------------------ seq2seq (text2text-generation)
+# Encoder-decoder models for the summarization / translation / text2text-generation parity tests.
+# T5 v1.0 (ReLU MLP, lm_head tied to the shared embedding, so the d_model**-0.5 rescale runs)
+# with t5-small's task_specific_params (prefixes and per-task generation defaults); T5 v1.1 /
+# FLAN-T5 shape (gated-gelu, untied lm_head, 3 layers per stack, fewer relative-position
+# buckets with a short max_distance so that short inputs reach the log buckets). Encoder and
+# decoder depths are equal: transformers 4.57 sizes generate's cache by num_layers and fails
+# (IndexError) when num_decoder_layers is larger. Sizes: d_model 32, 4 heads of d_kv 8, d_ff 37; the t5-small tokenizer.
+
+#
+# BART (post-norm, learned positions offset 2, layernorm_embedding, final_logits_bias, config's
+# forced_eos_token_id 2) with bart-large-cnn's summarization task_specific_params; a
+# DistilBART-shaped one (more encoder than decoder layers, forced_bos_token_id 0, gelu MLP);
+# mBART and Pegasus (the pre-norm variants; Pegasus with sinusoidal positions and scaled
+# embeddings). BART and mBART use roberta-base's tokenizer, Pegasus t5-small's (under
+# tokenizer_class overrides where the model type would pick another class): the model code
+# does not care which vocabulary feeds it. Sizes: d_model 32, 4 heads, ffn 37 (41 in the
+# decoder), max_position_embeddings 64 (so the too-long-input check is cheap).
+
+SEQ2SEQ_ARCHS = ["t5", "bart", "distilbart", "mbart", "pegasus", "marian"]
+HEAD_TASK["seq2seq"] = "text2text-generation"
+HEAD_AUTO["seq2seq"] = "AutoModelForSeq2SeqLM"
+TOKENIZER_OF.update({"t5": "t5-small", "bart": "roberta-base", "distilbart": "roberta-base",
+                     "mbart": "roberta-base", "pegasus": "t5-small", "marian": "marian-nmt-sample"})
+MODEL_TYPE.update({"t5": "t5", "bart": "bart", "distilbart": "bart", "mbart": "mbart", "pegasus": "pegasus",
+                   "marian": "marian"})
+TOKENIZER_CLASS_OVERRIDE = {"mbart": "RobertaTokenizer", "pegasus": "T5Tokenizer"}
+BART_CNN_TASK_SPECIFIC_PARAMS = {
+    "summarization": {"early_stopping": True, "length_penalty": 2.0, "max_length": 142, "min_length": 56,
+                      "no_repeat_ngram_size": 3, "num_beams": 4}}
+
+# t5-small's config.json task_specific_params (what the Hub checkpoint ships).
+T5_TASK_SPECIFIC_PARAMS = {
+    "summarization": {"early_stopping": True, "length_penalty": 2.0, "max_length": 200, "min_length": 30,
+                      "no_repeat_ngram_size": 3, "num_beams": 4, "prefix": "summarize: "},
+    "translation_en_to_de": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                             "prefix": "translate English to German: "},
+    "translation_en_to_fr": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                             "prefix": "translate English to French: "},
+    "translation_en_to_ro": {"early_stopping": True, "max_length": 300, "num_beams": 4,
+                             "prefix": "translate English to Romanian: "},
+}
+
+
+def _seq2seq_specs() -> list[Spec]:
+    return [Spec("t5-seq2seq", "t5", "seq2seq"),
+            Spec("t5-v11-seq2seq", "t5", "seq2seq",
+                 variant="T5 v1.1: gated-gelu, untied lm_head, 3 layers, 16 buckets / max distance 20"),
+            Spec("bart-seq2seq", "bart", "seq2seq"),
+            Spec("distilbart-seq2seq", "distilbart", "seq2seq"),
+            Spec("mbart-seq2seq", "mbart", "seq2seq"),
+            Spec("pegasus-seq2seq", "pegasus", "seq2seq"),
+            Spec("marian-seq2seq", "marian", "seq2seq")]
+
+
+def make_seq2seq_config(spec: Spec, vocab_size: int):
+    import transformers as tf
+    common = dict(vocab_size=vocab_size, d_model=32, d_kv=8, num_heads=4, d_ff=37, num_layers=2,
+                  initializer_factor=1.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    bart_like = dict(vocab_size=vocab_size, d_model=32, encoder_layers=2, decoder_layers=2,
+                     encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=41,
+                     max_position_embeddings=64, init_std=0.2)
+    if spec.arch == "bart":
+        return tf.BartConfig(task_specific_params=BART_CNN_TASK_SPECIFIC_PARAMS, **bart_like)
+    if spec.arch == "distilbart":
+        bart_like.update(encoder_layers=3)
+        return tf.BartConfig(forced_bos_token_id=0, **bart_like)
+    if spec.arch == "mbart":
+        return tf.MBartConfig(scale_embedding=True, **bart_like)
+    if spec.arch == "pegasus":
+        return tf.PegasusConfig(scale_embedding=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                                forced_eos_token_id=1, **bart_like)
+    if spec.arch == "marian":
+        # OPUS-MT's shape: swish MLP, decoding from the pad token, eos 0 forced at the end.
+        return tf.MarianConfig(decoder_vocab_size=vocab_size, pad_token_id=vocab_size - 1,
+                               decoder_start_token_id=vocab_size - 1, eos_token_id=0, forced_eos_token_id=0,
+                               activation_function="swish", **bart_like)
+    if spec.variant:
+        common.update(num_layers=3)
+        return tf.T5Config(feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                           relative_attention_num_buckets=16, relative_attention_max_distance=20, **common)
+    return tf.T5Config(feed_forward_proj="relu", task_specific_params=T5_TASK_SPECIFIC_PARAMS, **common)
+
+
+SPECS += _seq2seq_specs()
+BY_NAME.update({s.name: s for s in SPECS})
+
+
 def names(*, task: str | None = None, variants: bool | None = None, st: bool | None = None,
           arch: str | None = None, head: str | None = None) -> list[str]:
     """Model names filtered by attributes (for test parametrisation; imports nothing heavy)."""
@@ -435,9 +523,13 @@ def tokenizer_files(arch: str) -> dict[str, bytes]:
              if p.is_file() and p.name != "SOURCE.txt"}
     if src == "llama2":
         files["tokenizer.json"] = llama2_pair_merges(files["tokenizer.json"])
+    if src == "marian-nmt-sample":
+        # MarianTokenizer reads source.spm / target.spm; the sample ships one joint model.
+        files["source.spm"] = files["target.spm"] = files["vocab.joint.spm"]
     if arch in CHAT_TEMPLATE_OF:
         files["tokenizer_config.json"] = with_chat_template(arch, files["tokenizer_config.json"])
-    override = {"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}
+    override = ({"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}
+                | TOKENIZER_CLASS_OVERRIDE)
     if arch in override:
         cfg = json.loads(files["tokenizer_config.json"])
         cfg["tokenizer_class"] = override[arch]
@@ -458,6 +550,8 @@ def make_config(spec: Spec, vocab_size: int):
         return make_gen_a_config(spec, vocab_size)
     if spec.arch in DECODER_ARCHS:
         return make_decoder_config(spec, vocab_size)
+    if spec.arch in SEQ2SEQ_ARCHS:
+        return make_seq2seq_config(spec, vocab_size)
     common = dict(vocab_size=vocab_size, initializer_range=0.2)
     if spec.arch == "bert":
         cfg = tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -13,14 +13,17 @@ Value merge_params(const Value& construction, const Value& call) {
 }
 
 Params::Params(const Value& params, const std::string& task, std::initializer_list<const char*> known)
+    : Params(params, task, std::vector<std::string>(known.begin(), known.end())) {}
+
+Params::Params(const Value& params, const std::string& task, const std::vector<std::string>& known)
     : params_(params), task_(task) {
   if (!params.is_object()) fail(ErrorKind::InvalidArgument, "parameters must be a JSON object");
   for (const auto& [key, value] : params.items()) {
     bool ok = false;
-    for (const char* k : known) ok = ok || key == k;
+    for (const auto& k : known) ok = ok || key == k;
     if (!ok) {
       std::string list;
-      for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
       fail(ErrorKind::InvalidArgument, "unknown parameter '" + key + "' for " + task + "; known: " + list);
     }
   }

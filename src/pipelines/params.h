@@ -19,6 +19,8 @@ Value merge_params(const Value& construction, const Value& call);
 class Params {
  public:
   Params(const Value& params, const std::string& task, std::initializer_list<const char*> known);
+  // The same with a list built at run time (tasks whose subclasses add parameters).
+  Params(const Value& params, const std::string& task, const std::vector<std::string>& known);
 
   bool has(const std::string& key) const;  // present, even if null
   const Value& get(const std::string& key) const;

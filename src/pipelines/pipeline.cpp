@@ -30,6 +30,9 @@ const std::map<std::string, TaskEntry>& task_registry() {
       {"ner", {"token-classification", pipelines::make_token_classification}},
       {"fill-mask", {"fill-mask", pipelines::make_fill_mask}},
       {"text-generation", {"text-generation", pipelines::make_text_generation}},
+      {"text2text-generation", {"text2text-generation", pipelines::make_text2text_generation}},
+      {"summarization", {"summarization", pipelines::make_summarization}},
+      {"translation", {"translation", pipelines::make_translation}},
   };
   return tasks;
 }
@@ -91,8 +94,25 @@ std::vector<std::string> supported_tasks() {
   return names;
 }
 
+namespace {
+
+// "translation_XX_to_YY" (check_task): the translation task, keeping the full id as its name.
+bool is_translation_pair(const std::string& task) {
+  if (task.rfind("translation_", 0) != 0) return false;
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t at; (at = task.find('_', start)) != std::string::npos; start = at + 1)
+    parts.push_back(task.substr(start, at - start));
+  parts.push_back(task.substr(start));
+  if (parts.size() != 4 || parts[2] != "to" || parts[1].empty() || parts[3].empty())
+    fail(ErrorKind::InvalidArgument, "Invalid translation task " + task + ", use 'translation_XX_to_YY' format");
+  return true;
+}
+
+}  // namespace
+
 Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
-  auto it = task_registry().find(task);
+  auto it = task_registry().find(is_translation_pair(task) ? std::string("translation") : task);
   if (it == task_registry().end()) {
     std::string list;
     for (const auto& name : supported_tasks()) list += (list.empty() ? "" : ", ") + name;
@@ -101,7 +121,8 @@ Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
   if (options.batch_size < 1) fail(ErrorKind::InvalidArgument, "batch_size must be at least 1");
   if (!options.params.is_object()) fail(ErrorKind::InvalidArgument, "pipeline parameters must be a JSON object");
   configure_threads(options.threads);
-  pipelines::TaskContext context{it->second.name, {}, {}, {}, options};
+  const std::string name = is_translation_pair(task) ? task : std::string(it->second.name);
+  pipelines::TaskContext context{name, {}, {}, {}, options};
   resolve_source(context);
   Pipeline p;
   p.impl_ = it->second.factory(context);

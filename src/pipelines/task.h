@@ -61,5 +61,8 @@ std::unique_ptr<Task> make_zero_shot_classification(const TaskContext& context);
 std::unique_ptr<Task> make_token_classification(const TaskContext& context);
 std::unique_ptr<Task> make_fill_mask(const TaskContext& context);
 std::unique_ptr<Task> make_text_generation(const TaskContext& context);
+std::unique_ptr<Task> make_text2text_generation(const TaskContext& context);
+std::unique_ptr<Task> make_summarization(const TaskContext& context);
+std::unique_ptr<Task> make_translation(const TaskContext& context);
 
 }  // namespace hfpipe::pipelines

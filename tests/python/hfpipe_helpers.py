@@ -369,4 +369,5 @@ def reference_sentence_embeddings(folder, inputs) -> list:
 
 def _jsonable(x):
     """Round-trip through JSON as hfpipe's output is (tuples -> lists, numpy scalars -> float)."""
-    return json.loads(json.dumps(x, default=lambda o: o.item() if hasattr(o, "item") else o.tolist()))
+    # tolist() turns tensors (text2text's *_token_ids) into lists and 0-d ones / numpy scalars into numbers.
+    return json.loads(json.dumps(x, default=lambda o: o.tolist() if hasattr(o, "tolist") else o.item()))

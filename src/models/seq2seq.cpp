@@ -1,0 +1,86 @@
+#include "models/seq2seq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "core/error.h"
+
+namespace hfpipe::models {
+
+namespace {
+using Seq2SeqFactory = std::unique_ptr<Seq2SeqModel> (*)(const formats::ModelConfig&, formats::WeightMap);
+const std::map<std::string, Seq2SeqFactory>& factories() {
+  static const std::map<std::string, Seq2SeqFactory> table = {
+      {"t5", make_t5}, {"bart", make_bart}, {"mbart", make_mbart}, {"marian", make_marian}, {"pegasus", make_pegasus}};
+  return table;
+}
+
+// One head of one query: softmax(scale * q.k + bias) . v over the visible keys.
+void attend_one(const float* q, const float* k, const float* v, const int32_t* key_mask, const float* bias,
+                int64_t visible_end, const Seq2SeqAttention& s, float* scores, float* out) {
+  const int64_t d = s.head_dim;
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < visible_end; ++j) {
+    if (key_mask && !key_mask[j]) continue;
+    const float* kj = k + j * s.kv_stride;
+    float dot = 0.f;
+    for (int64_t x = 0; x < d; ++x) dot += q[x] * kj[x];
+    float score = dot * s.scale;
+    if (bias) score += bias[j];
+    scores[j] = score;
+    max_score = std::max(max_score, score);
+  }
+  std::fill(out, out + d, 0.f);
+  if (max_score == -std::numeric_limits<float>::infinity()) return;  // no visible key
+  float total = 0.f;
+  for (int64_t j = 0; j < visible_end; ++j) {
+    if (key_mask && !key_mask[j]) continue;
+    scores[j] = std::exp(scores[j] - max_score);
+    total += scores[j];
+  }
+  for (int64_t j = 0; j < visible_end; ++j) {
+    if (key_mask && !key_mask[j]) continue;
+    const float p = scores[j] / total;
+    const float* vj = v + j * s.kv_stride;
+    for (int64_t x = 0; x < d; ++x) out[x] += p * vj[x];
+  }
+}
+}  // namespace
+
+std::vector<std::string> supported_seq2seq_types() {
+  std::vector<std::string> names;
+  for (const auto& entry : factories()) names.push_back(entry.first);
+  return names;
+}
+
+bool is_seq2seq_type(const std::string& model_type) { return factories().count(model_type) != 0; }
+
+std::unique_ptr<Seq2SeqModel> load_seq2seq(const formats::ModelConfig& config, formats::WeightMap weights) {
+  auto it = factories().find(config.model_type());
+  if (it == factories().end()) {
+    std::string list;
+    for (const auto& name : supported_seq2seq_types()) list += (list.empty() ? "" : ", ") + name;
+    fail(ErrorKind::UnsupportedModel, "model_type '" + config.model_type() +
+                                          "' is not supported as an encoder-decoder (text2text) model; supported: " +
+                                          list);
+  }
+  return it->second(config, std::move(weights));
+}
+
+void seq2seq_attend(const float* q, const float* k, const float* v, const int32_t* key_mask, const float* bias,
+                    float* out, const Seq2SeqAttention& s) {
+  std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(s.keys, 1)));
+  for (int64_t i = 0; i < s.queries; ++i) {
+    const int64_t visible_end = s.causal_past >= 0 ? std::min(s.keys, s.causal_past + i + 1) : s.keys;
+    for (int64_t h = 0; h < s.heads; ++h) {
+      const int64_t offset = h * s.head_dim;
+      const float* head_bias = bias ? bias + (h * s.queries + i) * s.keys : nullptr;
+      attend_one(q + i * s.q_stride + offset, k + offset, v + offset, key_mask, head_bias, visible_end, s,
+                 scores.data(), out + i * s.q_stride + offset);
+    }
+  }
+}
+
+}  // namespace hfpipe::models
