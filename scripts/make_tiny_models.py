@@ -505,7 +505,9 @@ def make_seq2seq_config(spec: Spec, vocab_size: int):
     if spec.arch == "mbart":
         return tf.MBartConfig(scale_embedding=True, **bart_like)
     if spec.arch == "mbart50":
-        # mbart-large-50-many-to-many-mmt's ids: <s> 0, <pad> 1, </s> 2 (decoding starts from it).
+        # mbart-large-50-many-to-many-mmt's ids: <s> 0, <pad> 1, </s> 2 (decoding starts from it);
+        # 256 positions, as the small trained vocabulary makes the test texts long.
+        bart_like.update(max_position_embeddings=256)
         return tf.MBartConfig(scale_embedding=True, pad_token_id=1, bos_token_id=0, eos_token_id=2,
                               decoder_start_token_id=2, forced_eos_token_id=2, **bart_like)
     if spec.arch in ("m2m100", "nllb"):
