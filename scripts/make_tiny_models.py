@@ -408,7 +408,7 @@ BY_NAME.update({s.name: s for s in SPECS})
 # does not care which vocabulary feeds it. Sizes: d_model 32, 4 heads, ffn 37 (41 in the
 # decoder), max_position_embeddings 64 (so the too-long-input check is cheap).
 
-SEQ2SEQ_ARCHS = ["t5", "bart", "distilbart", "mbart", "pegasus", "marian"]
+SEQ2SEQ_ARCHS = ["t5", "bart", "distilbart", "mbart", "pegasus", "marian", "mbart50", "m2m100", "nllb"]
 HEAD_TASK["seq2seq"] = "text2text-generation"
 HEAD_AUTO["seq2seq"] = "AutoModelForSeq2SeqLM"
 TOKENIZER_OF.update({"t5": "t5-small", "bart": "roberta-base", "distilbart": "roberta-base",
@@ -416,6 +416,49 @@ TOKENIZER_OF.update({"t5": "t5-small", "bart": "roberta-base", "distilbart": "ro
 MODEL_TYPE.update({"t5": "t5", "bart": "bart", "distilbart": "bart", "mbart": "mbart", "pegasus": "pegasus",
                    "marian": "marian"})
 TOKENIZER_CLASS_OVERRIDE = {"mbart": "RobertaTokenizer", "pegasus": "T5Tokenizer"}
+
+# The multilingual translation models (mBART-50, M2M100, NLLB) need their own tokenizer classes
+# for their language codes, and no real files of those exist offline: a small sentencepiece BPE
+# model is trained here on tests/python/tokenizer_corpus.txt (one thread: deterministic), and
+# the transformers class writes the folder with its own save_pretrained, as
+# tests/python/test_tokenizer_seq2seq.py does. M2M100 is fairseq-shaped: vocab.json starts
+# <s> <pad> </s> <unk>, and its __xx__ language ids follow the vocabulary.
+TRAINED_SPM = {"mbart50": "MBart50TokenizerFast", "m2m100": "M2M100Tokenizer", "nllb": "NllbTokenizerFast"}
+CORPUS = REPO / "tests" / "python" / "tokenizer_corpus.txt"
+TOKENIZER_OF.update({a: f"trained-spm:{c}" for a, c in TRAINED_SPM.items()})
+MODEL_TYPE.update({"mbart50": "mbart", "m2m100": "m2m_100", "nllb": "m2m_100"})
+
+
+def trained_spm_tokenizer_files(arch: str) -> dict[str, bytes]:
+    import tempfile
+
+    import sentencepiece as spm
+    import transformers
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        spm.SentencePieceTrainer.train(input=str(CORPUS), model_prefix=str(root / "spm"), model_type="bpe",
+                                       vocab_size=700, num_threads=1, character_coverage=0.98, minloglevel=2,
+                                       byte_fallback=True)
+        model_file = root / "spm.model"
+        cls = TRAINED_SPM[arch]
+        if cls == "M2M100Tokenizer":
+            sp = spm.SentencePieceProcessor(model_file=str(model_file))
+            vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+            for i in range(sp.get_piece_size()):
+                vocab.setdefault(sp.id_to_piece(i), len(vocab))
+            (root / "vocab.json").write_text(json.dumps(vocab))
+            tok = transformers.M2M100Tokenizer(str(root / "vocab.json"), str(model_file))
+        else:
+            tok = getattr(transformers, cls)(vocab_file=str(model_file))
+        tok.save_pretrained(root / "out")
+        return {p.name: p.read_bytes() for p in (root / "out").iterdir() if p.is_file()}
+
+
+def tokenizer_vocab_size(tok) -> int:
+    """The model's vocab_size for a tokenizer: M2M100's language ids follow len(tokenizer)."""
+    if type(tok).__name__ == "M2M100Tokenizer":
+        return max(tok.get_lang_id(c) for c in tok.lang_code_to_id) + 1
+    return len(tok)
 BART_CNN_TASK_SPECIFIC_PARAMS = {
     "summarization": {"early_stopping": True, "length_penalty": 2.0, "max_length": 142, "min_length": 56,
                       "no_repeat_ngram_size": 3, "num_beams": 4}}
@@ -441,7 +484,10 @@ def _seq2seq_specs() -> list[Spec]:
             Spec("distilbart-seq2seq", "distilbart", "seq2seq"),
             Spec("mbart-seq2seq", "mbart", "seq2seq"),
             Spec("pegasus-seq2seq", "pegasus", "seq2seq"),
-            Spec("marian-seq2seq", "marian", "seq2seq")]
+            Spec("marian-seq2seq", "marian", "seq2seq"),
+            Spec("mbart50-seq2seq", "mbart50", "seq2seq"),
+            Spec("m2m100-seq2seq", "m2m100", "seq2seq"),
+            Spec("nllb-seq2seq", "nllb", "seq2seq")]
 
 
 def make_seq2seq_config(spec: Spec, vocab_size: int):
@@ -458,6 +504,20 @@ def make_seq2seq_config(spec: Spec, vocab_size: int):
         return tf.BartConfig(forced_bos_token_id=0, **bart_like)
     if spec.arch == "mbart":
         return tf.MBartConfig(scale_embedding=True, **bart_like)
+    if spec.arch == "mbart50":
+        # mbart-large-50-many-to-many-mmt's ids: <s> 0, <pad> 1, </s> 2 (decoding starts from it);
+        # 256 positions, as the small trained vocabulary makes the test texts long.
+        bart_like.update(max_position_embeddings=256)
+        return tf.MBartConfig(scale_embedding=True, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                              decoder_start_token_id=2, forced_eos_token_id=2, **bart_like)
+    if spec.arch in ("m2m100", "nllb"):
+        # m2m100_418M / nllb-200's ids and shape (relu MLP, scaled embeddings); NLLB names its
+        # tokenizer class in config.json as the Hub checkpoints do, and gets one more encoder layer.
+        if spec.arch == "nllb":
+            bart_like.update(encoder_layers=3)
+        extra = {"tokenizer_class": "NllbTokenizer"} if spec.arch == "nllb" else {}
+        return tf.M2M100Config(scale_embedding=True, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                               decoder_start_token_id=2, activation_function="relu", **extra, **bart_like)
     if spec.arch == "pegasus":
         return tf.PegasusConfig(scale_embedding=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
                                 forced_eos_token_id=1, **bart_like)
@@ -501,6 +561,8 @@ def names(*, task: str | None = None, variants: bool | None = None, st: bool | N
 def tokenizer_files(arch: str) -> dict[str, bytes]:
     """File name -> content of the real tokenizer files for an architecture."""
     src = TOKENIZER_OF[arch]
+    if arch in TRAINED_SPM:
+        return trained_spm_tokenizer_files(arch)
     if src == "all-mpnet-base-v2":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from assemble_real_models import open_mpnet_zip   # noqa: E402
@@ -739,7 +801,7 @@ def make_one(spec: Spec, out: Path, tok_cache: dict, vocab_cache: dict) -> Path:
         # the model type decides the tokenizer class: write a minimal config first
         (tmp / "config.json").write_text(json.dumps({"model_type": MODEL_TYPE[spec.arch]}))
         tok = AutoTokenizer.from_pretrained(tmp)
-        vocab_cache[spec.arch] = (len(tok), type(tok).__name__)
+        vocab_cache[spec.arch] = (tokenizer_vocab_size(tok), type(tok).__name__)
     vocab_size, _ = vocab_cache[spec.arch]
     model = build_model(spec, vocab_size)
     if spec.st:
@@ -778,6 +840,7 @@ def stamp_of() -> str:
             h.update(f"{dist}={md.version(dist)};".encode())
         except md.PackageNotFoundError:
             h.update(f"{dist}=none;".encode())
+    h.update(CORPUS.read_bytes())
     for src in sorted(set(TOKENIZER_OF.values())):
         folder = SHARED_TOKENIZERS / src
         if folder.is_dir():

@@ -48,6 +48,23 @@ Tensor sinusoidal_table(int64_t positions, int64_t dim) {
   return t;
 }
 
+// M2M100SinusoidalPositionalEmbedding.get_embedding for one position, in float32 as torch
+// computes it: frequency j is exp(j * -(ln 10000 / (half - 1))); sines of position * frequency
+// in the first half, cosines in the second, a zero column when dim is odd. (The padding_idx
+// row, all zeros, is the caller's business.) Computed per row instead of from a table because
+// transformers' table has no upper bound.
+void fairseq_sinusoid(int64_t position, int64_t dim, float* out) {
+  const int64_t half = dim / 2;
+  const float step = static_cast<float>(-(std::log(10000.0) / static_cast<double>(half - 1)));
+  const float p = static_cast<float>(position);
+  for (int64_t j = 0; j < half; ++j) {
+    const float angle = p * std::exp(static_cast<float>(j) * step);
+    out[j] = std::sin(angle);
+    out[half + j] = std::cos(angle);
+  }
+  if (dim % 2 == 1) out[dim - 1] = 0.f;
+}
+
 class BartStyle;
 
 class BartStyleDecoder : public DecoderModel {
@@ -57,7 +74,7 @@ class BartStyleDecoder : public DecoderModel {
   KvCache new_cache(int64_t batch, int64_t capacity) const override;
   int64_t vocab_size() const override;
   int64_t max_position_embeddings() const override;
-  bool positions_are_bounded() const override { return true; }
+  bool positions_are_bounded() const override;
 
  private:
   const BartStyle& model_;
@@ -80,6 +97,10 @@ class BartStyle : public Seq2SeqModel {
     s_.head_dim = s_.d_model / s_.heads;
     s_.vocab = config.get_int("vocab_size");
     s_.positions = config.get_int("max_position_embeddings");
+    if (o_.fairseq_positions) {
+      padding_idx_ = config.get_int("pad_token_id", 1);
+      check(s_.d_model >= 4, ErrorKind::UnsupportedModel, o_.family + " needs d_model >= 4 for its positions");
+    }
     if (!config.get_bool("share_encoder_decoder_embeddings", true))
       fail(ErrorKind::UnsupportedModel, o_.family + " with separate encoder and decoder embeddings is not supported");
     embed_scale_ = config.get_bool("scale_embedding", false)
@@ -96,11 +117,13 @@ class BartStyle : public Seq2SeqModel {
       auto& layers = decoder ? decoder_ : encoder_;
       for (int64_t i = 0; i < n; ++i) layers.push_back(load_layer(r, stack, i, decoder, act));
       Tensor& positions = decoder ? decoder_positions_ : encoder_positions_;
-      positions = o_.sinusoidal_positions ? sinusoidal_table(s_.positions, s_.d_model)
-                                          : r.base(std::string(stack) + ".embed_positions.weight");
-      check(positions.ndim() == 2 && positions.dim(0) >= s_.positions + o_.position_offset &&
-                positions.dim(1) == s_.d_model,
-            ErrorKind::CorruptFile, o_.family + " position embeddings are smaller than max_position_embeddings");
+      if (!o_.fairseq_positions) {
+        positions = o_.sinusoidal_positions ? sinusoidal_table(s_.positions, s_.d_model)
+                                            : r.base(std::string(stack) + ".embed_positions.weight");
+        check(positions.ndim() == 2 && positions.dim(0) >= s_.positions + o_.position_offset &&
+                  positions.dim(1) == s_.d_model,
+              ErrorKind::CorruptFile, o_.family + " position embeddings are smaller than max_position_embeddings");
+      }
       if (o_.layernorm_embedding)
         (decoder ? decoder_embedding_norm_ : encoder_embedding_norm_) =
             LayerNorm::load(r, std::string(stack) + ".layernorm_embedding", 1e-5f);
@@ -117,12 +140,14 @@ class BartStyle : public Seq2SeqModel {
   }
 
   EncoderOutput encode(const int32_t* ids, const int32_t* mask, int64_t batch, int64_t seq) const override {
-    check(seq <= s_.positions, ErrorKind::InvalidArgument,
+    check(o_.fairseq_positions || seq <= s_.positions, ErrorKind::InvalidArgument,
           "the input is " + std::to_string(seq) + " tokens long, but the model accepts at most " +
               std::to_string(s_.positions));
     EncoderOutput out{batch, seq, s_.d_model, {}, std::vector<int32_t>(mask, mask + batch * seq)};
     std::vector<int32_t> positions(static_cast<size_t>(batch * seq));
     for (int64_t i = 0; i < batch * seq; ++i) positions[i] = static_cast<int32_t>(i % seq);
+    if (o_.fairseq_positions)
+      for (int64_t r = 0; r < batch; ++r) fairseq_position_ids(ids + r * seq, seq, 0, positions.data() + r * seq);
     out.states = embed(ids, positions.data(), batch * seq, encoder_positions_, encoder_embedding_norm_);
     Scratch b(batch * seq, s_);
     for (const Layer& layer : encoder_) {
@@ -146,8 +171,8 @@ class BartStyle : public Seq2SeqModel {
   }
 
   int64_t vocab_size() const override { return lm_head_.out_features(); }
-  int64_t max_source_positions() const override { return s_.positions; }
-  int64_t max_target_positions() const override { return s_.positions; }
+  int64_t max_source_positions() const override { return o_.fairseq_positions ? 0 : s_.positions; }
+  int64_t max_target_positions() const override { return o_.fairseq_positions ? 0 : s_.positions; }
 
  private:
   friend class BartStyleDecoder;
@@ -187,14 +212,29 @@ class BartStyle : public Seq2SeqModel {
     return layer;
   }
 
+  // create_position_ids_from_input_ids for one row of n new tokens after `past` ones: a non-pad
+  // token is padding_idx + past + (its rank among the row's non-pad new tokens), a pad token
+  // padding_idx, so positions depend on where the padding is.
+  void fairseq_position_ids(const int32_t* ids, int64_t n, int64_t past, int32_t* out) const {
+    int64_t seen = 0;
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = static_cast<int32_t>(ids[i] == padding_idx_ ? padding_idx_ : padding_idx_ + past + ++seen);
+  }
+
   // tokens * embed_scale + positions[position + offset], then layernorm_embedding if any.
+  // With fairseq_positions the positions are create_position_ids_from_input_ids' ids.
   std::vector<float> embed(const int32_t* ids, const int32_t* positions, int64_t rows, const Tensor& table,
                            const LayerNorm& norm) const {
     std::vector<float> x(static_cast<size_t>(rows * s_.d_model)), pos(x.size());
     embedding_lookup(tokens_, ids, rows, x.data(), "token");
-    std::vector<int32_t> shifted(positions, positions + rows);
-    for (auto& p : shifted) p += static_cast<int32_t>(o_.position_offset);
-    embedding_lookup(table, shifted.data(), rows, pos.data(), "position");
+    if (o_.fairseq_positions) {
+      for (int64_t i = 0; i < rows; ++i)
+        if (positions[i] != padding_idx_) fairseq_sinusoid(positions[i], s_.d_model, pos.data() + i * s_.d_model);
+    } else {
+      std::vector<int32_t> shifted(positions, positions + rows);
+      for (auto& p : shifted) p += static_cast<int32_t>(o_.position_offset);
+      embedding_lookup(table, shifted.data(), rows, pos.data(), "position");
+    }
     if (embed_scale_ != 1.f)
       for (float& v : x) v *= embed_scale_;
     ops::add(x.data(), pos.data(), x.data(), rows * s_.d_model);
@@ -233,6 +273,7 @@ class BartStyle : public Seq2SeqModel {
   BartStyleOptions o_;
   Shape s_;
   float embed_scale_ = 1.f;
+  int64_t padding_idx_ = 1;  // fairseq_positions only
   Tensor tokens_, encoder_positions_, decoder_positions_, final_logits_bias_;
   LayerNorm encoder_embedding_norm_, decoder_embedding_norm_, encoder_final_norm_, decoder_final_norm_;
   std::vector<Layer> encoder_, decoder_;
@@ -260,17 +301,28 @@ KvCache BartStyleDecoder::new_cache(int64_t batch, int64_t capacity) const {
 
 int64_t BartStyleDecoder::vocab_size() const { return model_.vocab_size(); }
 int64_t BartStyleDecoder::max_position_embeddings() const { return model_.s_.positions; }
+bool BartStyleDecoder::positions_are_bounded() const { return !model_.o_.fairseq_positions; }
 
 Tensor BartStyleDecoder::forward(const DecoderStep& step, KvCache& cache, bool all_positions) const {
   const Shape& s = model_.s_;
   check(step.batch == static_cast<int64_t>(row_sources_.size()), ErrorKind::Internal,
         "the decoding batch differs from the rows the decoder was bound to");
   const int64_t n = step.new_tokens, rows = step.batch * n, past = cache.length(), d = s.d_model;
-  for (int64_t i = 0; i < rows; ++i)
-    check(step.positions[i] >= 0 && step.positions[i] < s.positions, ErrorKind::InvalidArgument,
-          "decoder position " + std::to_string(step.positions[i]) + " is beyond max_position_embeddings (" +
-              std::to_string(s.positions) + ")");
-  std::vector<float> x = model_.embed(step.ids, step.positions, rows, model_.decoder_positions_,
+  const int32_t* positions = step.positions;
+  std::vector<int32_t> fairseq_positions;
+  if (model_.o_.fairseq_positions) {
+    // past_key_values_length is the cache length: every earlier token counts, pad or not.
+    fairseq_positions.resize(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < step.batch; ++r)
+      model_.fairseq_position_ids(step.ids + r * n, n, past, fairseq_positions.data() + r * n);
+    positions = fairseq_positions.data();
+  } else {
+    for (int64_t i = 0; i < rows; ++i)
+      check(step.positions[i] >= 0 && step.positions[i] < s.positions, ErrorKind::InvalidArgument,
+            "decoder position " + std::to_string(step.positions[i]) + " is beyond max_position_embeddings (" +
+                std::to_string(s.positions) + ")");
+  }
+  std::vector<float> x = model_.embed(step.ids, positions, rows, model_.decoder_positions_,
                                       model_.decoder_embedding_norm_);
   BartStyle::Scratch b(rows, s);
   for (size_t l = 0; l < model_.decoder_.size(); ++l) {

@@ -13,7 +13,8 @@ namespace {
 using Seq2SeqFactory = std::unique_ptr<Seq2SeqModel> (*)(const formats::ModelConfig&, formats::WeightMap);
 const std::map<std::string, Seq2SeqFactory>& factories() {
   static const std::map<std::string, Seq2SeqFactory> table = {
-      {"t5", make_t5}, {"bart", make_bart}, {"mbart", make_mbart}, {"marian", make_marian}, {"pegasus", make_pegasus}};
+      {"t5", make_t5}, {"bart", make_bart}, {"mbart", make_mbart}, {"marian", make_marian}, {"pegasus", make_pegasus},
+      {"m2m_100", make_m2m100}};
   return table;
 }
 

@@ -46,7 +46,7 @@ class Seq2SeqModel {
   virtual int64_t max_target_positions() const = 0;
 };
 
-// Builds the model for config.model_type (t5, bart, mbart, marian, pegasus). Unknown → Error(UnsupportedModel).
+// Builds the model for config.model_type (t5, bart, mbart, marian, pegasus, m2m_100). Unknown → Error(UnsupportedModel).
 std::unique_ptr<Seq2SeqModel> load_seq2seq(const formats::ModelConfig& config, formats::WeightMap weights);
 std::vector<std::string> supported_seq2seq_types();
 bool is_seq2seq_type(const std::string& model_type);
@@ -57,6 +57,7 @@ std::unique_ptr<Seq2SeqModel> make_bart(const formats::ModelConfig&, formats::We
 std::unique_ptr<Seq2SeqModel> make_mbart(const formats::ModelConfig&, formats::WeightMap);
 std::unique_ptr<Seq2SeqModel> make_marian(const formats::ModelConfig&, formats::WeightMap);
 std::unique_ptr<Seq2SeqModel> make_pegasus(const formats::ModelConfig&, formats::WeightMap);
+std::unique_ptr<Seq2SeqModel> make_m2m100(const formats::ModelConfig&, formats::WeightMap);
 
 // Attention of one batch row's `queries` over `keys` as the seq2seq families compute it:
 // scores = scale * q.k (+ bias[h, i, j]) over keys whose mask is 1 and (with causal_past >= 0)

@@ -52,6 +52,15 @@ class Text2TextGeneration : public Task {
   virtual std::vector<std::string> extra_parameters() const { return {}; }
   // Settings a subclass derives per call (translation: forced_bos_token_id from tgt_lang).
   virtual void adjust_settings(const Params&, Seq2SeqSettings&) const {}
+  virtual void adjust_generation(const Params&, generation::GenerationConfig&) const {}
+  // How a call's sources are encoded: by which tokenizer, and whether the pipeline's prefix
+  // goes first (_parse_and_tokenize). Translation with a multilingual tokenizer encodes as its
+  // _build_translation_inputs does: the tokenizer set to the call's src_lang, no prefix.
+  struct SourceEncoder {
+    const text::Tokenizer* tokenizer;
+    bool with_prefix;
+  };
+  virtual SourceEncoder source_encoder(const Params&) const { return {&tokenizer_, true}; }
 
   const formats::ModelConfig& config() const { return config_json_; }
   const text::Tokenizer& tokenizer() const { return tokenizer_; }

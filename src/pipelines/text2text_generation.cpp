@@ -160,6 +160,7 @@ Text2TextGeneration::CallConfig Text2TextGeneration::call_config(const Params& p
   }
   c.max_length_given = p.has("max_length") && !p.get("max_length").is_null();
   adjust_settings(p, c.settings);
+  adjust_generation(p, c.generation);
   generation::validate(c.generation);
   const Seq2SeqSettings& s = c.settings;
   if (s.decoder_start_token_id) c.decoder_start = *s.decoder_start_token_id;
@@ -172,12 +173,13 @@ Text2TextGeneration::CallConfig Text2TextGeneration::call_config(const Params& p
 }
 
 Text2TextGeneration::Source Text2TextGeneration::prepare(const Value& item, const Params& p) const {
-  const std::string text = prefix_ + expect_text(item, name());
+  const SourceEncoder encoder = source_encoder(p);
+  const std::string text = (encoder.with_prefix ? prefix_ : std::string()) + expect_text(item, name());
   Value kwargs = Value::object();
   if (p.has("truncation")) kwargs["truncation"] = p.get("truncation");
-  const text::EncodeOptions options = encode_options_from(kwargs, tokenizer_, name());
+  const text::EncodeOptions options = encode_options_from(kwargs, *encoder.tokenizer, name());
   const int64_t limit = model_->max_source_positions() > 0 ? model_->max_source_positions() : INT64_MAX;
-  Source source{encode_input(tokenizer_, {text, std::nullopt}, options, limit).ids};
+  Source source{encode_input(*encoder.tokenizer, {text, std::nullopt}, options, limit).ids};
   if (source.ids.empty())
     fail(ErrorKind::InvalidArgument, "the input tokenizes to no tokens: the encoder needs at least one");
   return source;
