@@ -38,11 +38,9 @@ CANDIDATES = ["politics", "sports", "music", "science", "cooking", "travel", "fi
 def ensure_model(kind: str) -> Path:
     """build/bench-models/bert-base-<kind>: BERT-base shape, random weights."""
     folder = B.BENCH_MODELS / f"bert-base-{kind}"
-    stamp = folder / ".stamp"
     want = f"seed={B.SEED};{kind};v1"
-    if stamp.is_file() and stamp.read_text() == want:
+    if B.bench_model_ready(folder, want):
         return folder
-    B.log(f"making {folder} ...")
     import torch
     import transformers as tf
     torch.manual_seed(B.SEED)

@@ -77,6 +77,15 @@ def ensure_bench_model() -> Path:
     return save_bench_model(BertForSequenceClassification(cfg), folder, "bert-base-uncased", want)
 
 
+def bench_model_ready(folder: Path, stamp: str) -> bool:
+    """Whether `folder` holds a finished model made with `stamp`; else says it will be made."""
+    file = folder / ".stamp"
+    if file.is_file() and file.read_text() == stamp:
+        return True
+    log(f"making {folder} ...")
+    return False
+
+
 def save_bench_model(model, folder: Path, tokenizer: str, stamp: str) -> Path:
     """Saves `model` (eval mode) with shared/tokenizers/<tokenizer>'s files into `folder`, stamped
     with `stamp`. Written beside it and renamed into place, so an interrupted run never leaves a

@@ -35,11 +35,9 @@ KWARGS = {"num_beams": 4, "min_new_tokens": NEW_TOKENS, "max_new_tokens": NEW_TO
 def ensure_model(kind: str) -> Path:
     """build/bench-models/<kind>-shape: random weights, fixed seed, a real tokenizer."""
     folder = B.BENCH_MODELS / f"{kind}-shape"
-    stamp = folder / ".stamp"
     want = f"seed={B.SEED};{kind};v1"
-    if stamp.is_file() and stamp.read_text() == want:
+    if B.bench_model_ready(folder, want):
         return folder
-    B.log(f"making {folder} ...")
     import torch
     import transformers as tf
     torch.manual_seed(B.SEED)

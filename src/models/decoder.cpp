@@ -192,6 +192,21 @@ Tensor lm_head_logits(const std::vector<float>& hidden, int64_t width, const Dec
   return logits;
 }
 
+Tensor LearnedPositionsDecoder::forward(const DecoderStep& step, KvCache& cache, bool all_positions) const {
+  const int64_t rows = step.batch * step.new_tokens, h = hidden_;
+  std::vector<float> x(static_cast<size_t>(rows * h)), pos(static_cast<size_t>(rows * h));
+  embedding_lookup(token_embeddings_, step.ids, rows, x.data(), "token");
+  embedding_lookup(position_embeddings_, step.positions, rows, pos.data(), "position");
+  ops::add(x.data(), pos.data(), x.data(), rows * h);
+  DecoderScratch scratch(rows, h, h, h, inner_, false);
+  for (size_t l = 0; l < layers_.size(); ++l)
+    layers_[l].run(x, true, attention_params(l), step, cache.layer(l), cache.length(), scratch);
+  cache.advance(step.new_tokens);
+  return lm_head_logits(
+      x, h, step, all_positions, [&](std::vector<float>& last, int64_t n) { final_norm_.apply(last.data(), nullptr, n); },
+      lm_head_, sizes_.vocab);
+}
+
 Tensor fused_rows(const Tensor& fused, int64_t first, int64_t count, int64_t stride, int64_t blocks) {
   const int64_t rows = fused.ndim() ? fused.dim(0) : 0, width = rows ? fused.numel() / rows : 0;
   check(first + (blocks - 1) * stride + count <= rows, ErrorKind::CorruptFile,

@@ -207,6 +207,16 @@ struct AttentionParams {
   // OPT multiplies the projected queries by `scale` and attends with 1 (transformers'
   // order of operations, which rounds differently from scaling the scores).
   bool scale_queries = false;
+
+  // `heads` query heads of head_dim over kv_heads key/value heads, q.k scaled by `scale`.
+  static AttentionParams grouped(int64_t heads, int64_t kv_heads, int64_t head_dim, float scale) {
+    AttentionParams p;
+    p.heads = heads;
+    p.kv_heads = kv_heads;
+    p.head_dim = head_dim;
+    p.scale = scale;
+    return p;
+  }
 };
 
 // scratch.normed (the sub-layer's normed input, [rows, hidden]) → scratch.projected: q/k/v,
@@ -239,6 +249,23 @@ struct LayerNormLayer {
            const ops::CacheView& cache, int64_t past, DecoderScratch& scratch) const;
   // scratch.normed → scratch.projected through fc and proj.
   void mlp(int64_t rows, DecoderScratch& scratch) const;
+};
+
+// GPT-2's layout, shared by gpt2.cpp and gpt_neo.cpp: token + learned position embeddings,
+// pre-norm LayerNormLayers, a final LayerNorm and the LM head. The family loads the weights
+// (and fills sizes_) and says how each layer attends.
+class LearnedPositionsDecoder : public DecoderBase {
+ public:
+  Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override;
+
+ protected:
+  virtual AttentionParams attention_params(size_t layer) const = 0;
+
+  int64_t hidden_ = 0, heads_ = 0, inner_ = 0;
+  Tensor token_embeddings_, position_embeddings_;
+  std::vector<LayerNormLayer> layers_;
+  LayerNorm final_norm_;
+  ops::Linear lm_head_;
 };
 
 // The end of every family's forward(): the rows of each sequence's last position (or all of

@@ -201,11 +201,7 @@ class Gemma : public DecoderBase {
     std::vector<float> x(static_cast<size_t>(rows * s.hidden));
     embedding_lookup(embed_, step.ids, rows, x.data(), "token");
     for (float& v : x) v *= s.embed_scale;
-    AttentionParams params;
-    params.heads = s.heads;
-    params.kv_heads = s.kv_heads;
-    params.head_dim = s.head_dim;
-    params.scale = s.attention_scale;
+    AttentionParams params = AttentionParams::grouped(s.heads, s.kv_heads, s.head_dim, s.attention_scale);
     params.softcap = s.attention_softcap;
     params.norm_eps = s.eps;
     DecoderScratch scratch(rows, s.hidden, s.heads * s.head_dim, s.kv_heads * s.head_dim, s.intermediate, true);

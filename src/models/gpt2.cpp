@@ -35,7 +35,7 @@ Tensor slice(const Tensor& bias, int64_t first, int64_t count) {
   return t;
 }
 
-class Gpt2 : public DecoderBase {
+class Gpt2 : public LearnedPositionsDecoder {
  public:
   Gpt2(const formats::ModelConfig& config, formats::WeightMap weights) : weights_(std::move(weights)) {
     WeightReader reader(weights_, "transformer.", "wte.weight");
@@ -47,28 +47,13 @@ class Gpt2 : public DecoderBase {
     scale_weights_ = config.get_bool("scale_attn_weights", true);
     const float eps = static_cast<float>(config.get_double("layer_norm_epsilon", 1e-5));
     const auto act = ops::activation_from_name(config.get_string("activation_function", "gelu_new"));
-    wte_ = reader.base("wte.weight");
-    wpe_ = reader.base("wpe.weight");
+    token_embeddings_ = reader.base("wte.weight");
+    position_embeddings_ = reader.base("wpe.weight");
     for (int64_t i = 0; i < config.get_int("n_layer"); ++i) layers_.push_back(load_layer(reader, i, eps, act));
-    ln_f_ = LayerNorm::load(reader, "ln_f", eps);
-    lm_head_ = ops::Linear(wte_, Tensor());  // GPT2LMHeadModel always ties lm_head to wte
+    final_norm_ = LayerNorm::load(reader, "ln_f", eps);
+    lm_head_ = ops::Linear(token_embeddings_, Tensor());  // GPT2LMHeadModel always ties lm_head to wte
     sizes_ = {static_cast<int64_t>(layers_.size()), hidden_, config.get_int("vocab_size"),
               config.get_int("n_positions", 1024), true};
-  }
-
-  Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
-    const int64_t rows = step.batch * step.new_tokens, h = hidden_;
-    std::vector<float> x(static_cast<size_t>(rows * h)), pos(static_cast<size_t>(rows * h));
-    embedding_lookup(wte_, step.ids, rows, x.data(), "token");
-    embedding_lookup(wpe_, step.positions, rows, pos.data(), "position");
-    ops::add(x.data(), pos.data(), x.data(), rows * h);
-    DecoderScratch scratch(rows, h, h, h, inner_, false);
-    for (size_t l = 0; l < layers_.size(); ++l)
-      layers_[l].run(x, true, attention_params(l), step, cache.layer(l), cache.length(), scratch);
-    cache.advance(step.new_tokens);
-    return lm_head_logits(x, h, step, all_positions,
-                          [&](std::vector<float>& last, int64_t n) { ln_f_.apply(last.data(), nullptr, n); }, lm_head_,
-                          sizes_.vocab);
   }
 
  private:
@@ -93,24 +78,15 @@ class Gpt2 : public DecoderBase {
 
   // 1/sqrt(head_dim) unless scale_attn_weights is off, further divided by the layer's number
   // with scale_attn_by_inverse_layer_idx.
-  AttentionParams attention_params(size_t index) const {
+  AttentionParams attention_params(size_t index) const override {
     const int64_t head_dim = hidden_ / heads_;
     float scale = scale_weights_ ? 1.f / std::sqrt(static_cast<float>(head_dim)) : 1.f;
     if (scale_by_layer_) scale /= static_cast<float>(index + 1);
-    AttentionParams p;
-    p.heads = p.kv_heads = heads_;
-    p.head_dim = head_dim;
-    p.scale = scale;
-    return p;
+    return AttentionParams::grouped(heads_, heads_, head_dim, scale);
   }
 
   formats::WeightMap weights_;
-  int64_t hidden_ = 0, heads_ = 0, inner_ = 0;
   bool scale_by_layer_ = false, scale_weights_ = true;
-  Tensor wte_, wpe_;
-  std::vector<LayerNormLayer> layers_;
-  LayerNorm ln_f_;
-  ops::Linear lm_head_;
 };
 
 }  // namespace

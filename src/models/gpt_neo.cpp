@@ -40,7 +40,7 @@ std::vector<std::string> attention_layers(const formats::ModelConfig& c, int64_t
   return out;
 }
 
-class GptNeo : public DecoderBase {
+class GptNeo : public LearnedPositionsDecoder {
  public:
   GptNeo(const formats::ModelConfig& config, formats::WeightMap weights) : weights_(std::move(weights)) {
     WeightReader reader(weights_, "transformer.", "wte.weight");
@@ -53,35 +53,21 @@ class GptNeo : public DecoderBase {
     const auto act = ops::activation_from_name(config.get_string("activation_function", "gelu_new"));
     const int64_t layers = config.get_int("num_layers");
     const auto types = attention_layers(config, layers);
-    wte_ = reader.base("wte.weight");
-    wpe_ = reader.base("wpe.weight");
+    token_embeddings_ = reader.base("wte.weight");
+    position_embeddings_ = reader.base("wpe.weight");
     for (int64_t i = 0; i < layers; ++i)
       layers_.push_back(load_layer(reader, i, eps, act, types[static_cast<size_t>(i)] == "local" ? window : 0));
-    ln_f_ = LayerNorm::load(reader, "ln_f", eps);
-    lm_head_ = load_lm_head(reader, wte_, config.get_bool("tie_word_embeddings", true), "lm_head.weight");
+    final_norm_ = LayerNorm::load(reader, "ln_f", eps);
+    lm_head_ = load_lm_head(reader, token_embeddings_, config.get_bool("tie_word_embeddings", true), "lm_head.weight");
     sizes_ = {layers, hidden_, config.get_int("vocab_size"), config.get_int("max_position_embeddings", 2048), true};
   }
 
-  Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
-    const int64_t rows = step.batch * step.new_tokens, h = hidden_;
-    std::vector<float> x(static_cast<size_t>(rows * h)), pos(static_cast<size_t>(rows * h));
-    embedding_lookup(wte_, step.ids, rows, x.data(), "token");
-    embedding_lookup(wpe_, step.positions, rows, pos.data(), "position");
-    ops::add(x.data(), pos.data(), x.data(), rows * h);
-    // Unscaled scores (scale 1): GPT-Neo was trained without the 1/sqrt(d) factor.
-    AttentionParams params;
-    params.heads = params.kv_heads = heads_;
-    params.head_dim = h / heads_;
-    DecoderScratch scratch(rows, h, h, h, inner_, false);
-    for (size_t l = 0; l < layers_.size(); ++l)
-      layers_[l].run(x, true, params, step, cache.layer(l), cache.length(), scratch);
-    cache.advance(step.new_tokens);
-    return lm_head_logits(x, h, step, all_positions,
-                          [&](std::vector<float>& last, int64_t n) { ln_f_.apply(last.data(), nullptr, n); }, lm_head_,
-                          sizes_.vocab);
+ private:
+  // Unscaled scores (scale 1): GPT-Neo was trained without the 1/sqrt(d) factor.
+  AttentionParams attention_params(size_t) const override {
+    return AttentionParams::grouped(heads_, heads_, hidden_ / heads_, 1.f);
   }
 
- private:
   // `window`: the local layers' window, 0 for global layers.
   LayerNormLayer load_layer(const WeightReader& reader, int64_t i, float eps, ops::Activation act, int64_t window) const {
     const std::string p = "h." + std::to_string(i) + ".";
@@ -101,11 +87,6 @@ class GptNeo : public DecoderBase {
   }
 
   formats::WeightMap weights_;
-  int64_t hidden_ = 0, heads_ = 0, inner_ = 0;
-  Tensor wte_, wpe_;
-  std::vector<LayerNormLayer> layers_;
-  LayerNorm ln_f_;
-  ops::Linear lm_head_;
 };
 
 }  // namespace

@@ -46,10 +46,8 @@ class GptNeoX : public DecoderBase {
     const int64_t rows = step.batch * step.new_tokens, h = hidden_;
     std::vector<float> x(static_cast<size_t>(rows * h));
     embedding_lookup(embed_, step.ids, rows, x.data(), "token");
-    AttentionParams params;
-    params.heads = params.kv_heads = heads_;
-    params.head_dim = head_dim_;
-    params.scale = 1.f / std::sqrt(static_cast<float>(head_dim_));
+    AttentionParams params =
+        AttentionParams::grouped(heads_, heads_, head_dim_, 1.f / std::sqrt(static_cast<float>(head_dim_)));
     params.rope = &rope_;
     DecoderScratch scratch(rows, h, h, h, inner_, false);
     for (size_t l = 0; l < layers_.size(); ++l) {

@@ -108,11 +108,8 @@ class Llama : public DecoderBase {
     const int64_t rows = step.batch * step.new_tokens;
     std::vector<float> x(static_cast<size_t>(rows * s.hidden));
     embedding_lookup(embed_, step.ids, rows, x.data(), "token");
-    AttentionParams params;
-    params.heads = s.heads;
-    params.kv_heads = s.kv_heads;
-    params.head_dim = s.head_dim;
-    params.scale = 1.f / std::sqrt(static_cast<float>(s.head_dim));
+    AttentionParams params =
+        AttentionParams::grouped(s.heads, s.kv_heads, s.head_dim, 1.f / std::sqrt(static_cast<float>(s.head_dim)));
     params.norm_eps = s.eps;
     params.rope = &rope_;
     DecoderScratch scratch(rows, s.hidden, s.heads * s.head_dim, s.kv_heads * s.head_dim, s.intermediate, true);

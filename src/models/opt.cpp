@@ -61,10 +61,8 @@ class Opt : public DecoderBase {
     embedding_lookup(positions_table_, shifted.data(), rows, pos.data(), "position");
     ops::add(x.data(), pos.data(), x.data(), rows * h);
     // OPT scales the queries after the projection and attends with scale 1.
-    AttentionParams params;
-    params.heads = params.kv_heads = heads_;
-    params.head_dim = h / heads_;
-    params.scale = 1.f / std::sqrt(static_cast<float>(params.head_dim));
+    AttentionParams params =
+        AttentionParams::grouped(heads_, heads_, h / heads_, 1.f / std::sqrt(static_cast<float>(h / heads_)));
     params.scale_queries = true;
     DecoderScratch scratch(rows, h, h, h, ffn_, false);
     for (size_t l = 0; l < layers_.size(); ++l)
