@@ -20,11 +20,8 @@ Prints markdown tables on stdout. Not part of the pytest run.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
-import shutil
 import sys
 from pathlib import Path
 
@@ -41,11 +38,9 @@ CANDIDATES = ["politics", "sports", "music", "science", "cooking", "travel", "fi
 def ensure_model(kind: str) -> Path:
     """build/bench-models/bert-base-<kind>: BERT-base shape, random weights."""
     folder = B.BENCH_MODELS / f"bert-base-{kind}"
-    stamp = folder / ".stamp"
     want = f"seed={B.SEED};{kind};v1"
-    if stamp.is_file() and stamp.read_text() == want:
+    if B.bench_model_ready(folder, want):
         return folder
-    B.log(f"making {folder} ...")
     import torch
     import transformers as tf
     torch.manual_seed(B.SEED)
@@ -61,16 +56,7 @@ def ensure_model(kind: str) -> Path:
         cfg = tf.BertConfig(**shape, id2label=dict(enumerate(NLI_LABELS)),
                             label2id={l: i for i, l in enumerate(NLI_LABELS)})
         model = tf.BertForSequenceClassification(cfg)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.eval().save_pretrained(tmp)
-    for p in (B.SHARED_TOKENIZERS / "bert-base-uncased").iterdir():
-        if p.is_file() and p.name != "SOURCE.txt":
-            shutil.copyfile(p, tmp / p.name)
-    (tmp / ".stamp").write_text(want)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
+    return B.save_bench_model(model, folder, "bert-base-uncased", want)
 
 
 def sentences(folder: Path, tokens: int, n: int, seed: int) -> list[str]:
@@ -86,12 +72,6 @@ def qa_inputs(folder: Path, n: int) -> list[dict]:
     return [{"question": q.rstrip(".") + "?", "context": c} for q, c in zip(questions, contexts)]
 
 
-def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, kwargs) -> float:
-    """items/s of the CLI, with the call's keyword arguments as --param."""
-    params = [a for k, v in kwargs.items() for a in ("--param", f"{k}={json.dumps(v)}")]
-    return B.bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, params)["items_per_s"]
-
-
 def workloads(n: int):
     ner, qa, nli = ensure_model("ner"), ensure_model("qa"), ensure_model("nli")
     return [
@@ -104,52 +84,26 @@ def workloads(n: int):
     ]
 
 
-def report(rows, args, n1, n16, repeats) -> str:
-    out = ["## Encoder tasks: hfpipe vs transformers\n",
-           f"Machine: {B.machine_info()}.  ",
-           f"Command: `.venv/bin/python bench/bench_encoder_tasks.py --threads "
-           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}` "
-           f"({n1} items at batch 1, {n16} at batch 16, best of {repeats}).\n",
-           "| task | input | threads | batch | hfpipe items/s | transformers items/s | ratio | goal >= 2x |",
-           "|---|---|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-        ratio = r["hfpipe"] / r["transformers"]
-        out.append(f"| {r['task']} | {r['input']} | {r['threads']} | {r['batch']} | {r['hfpipe']:.2f} | "
-                   f"{r['transformers']:.2f} | {ratio:.2f}x | {B.mark(ratio >= GOAL)} |")
-    return "\n".join(out)
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hfpipe", type=Path, default=Path(os.environ.get("HFPIPE_BIN", B.REPO / "build" / "hfpipe")))
-    ap.add_argument("--threads", default="1", help="comma-separated thread counts (default: 1)")
-    ap.add_argument("--quick", action="store_true", help="fewer items and repeats (a smoke run)")
-    ap.add_argument("--json", type=Path, help="also write the raw results here")
-    args = ap.parse_args()
-    args.threads = [int(t) for t in str(args.threads).split(",") if t]
-    if not args.hfpipe.is_file():
-        print(f"bench_encoder_tasks: hfpipe not found at {args.hfpipe}", file=sys.stderr)
+    args = B.bench_args(__doc__, "bench_encoder_tasks.py")
+    if args is None:
         return 2
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     n1, n16, repeats = (8, 32, 1) if args.quick else (32, 128, 3)
-    rows = []
-    try:
+
+    def measure(rows):
         for task, label, folder, inputs, kwargs in workloads(max(n1, n16)):
-            for t in args.threads:
-                configs = [{"batch": 1, "inputs": inputs[:n1]}, {"batch": 16, "inputs": inputs[:n16]}]
-                B.log(f"[{task}, {t} thread(s)] transformers ...")
-                tf_res, _ = B.bench_transformers(task, folder, configs, t, repeats, kwargs)
-                for cfg, tf in zip(configs, tf_res):
-                    B.log(f"[{task}, {t} thread(s)] hfpipe batch {cfg['batch']} ...")
-                    hf = bench_hfpipe(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats, kwargs)
-                    rows.append({"task": task, "input": label, "threads": t, "batch": cfg["batch"],
-                                 "hfpipe": hf, "transformers": tf["items_per_s"]})
-                if args.json:
-                    args.json.write_text(json.dumps(rows, indent=1))
-    except KeyboardInterrupt:
-        B.log("interrupted: reporting what was measured so far")
-    print(report(rows, args, n1, n16, repeats))
-    return 0
+            for row in B.compare_batches(args, task, task, folder, inputs, [(1, n1), (16, n16)], kwargs, repeats):
+                rows.append({"task": task, "input": label, **row})
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=1))
+
+    def report(rows):
+        return B.ratio_report("Encoder tasks: hfpipe vs transformers", args,
+                              f"{n1} items at batch 1, {n16} at batch 16, best of {repeats}",
+                              [("task", "task"), ("input", "input"), ("threads", "threads"), ("batch", "batch")],
+                              rows, "items/s", GOAL)
+
+    return B.run_and_report(args, measure, report)
 
 
 if __name__ == "__main__":

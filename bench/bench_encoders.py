@@ -74,14 +74,29 @@ def ensure_bench_model() -> Path:
     cfg = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                      intermediate_size=3072, max_position_embeddings=512, num_labels=2,
                      id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
-    model = BertForSequenceClassification(cfg).eval()
+    return save_bench_model(BertForSequenceClassification(cfg), folder, "bert-base-uncased", want)
+
+
+def bench_model_ready(folder: Path, stamp: str) -> bool:
+    """Whether `folder` holds a finished model made with `stamp`; else says it will be made."""
+    file = folder / ".stamp"
+    if file.is_file() and file.read_text() == stamp:
+        return True
+    log(f"making {folder} ...")
+    return False
+
+
+def save_bench_model(model, folder: Path, tokenizer: str, stamp: str) -> Path:
+    """Saves `model` (eval mode) with shared/tokenizers/<tokenizer>'s files into `folder`, stamped
+    with `stamp`. Written beside it and renamed into place, so an interrupted run never leaves a
+    half-written folder that the stamp check would take for a finished one."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    for p in (SHARED_TOKENIZERS / "bert-base-uncased").iterdir():
+    model.eval().save_pretrained(tmp)
+    for p in (SHARED_TOKENIZERS / tokenizer).iterdir():
         if p.is_file() and p.name != "SOURCE.txt":
             shutil.copyfile(p, tmp / p.name)
-    (tmp / ".stamp").write_text(want)
+    (tmp / ".stamp").write_text(stamp)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder
@@ -315,6 +330,83 @@ def machine_info() -> str:
 
 def mark(ok: bool) -> str:
     return "yes" if ok else "**no**"
+
+
+# ------------------------------------------------------------------ shared by the task benchmarks
+# (bench_encoder_tasks.py, bench_seq2seq.py, bench_generation.py): one workload = one pipeline
+# call's keyword arguments, run on both sides at several batch sizes, reported as one table.
+
+def bench_args(doc: str, script: str) -> argparse.Namespace | None:
+    """The task benchmarks' command line (--hfpipe, --threads, --quick, --json); None, after a
+    message on stderr, when the hfpipe binary is missing."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--hfpipe", type=Path, default=Path(os.environ.get("HFPIPE_BIN", REPO / "build" / "hfpipe")))
+    ap.add_argument("--threads", default="1", help="comma-separated thread counts (default: 1)")
+    ap.add_argument("--quick", action="store_true", help="fewer items and repeats (a smoke run)")
+    ap.add_argument("--json", type=Path, help="also write the raw results here")
+    args = ap.parse_args()
+    args.threads = [int(t) for t in str(args.threads).split(",") if t]
+    args.script = script
+    if not args.hfpipe.is_file():
+        print(f"{Path(script).stem}: hfpipe not found at {args.hfpipe}", file=sys.stderr)
+        return None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return args
+
+
+def bench_hfpipe_call(binary, task, folder, inputs, batch, threads, repeats, kwargs) -> float:
+    """items/s of the CLI, with the call's keyword arguments passed as --param key=JSON."""
+    params = [a for k, v in kwargs.items() for a in ("--param", f"{k}={json.dumps(v)}")]
+    return bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, params)["items_per_s"]
+
+
+def compare_batches(args, name, task, folder, inputs, batches, kwargs, repeats) -> list[dict]:
+    """One workload on both sides at each (batch, item count) of `batches`, for every --threads:
+    rows {threads, batch, hfpipe, transformers} in items/s. transformers runs every batch size in
+    one warm worker; the first `count` inputs are timed."""
+    rows = []
+    for t in args.threads:
+        configs = [{"batch": batch, "inputs": inputs[:count]} for batch, count in batches]
+        log(f"[{name}, {t} thread(s)] transformers ...")
+        tf_res, _ = bench_transformers(task, folder, configs, t, repeats, kwargs)
+        for cfg, tf in zip(configs, tf_res):
+            log(f"[{name}, {t} thread(s)] hfpipe batch {cfg['batch']} ...")
+            hf = bench_hfpipe_call(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats, kwargs)
+            rows.append({"threads": t, "batch": cfg["batch"], "hfpipe": hf, "transformers": tf["items_per_s"]})
+    return rows
+
+
+def ratio_report(title: str, args, detail: str, columns, rows, unit: str, goal: float, digits: int = 2) -> str:
+    """A markdown report: the title, the machine, the command that produced it (`detail` says
+    how many items, what inputs) and one row per measurement. `columns` are (header, key) pairs
+    of the leading columns; numbers are right-aligned. Each row has "hfpipe" and "transformers"
+    in `unit`; their ratio is checked against `goal`."""
+    out = [f"## {title}\n",
+           f"Machine: {machine_info()}.  ",
+           f"Command: `.venv/bin/python bench/{args.script} --threads "
+           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}` ({detail}).\n"]
+    numeric = [bool(rows) and isinstance(rows[0][key], (int, float)) for _, key in columns]
+    out.append("| " + " | ".join([h for h, _ in columns] + [f"hfpipe {unit}", f"transformers {unit}", "ratio",
+                                                             f"goal >= {goal:g}x"]) + " |")
+    out.append("|" + "|".join(["---:" if n else "---" for n in numeric] + ["---:"] * 3 + ["---"]) + "|")
+    for r in rows:
+        ratio = r["hfpipe"] / r["transformers"]
+        cells = [str(r[key]) for _, key in columns]
+        cells += [f"{r['hfpipe']:.{digits}f}", f"{r['transformers']:.{digits}f}", f"{ratio:.2f}x", mark(ratio >= goal)]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def run_and_report(args, measure, report) -> int:
+    """Runs measure(rows) (which appends rows and may write args.json as it goes), then prints
+    report(rows): an interrupted run still reports what it measured."""
+    rows: list[dict] = []
+    try:
+        measure(rows)
+    except KeyboardInterrupt:
+        log("interrupted: reporting what was measured so far")
+    print(report(rows))
+    return 0
 
 
 def report(results: dict, args) -> str:

@@ -1,9 +1,11 @@
 #include "models/decoder.h"
 
+#include <cmath>
 #include <cstring>
 #include <map>
 
 #include "core/error.h"
+#include "ops/ops.h"
 
 namespace hfpipe::models {
 
@@ -86,6 +88,123 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
   for (int64_t b = 0; b < batch; ++b)
     std::memcpy(last.data() + b * dim, hidden.data() + ((b + 1) * n - 1) * dim, sizeof(float) * dim);
   return last;
+}
+
+ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias, ops::Activation activation) {
+  return ops::Linear(reader.base(name + ".weight"), bias ? reader.base(name + ".bias") : Tensor(), activation);
+}
+
+ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name) {
+  check(tied || reader.has_head(name), ErrorKind::CorruptFile,
+        "the checkpoint lacks " + name + " and tie_word_embeddings is false");
+  return ops::Linear(tied ? embeddings : reader.head(name), Tensor());
+}
+
+DecoderScratch::DecoderScratch(int64_t rows, int64_t hidden, int64_t q_width, int64_t kv_width, int64_t inner_width,
+                               bool gated)
+    : normed(rows * hidden),
+      q(rows * q_width),
+      k(rows * kv_width),
+      v(rows * kv_width),
+      context(rows * q_width),
+      projected(rows * hidden),
+      inner(rows * inner_width),
+      up(gated ? rows * inner_width : 0) {}
+
+void self_attention(const SelfAttention& a, const AttentionParams& p, const DecoderStep& step,
+                    const ops::CacheView& cache, int64_t past, DecoderScratch& b) {
+  const int64_t rows = step.batch * step.new_tokens;
+  a.q.forward(b.normed.data(), rows, b.q.data());
+  a.k.forward(b.normed.data(), rows, b.k.data());
+  a.v.forward(b.normed.data(), rows, b.v.data());
+  if (a.q_norm.raw()) {  // each head_dim slice is one RMSNorm row
+    ops::rms_norm(b.q.data(), rows * p.heads, p.head_dim, a.q_norm.f32(), p.norm_eps);
+    ops::rms_norm(b.k.data(), rows * p.kv_heads, p.head_dim, a.k_norm.f32(), p.norm_eps);
+  }
+  if (p.rope) {
+    p.rope->apply(b.q.data(), step.batch, step.new_tokens, p.heads, step.positions);
+    p.rope->apply(b.k.data(), step.batch, step.new_tokens, p.kv_heads, step.positions);
+  }
+  float scale = p.scale;
+  if (p.scale_queries) {
+    for (float& q : b.q) q *= scale;
+    scale = 1.f;
+  }
+  ops::CausalAttentionShape shape{step.batch, step.new_tokens, past,  p.heads,
+                                  p.kv_heads, p.head_dim,      step.ignore_sliding_window ? 0 : a.sliding_window,
+                                  scale};
+  shape.softcap = p.softcap;
+  ops::causal_attention(b.q.data(), b.k.data(), b.v.data(), cache, step.key_mask, b.context.data(), shape);
+  a.o.forward(b.context.data(), rows, b.projected.data());
+}
+
+void RmsNormLayer::run(std::vector<float>& x, float eps, const AttentionParams& params, const DecoderStep& step,
+                       const ops::CacheView& cache, int64_t past, DecoderScratch& b) const {
+  const int64_t rows = step.batch * step.new_tokens, h = static_cast<int64_t>(x.size()) / rows;
+  b.normed = x;
+  ops::rms_norm(b.normed.data(), rows, h, attn_in_norm.f32(), eps);
+  self_attention(attention, params, step, cache, past, b);
+  if (attn_out_norm.raw()) ops::rms_norm(b.projected.data(), rows, h, attn_out_norm.f32(), eps);
+  ops::add(x.data(), b.projected.data(), x.data(), rows * h);
+
+  b.normed = x;
+  ops::rms_norm(b.normed.data(), rows, h, mlp_in_norm.f32(), eps);
+  gate.forward(b.normed.data(), rows, b.inner.data());
+  up.forward(b.normed.data(), rows, b.up.data());
+  ops::multiply(b.inner.data(), b.up.data(), b.inner.data(), rows * gate.out_features());
+  down.forward(b.inner.data(), rows, b.projected.data());
+  if (mlp_out_norm.raw()) ops::rms_norm(b.projected.data(), rows, h, mlp_out_norm.f32(), eps);
+  ops::add(x.data(), b.projected.data(), x.data(), rows * h);
+}
+
+void LayerNormLayer::mlp(int64_t rows, DecoderScratch& b) const {
+  fc.forward(b.normed.data(), rows, b.inner.data());
+  proj.forward(b.inner.data(), rows, b.projected.data());
+}
+
+void LayerNormLayer::run(std::vector<float>& x, bool pre_norm, const AttentionParams& params, const DecoderStep& step,
+                         const ops::CacheView& cache, int64_t past, DecoderScratch& b) const {
+  const int64_t rows = step.batch * step.new_tokens, h = static_cast<int64_t>(x.size()) / rows;
+  b.normed = x;
+  if (pre_norm) attn_norm.apply(b.normed.data(), nullptr, rows);
+  self_attention(attention, params, step, cache, past, b);
+  ops::add(x.data(), b.projected.data(), x.data(), rows * h);
+  if (!pre_norm) attn_norm.apply(x.data(), nullptr, rows);
+
+  b.normed = x;
+  if (pre_norm) mlp_norm.apply(b.normed.data(), nullptr, rows);
+  mlp(rows, b);
+  ops::add(x.data(), b.projected.data(), x.data(), rows * h);
+  if (!pre_norm) mlp_norm.apply(x.data(), nullptr, rows);
+}
+
+Tensor lm_head_logits(const std::vector<float>& hidden, int64_t width, const DecoderStep& step, bool all_positions,
+                      const FinalLayers& final_layers, const ops::Linear& lm_head, int64_t vocab) {
+  check(lm_head.out_features() == vocab, ErrorKind::CorruptFile,
+        "the LM head has " + std::to_string(lm_head.out_features()) + " rows but vocab_size is " +
+            std::to_string(vocab));
+  std::vector<float> rows = select_rows(hidden, step.batch, step.new_tokens, width, all_positions);
+  const int64_t count = static_cast<int64_t>(rows.size()) / width;
+  final_layers(rows, count);
+  Tensor logits = all_positions ? Tensor::empty(DType::F32, {step.batch, step.new_tokens, vocab})
+                                : Tensor::empty(DType::F32, {step.batch, vocab});
+  lm_head.forward(rows.data(), count, logits.f32());
+  return logits;
+}
+
+Tensor LearnedPositionsDecoder::forward(const DecoderStep& step, KvCache& cache, bool all_positions) const {
+  const int64_t rows = step.batch * step.new_tokens, h = hidden_;
+  std::vector<float> x(static_cast<size_t>(rows * h)), pos(static_cast<size_t>(rows * h));
+  embedding_lookup(token_embeddings_, step.ids, rows, x.data(), "token");
+  embedding_lookup(position_embeddings_, step.positions, rows, pos.data(), "position");
+  ops::add(x.data(), pos.data(), x.data(), rows * h);
+  DecoderScratch scratch(rows, h, h, h, inner_, false);
+  for (size_t l = 0; l < layers_.size(); ++l)
+    layers_[l].run(x, true, attention_params(l), step, cache.layer(l), cache.length(), scratch);
+  cache.advance(step.new_tokens);
+  return lm_head_logits(
+      x, h, step, all_positions, [&](std::vector<float>& last, int64_t n) { final_norm_.apply(last.data(), nullptr, n); },
+      lm_head_, sizes_.vocab);
 }
 
 Tensor fused_rows(const Tensor& fused, int64_t first, int64_t count, int64_t stride, int64_t blocks) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,7 +13,9 @@
 #include "core/tensor.h"
 #include "formats/config.h"
 #include "formats/weights.h"
+#include "models/layers.h"
 #include "ops/decoder_ops.h"
+#include "ops/linear.h"
 
 namespace hfpipe::models {
 
@@ -87,6 +90,26 @@ class DecoderModel {
   virtual bool positions_are_bounded() const = 0;
 };
 
+// What every decoder-only family (gpt2.cpp ... gemma.cpp) answers the same way: the cache is
+// `layers` x `kv_width` floats per position, and the sizes come from config.json. A family
+// fills sizes_ in its constructor.
+class DecoderBase : public DecoderModel {
+ public:
+  KvCache new_cache(int64_t batch, int64_t capacity) const override {
+    return KvCache(sizes_.layers, batch, capacity, sizes_.kv_width);
+  }
+  int64_t vocab_size() const override { return sizes_.vocab; }
+  int64_t max_position_embeddings() const override { return sizes_.max_positions; }
+  bool positions_are_bounded() const override { return sizes_.bounded_positions; }
+
+ protected:
+  struct Sizes {
+    int64_t layers = 0, kv_width = 0, vocab = 0, max_positions = 0;
+    bool bounded_positions = false;  // learned position tables (see positions_are_bounded)
+  };
+  Sizes sizes_;
+};
+
 // Builds the model for config.model_type (llama, mistral, qwen2, gpt2). Unknown model_type →
 // Error(UnsupportedModel) listing the supported ones.
 std::unique_ptr<DecoderModel> load_decoder(const formats::ModelConfig& config, formats::WeightMap weights);
@@ -148,5 +171,110 @@ formats::ModelConfig with_attn_implementation(const formats::ModelConfig& config
 // Rows of each batch row's last token, or all of them, copied out of [batch * n, dim].
 std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, int64_t n, int64_t dim,
                                bool all_positions);
+
+// ---- Building blocks of the decoder families (decoder.cpp). Each family file keeps what is its
+// own (position scheme, residual wiring, norms around the blocks); these are the parts whose
+// arithmetic is the same everywhere, so one copy serves all.
+
+// <name>.weight, and <name>.bias when `bias`, as a Linear.
+ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias,
+                        ops::Activation activation = ops::Activation::None);
+// The LM head: the token embeddings when tied, else the head tensor `name` (missing →
+// Error(CorruptFile)).
+ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name);
+
+// Scratch of one forward call, sized for its rows and reused by every layer.
+struct DecoderScratch {
+  std::vector<float> normed, q, k, v, context, projected, inner, up;
+  // q_width = heads * head_dim, kv_width = kv_heads * head_dim; `up` only for gated MLPs.
+  DecoderScratch(int64_t rows, int64_t hidden, int64_t q_width, int64_t kv_width, int64_t inner, bool gated);
+};
+
+// One self-attention sub-layer's weights.
+struct SelfAttention {
+  ops::Linear q, k, v, o;
+  Tensor q_norm, k_norm;       // per-head RMSNorm weights (Qwen3, Gemma 3); undefined = none
+  int64_t sliding_window = 0;  // 0 = full attention
+};
+
+// What differs between families (and layers) in how they attend.
+struct AttentionParams {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  float scale = 1.f;                // multiplies q.k
+  float softcap = 0.f;              // Gemma 2's eager soft-capping of the scores; 0 = none
+  float norm_eps = 1e-6f;           // of q_norm / k_norm
+  const ops::Rope* rope = nullptr;  // rotary positions; null for learned position tables
+  // OPT multiplies the projected queries by `scale` and attends with 1 (transformers'
+  // order of operations, which rounds differently from scaling the scores).
+  bool scale_queries = false;
+
+  // `heads` query heads of head_dim over kv_heads key/value heads, q.k scaled by `scale`.
+  static AttentionParams grouped(int64_t heads, int64_t kv_heads, int64_t head_dim, float scale) {
+    AttentionParams p;
+    p.heads = heads;
+    p.kv_heads = kv_heads;
+    p.head_dim = head_dim;
+    p.scale = scale;
+    return p;
+  }
+};
+
+// scratch.normed (the sub-layer's normed input, [rows, hidden]) → scratch.projected: q/k/v,
+// q/k norms, rotary embedding, causal attention over `cache` (which receives the new keys and
+// values), o-projection. The sliding window is dropped when the step asks
+// (DecoderStep::ignore_sliding_window).
+void self_attention(const SelfAttention& attention, const AttentionParams& params, const DecoderStep& step,
+                    const ops::CacheView& cache, int64_t past, DecoderScratch& scratch);
+
+// A pre-norm RMSNorm layer (llama.cpp, gemma.cpp):
+//   x += attn_out_norm(attention(attn_in_norm(x)));  x += mlp_out_norm(down(act(gate(h)) * up(h)))
+// with h = mlp_in_norm(x); the out norms are Gemma 2/3's and undefined (skipped) elsewhere.
+struct RmsNormLayer {
+  Tensor attn_in_norm, attn_out_norm, mlp_in_norm, mlp_out_norm;
+  SelfAttention attention;
+  ops::Linear gate, up, down;  // gate carries the activation
+  void run(std::vector<float>& x, float eps, const AttentionParams& params, const DecoderStep& step,
+           const ops::CacheView& cache, int64_t past, DecoderScratch& scratch) const;
+};
+
+// A LayerNorm layer of GPT-2's shape (gpt2.cpp, gpt_neo.cpp, opt.cpp, gpt_neox.cpp's sequential
+// residual), with an MLP proj(act(fc(h))):
+//   pre-norm:  x += attention(attn_norm(x));  x += mlp(mlp_norm(x))
+//   post-norm: x = attn_norm(x + attention(x));  x = mlp_norm(x + mlp(x))   (OPT-350m)
+struct LayerNormLayer {
+  LayerNorm attn_norm, mlp_norm;
+  SelfAttention attention;
+  ops::Linear fc, proj;  // fc carries the activation
+  void run(std::vector<float>& x, bool pre_norm, const AttentionParams& params, const DecoderStep& step,
+           const ops::CacheView& cache, int64_t past, DecoderScratch& scratch) const;
+  // scratch.normed → scratch.projected through fc and proj.
+  void mlp(int64_t rows, DecoderScratch& scratch) const;
+};
+
+// GPT-2's layout, shared by gpt2.cpp and gpt_neo.cpp: token + learned position embeddings,
+// pre-norm LayerNormLayers, a final LayerNorm and the LM head. The family loads the weights
+// (and fills sizes_) and says how each layer attends.
+class LearnedPositionsDecoder : public DecoderBase {
+ public:
+  Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override;
+
+ protected:
+  virtual AttentionParams attention_params(size_t layer) const = 0;
+
+  int64_t hidden_ = 0, heads_ = 0, inner_ = 0;
+  Tensor token_embeddings_, position_embeddings_;
+  std::vector<LayerNormLayer> layers_;
+  LayerNorm final_norm_;
+  ops::Linear lm_head_;
+};
+
+// The end of every family's forward(): the rows of each sequence's last position (or all of
+// them, with all_positions) out of `hidden` ([rows, width]), `final_layers` over them (the final
+// norm; OPT's project_out, which may change their width), then the LM head: logits [batch,
+// vocab], or [batch, new_tokens, vocab]. An LM head of another width than `vocab` is
+// Error(CorruptFile).
+using FinalLayers = std::function<void(std::vector<float>& rows, int64_t count)>;
+Tensor lm_head_logits(const std::vector<float>& hidden, int64_t width, const DecoderStep& step, bool all_positions,
+                      const FinalLayers& final_layers, const ops::Linear& lm_head, int64_t vocab);
 
 }  // namespace hfpipe::models

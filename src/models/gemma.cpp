@@ -175,7 +175,7 @@ TextPrefixes text_prefixes(const formats::ModelConfig& original, const formats::
        "this gemma3 checkpoint holds no language model weights (model.language_model.* or language_model.model.*)");
 }
 
-class Gemma : public DecoderModel {
+class Gemma : public DecoderBase {
  public:
   Gemma(const formats::ModelConfig& original, formats::WeightMap weights) : weights_(std::move(weights)) {
     const formats::ModelConfig config = text_config(original);
@@ -187,67 +187,47 @@ class Gemma : public DecoderModel {
     embed_ = reader.base("embed_tokens.weight");
     for (int64_t i = 0; i < shape_.layers; ++i) layers_.push_back(load_layer(reader, i, bias, windows[i]));
     norm_ = offset_norm(reader.base("norm.weight"));
-    const bool tied = config.get_bool("tie_word_embeddings", true);
-    const std::string head = prefixes.head + "lm_head.weight";
-    check(tied || reader.has_head(head), ErrorKind::CorruptFile,
-          "the checkpoint lacks " + head + " and tie_word_embeddings is false");
-    lm_head_ = ops::Linear(tied ? embed_ : reader.head(head), Tensor());
+    lm_head_ = load_lm_head(reader, embed_, config.get_bool("tie_word_embeddings", true), prefixes.head + "lm_head.weight");
     global_rope_ = rope_from_llama_config(config, shape_.head_dim);
     if (shape_.family == Family::Gemma3)  // the copied config of Gemma3TextModel.rotary_emb_local
       local_rope_ = ops::Rope(ops::default_rope_inv_freq(config.get_double("rope_local_base_freq", 10000.0),
                                                          shape_.head_dim), 1.f);
+    sizes_ = {shape_.layers, shape_.kv_heads * shape_.head_dim, shape_.vocab, shape_.max_positions, false};
   }
 
   Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
-    const int64_t rows = step.batch * step.new_tokens, h = shape_.hidden;
-    std::vector<float> x(static_cast<size_t>(rows * h));
+    const GemmaShape& s = shape_;
+    const int64_t rows = step.batch * step.new_tokens;
+    std::vector<float> x(static_cast<size_t>(rows * s.hidden));
     embedding_lookup(embed_, step.ids, rows, x.data(), "token");
-    for (float& v : x) v *= shape_.embed_scale;
-    Buffers buf(rows, shape_);
-    for (size_t l = 0; l < layers_.size(); ++l) run_layer(layers_[l], x, buf, step, cache.layer(l), cache.length());
+    for (float& v : x) v *= s.embed_scale;
+    AttentionParams params = AttentionParams::grouped(s.heads, s.kv_heads, s.head_dim, s.attention_scale);
+    params.softcap = s.attention_softcap;
+    params.norm_eps = s.eps;
+    DecoderScratch scratch(rows, s.hidden, s.heads * s.head_dim, s.kv_heads * s.head_dim, s.intermediate, true);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      // Gemma 3's sliding layers take the local rotary base; everything else the global one.
+      const bool local = s.family == Family::Gemma3 && layers_[l].attention.sliding_window > 0;
+      params.rope = local ? &local_rope_ : &global_rope_;
+      layers_[l].run(x, s.eps, params, step, cache.layer(l), cache.length(), scratch);
+    }
     cache.advance(step.new_tokens);
-    std::vector<float> last = select_rows(x, step.batch, step.new_tokens, h, all_positions);
-    const int64_t out_rows = static_cast<int64_t>(last.size()) / h;
-    ops::rms_norm(last.data(), out_rows, h, norm_.f32(), shape_.eps);
-    Tensor logits = all_positions ? Tensor::empty(DType::F32, {step.batch, step.new_tokens, shape_.vocab})
-                                  : Tensor::empty(DType::F32, {step.batch, shape_.vocab});
-    lm_head_.forward(last.data(), out_rows, logits.f32());
-    if (shape_.final_softcap > 0.f) ops::soft_cap(logits.f32(), logits.numel(), shape_.final_softcap);
+    Tensor logits = lm_head_logits(
+        x, s.hidden, step, all_positions,
+        [&](std::vector<float>& last, int64_t n) { ops::rms_norm(last.data(), n, s.hidden, norm_.f32(), s.eps); },
+        lm_head_, s.vocab);
+    if (s.final_softcap > 0.f) ops::soft_cap(logits.f32(), logits.numel(), s.final_softcap);
     return logits;
   }
 
-  KvCache new_cache(int64_t batch, int64_t capacity) const override {
-    return KvCache(shape_.layers, batch, capacity, shape_.kv_heads * shape_.head_dim);
-  }
-  int64_t vocab_size() const override { return shape_.vocab; }
-  int64_t max_position_embeddings() const override { return shape_.max_positions; }
-  bool positions_are_bounded() const override { return false; }
-
  private:
-  struct Layer {
-    Tensor attn_in_norm;   // input_layernorm
-    Tensor attn_out_norm;  // Gemma 2/3's post_attention_layernorm; undefined for Gemma 1
-    Tensor mlp_in_norm;    // Gemma 1's post_attention_layernorm, Gemma 2/3's pre_feedforward_layernorm
-    Tensor mlp_out_norm;   // Gemma 2/3's post_feedforward_layernorm
-    Tensor q_norm, k_norm;  // Gemma 3's per-head norms
-    ops::Linear q, k, v, o, gate, up, down;
-    int64_t sliding_window;  // 0 = full attention
-  };
-  struct Buffers {
-    std::vector<float> normed, q, k, v, context, projected, gate, up;
-    Buffers(int64_t rows, const GemmaShape& s)
-        : normed(rows * s.hidden), q(rows * s.heads * s.head_dim), k(rows * s.kv_heads * s.head_dim),
-          v(rows * s.kv_heads * s.head_dim), context(rows * s.heads * s.head_dim), projected(rows * s.hidden),
-          gate(rows * s.intermediate), up(rows * s.intermediate) {}
-  };
-
-  Layer load_layer(const WeightReader& reader, int64_t i, bool bias, int64_t window) const {
+  // The norms: input_layernorm before the attention; Gemma 1's post_attention_layernorm before
+  // the MLP, where Gemma 2/3 have post_attention_layernorm after the attention and
+  // pre_feedforward / post_feedforward_layernorm around the MLP.
+  RmsNormLayer load_layer(const WeightReader& reader, int64_t i, bool bias, int64_t window) const {
     const std::string p = "layers." + std::to_string(i) + ".";
-    auto linear = [&](const std::string& name, bool with_bias, ops::Activation act = ops::Activation::None) {
-      return ops::Linear(reader.base(name + ".weight"), with_bias ? reader.base(name + ".bias") : Tensor(), act);
-    };
     auto norm = [&](const std::string& name) { return offset_norm(reader.base(p + name + ".weight")); };
-    Layer layer;
+    RmsNormLayer layer;
     layer.attn_in_norm = norm("input_layernorm");
     if (shape_.family == Family::Gemma) {
       layer.mlp_in_norm = norm("post_attention_layernorm");
@@ -256,60 +236,26 @@ class Gemma : public DecoderModel {
       layer.mlp_in_norm = norm("pre_feedforward_layernorm");
       layer.mlp_out_norm = norm("post_feedforward_layernorm");
     }
+    SelfAttention& a = layer.attention;
     if (shape_.family == Family::Gemma3) {
-      layer.q_norm = norm("self_attn.q_norm");
-      layer.k_norm = norm("self_attn.k_norm");
+      a.q_norm = norm("self_attn.q_norm");
+      a.k_norm = norm("self_attn.k_norm");
     }
-    layer.q = linear(p + "self_attn.q_proj", bias);
-    layer.k = linear(p + "self_attn.k_proj", bias);
-    layer.v = linear(p + "self_attn.v_proj", bias);
-    layer.o = linear(p + "self_attn.o_proj", bias);
-    layer.gate = linear(p + "mlp.gate_proj", false, shape_.activation);
-    layer.up = linear(p + "mlp.up_proj", false);
-    layer.down = linear(p + "mlp.down_proj", false);
-    layer.sliding_window = window;
+    a.q = load_linear(reader, p + "self_attn.q_proj", bias);
+    a.k = load_linear(reader, p + "self_attn.k_proj", bias);
+    a.v = load_linear(reader, p + "self_attn.v_proj", bias);
+    a.o = load_linear(reader, p + "self_attn.o_proj", bias);
+    a.sliding_window = window;
+    layer.gate = load_linear(reader, p + "mlp.gate_proj", false, shape_.activation);
+    layer.up = load_linear(reader, p + "mlp.up_proj", false);
+    layer.down = load_linear(reader, p + "mlp.down_proj", false);
     return layer;
-  }
-
-  void run_layer(const Layer& layer, std::vector<float>& x, Buffers& b, const DecoderStep& step,
-                 const ops::CacheView& cache, int64_t past) const {
-    const int64_t rows = step.batch * step.new_tokens, h = shape_.hidden;
-    b.normed = x;
-    ops::rms_norm(b.normed.data(), rows, h, layer.attn_in_norm.f32(), shape_.eps);
-    layer.q.forward(b.normed.data(), rows, b.q.data());
-    layer.k.forward(b.normed.data(), rows, b.k.data());
-    layer.v.forward(b.normed.data(), rows, b.v.data());
-    if (layer.q_norm.raw()) {  // each head_dim slice is one RMSNorm row
-      ops::rms_norm(b.q.data(), rows * shape_.heads, shape_.head_dim, layer.q_norm.f32(), shape_.eps);
-      ops::rms_norm(b.k.data(), rows * shape_.kv_heads, shape_.head_dim, layer.k_norm.f32(), shape_.eps);
-    }
-    // Gemma 3's sliding layers take the local rotary base; everything else the global one.
-    const ops::Rope& rope = shape_.family == Family::Gemma3 && layer.sliding_window > 0 ? local_rope_ : global_rope_;
-    rope.apply(b.q.data(), step.batch, step.new_tokens, shape_.heads, step.positions);
-    rope.apply(b.k.data(), step.batch, step.new_tokens, shape_.kv_heads, step.positions);
-    ops::CausalAttentionShape attention{step.batch,      step.new_tokens, past,
-                                        shape_.heads,    shape_.kv_heads, shape_.head_dim,
-                                        layer.sliding_window, shape_.attention_scale};
-    attention.softcap = shape_.attention_softcap;
-    ops::causal_attention(b.q.data(), b.k.data(), b.v.data(), cache, step.key_mask, b.context.data(), attention);
-    layer.o.forward(b.context.data(), rows, b.projected.data());
-    if (layer.attn_out_norm.raw()) ops::rms_norm(b.projected.data(), rows, h, layer.attn_out_norm.f32(), shape_.eps);
-    ops::add(x.data(), b.projected.data(), x.data(), rows * h);
-
-    b.normed = x;
-    ops::rms_norm(b.normed.data(), rows, h, layer.mlp_in_norm.f32(), shape_.eps);
-    layer.gate.forward(b.normed.data(), rows, b.gate.data());
-    layer.up.forward(b.normed.data(), rows, b.up.data());
-    ops::multiply(b.gate.data(), b.up.data(), b.gate.data(), rows * shape_.intermediate);
-    layer.down.forward(b.gate.data(), rows, b.projected.data());
-    if (layer.mlp_out_norm.raw()) ops::rms_norm(b.projected.data(), rows, h, layer.mlp_out_norm.f32(), shape_.eps);
-    ops::add(x.data(), b.projected.data(), x.data(), rows * h);
   }
 
   formats::WeightMap weights_;
   GemmaShape shape_{};
   Tensor embed_, norm_;
-  std::vector<Layer> layers_;
+  std::vector<RmsNormLayer> layers_;
   ops::Linear lm_head_;
   ops::Rope global_rope_, local_rope_;
 };

@@ -35,7 +35,7 @@ Tensor slice(const Tensor& bias, int64_t first, int64_t count) {
   return t;
 }
 
-class Gpt2 : public DecoderModel {
+class Gpt2 : public LearnedPositionsDecoder {
  public:
   Gpt2(const formats::ModelConfig& config, formats::WeightMap weights) : weights_(std::move(weights)) {
     WeightReader reader(weights_, "transformer.", "wte.weight");
@@ -43,57 +43,21 @@ class Gpt2 : public DecoderModel {
     heads_ = config.get_int("n_head");
     check(heads_ > 0 && hidden_ % heads_ == 0, ErrorKind::CorruptFile, "n_embd must be a multiple of n_head");
     inner_ = config.has("n_inner") ? config.get_int("n_inner") : 4 * hidden_;
-    vocab_ = config.get_int("vocab_size");
-    positions_ = config.get_int("n_positions", 1024);
     scale_by_layer_ = config.get_bool("scale_attn_by_inverse_layer_idx", false);
     scale_weights_ = config.get_bool("scale_attn_weights", true);
     const float eps = static_cast<float>(config.get_double("layer_norm_epsilon", 1e-5));
     const auto act = ops::activation_from_name(config.get_string("activation_function", "gelu_new"));
-    wte_ = reader.base("wte.weight");
-    wpe_ = reader.base("wpe.weight");
+    token_embeddings_ = reader.base("wte.weight");
+    position_embeddings_ = reader.base("wpe.weight");
     for (int64_t i = 0; i < config.get_int("n_layer"); ++i) layers_.push_back(load_layer(reader, i, eps, act));
-    ln_f_ = LayerNorm::load(reader, "ln_f", eps);
-    lm_head_ = ops::Linear(wte_, Tensor());  // GPT2LMHeadModel always ties lm_head to wte
+    final_norm_ = LayerNorm::load(reader, "ln_f", eps);
+    lm_head_ = ops::Linear(token_embeddings_, Tensor());  // GPT2LMHeadModel always ties lm_head to wte
+    sizes_ = {static_cast<int64_t>(layers_.size()), hidden_, config.get_int("vocab_size"),
+              config.get_int("n_positions", 1024), true};
   }
-
-  Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
-    const int64_t rows = step.batch * step.new_tokens, h = hidden_;
-    std::vector<float> x(static_cast<size_t>(rows * h)), pos(static_cast<size_t>(rows * h));
-    embedding_lookup(wte_, step.ids, rows, x.data(), "token");
-    embedding_lookup(wpe_, step.positions, rows, pos.data(), "position");
-    ops::add(x.data(), pos.data(), x.data(), rows * h);
-    Buffers buf(rows, h, inner_);
-    for (size_t l = 0; l < layers_.size(); ++l) run_layer(l, x, buf, step, cache.layer(l), cache.length());
-    cache.advance(step.new_tokens);
-    std::vector<float> last = select_rows(x, step.batch, step.new_tokens, h, all_positions);
-    const int64_t out_rows = static_cast<int64_t>(last.size()) / h;
-    ln_f_.apply(last.data(), nullptr, out_rows);
-    Tensor logits = all_positions ? Tensor::empty(DType::F32, {step.batch, step.new_tokens, vocab_})
-                                  : Tensor::empty(DType::F32, {step.batch, vocab_});
-    lm_head_.forward(last.data(), out_rows, logits.f32());
-    return logits;
-  }
-
-  KvCache new_cache(int64_t batch, int64_t capacity) const override {
-    return KvCache(static_cast<int64_t>(layers_.size()), batch, capacity, hidden_);
-  }
-  int64_t vocab_size() const override { return vocab_; }
-  int64_t max_position_embeddings() const override { return positions_; }
-  bool positions_are_bounded() const override { return true; }
 
  private:
-  struct Layer {
-    LayerNorm ln_1, ln_2;
-    ops::Linear q, k, v, attn_proj, fc, mlp_proj;
-  };
-  struct Buffers {
-    std::vector<float> normed, q, k, v, context, projected, inner;
-    Buffers(int64_t rows, int64_t h, int64_t inner)
-        : normed(rows * h), q(rows * h), k(rows * h), v(rows * h), context(rows * h), projected(rows * h),
-          inner(rows * inner) {}
-  };
-
-  Layer load_layer(const WeightReader& reader, int64_t i, float eps, ops::Activation act) const {
+  LayerNormLayer load_layer(const WeightReader& reader, int64_t i, float eps, ops::Activation act) const {
     const std::string p = "h." + std::to_string(i) + ".";
     const Tensor c_attn = reader.base(p + "attn.c_attn.weight"), c_attn_bias = reader.base(p + "attn.c_attn.bias");
     auto third = [&](int64_t k) {
@@ -103,41 +67,26 @@ class Gpt2 : public DecoderModel {
       const Tensor w = reader.base(name + ".weight");
       return ops::Linear(conv1d_rows(w, 0, w.dim(1)), reader.base(name + ".bias"), a);
     };
-    return Layer{LayerNorm::load(reader, p + "ln_1", eps), LayerNorm::load(reader, p + "ln_2", eps), third(0),
-                 third(1), third(2), conv1d(p + "attn.c_proj"), conv1d(p + "mlp.c_fc", act),
-                 conv1d(p + "mlp.c_proj")};
+    LayerNormLayer layer;
+    layer.attn_norm = LayerNorm::load(reader, p + "ln_1", eps);
+    layer.mlp_norm = LayerNorm::load(reader, p + "ln_2", eps);
+    layer.attention = SelfAttention{third(0), third(1), third(2), conv1d(p + "attn.c_proj"), Tensor(), Tensor(), 0};
+    layer.fc = conv1d(p + "mlp.c_fc", act);
+    layer.proj = conv1d(p + "mlp.c_proj");
+    return layer;
   }
 
-  void run_layer(size_t index, std::vector<float>& x, Buffers& b, const DecoderStep& step,
-                 const ops::CacheView& cache, int64_t past) const {
-    const Layer& layer = layers_[index];
-    const int64_t rows = step.batch * step.new_tokens, h = hidden_, head_dim = h / heads_;
-    b.normed = x;
-    layer.ln_1.apply(b.normed.data(), nullptr, rows);
-    layer.q.forward(b.normed.data(), rows, b.q.data());
-    layer.k.forward(b.normed.data(), rows, b.k.data());
-    layer.v.forward(b.normed.data(), rows, b.v.data());
+  // 1/sqrt(head_dim) unless scale_attn_weights is off, further divided by the layer's number
+  // with scale_attn_by_inverse_layer_idx.
+  AttentionParams attention_params(size_t index) const override {
+    const int64_t head_dim = hidden_ / heads_;
     float scale = scale_weights_ ? 1.f / std::sqrt(static_cast<float>(head_dim)) : 1.f;
     if (scale_by_layer_) scale /= static_cast<float>(index + 1);
-    const ops::CausalAttentionShape attention{step.batch, step.new_tokens, past, heads_, heads_, head_dim, 0, scale};
-    ops::causal_attention(b.q.data(), b.k.data(), b.v.data(), cache, step.key_mask, b.context.data(), attention);
-    layer.attn_proj.forward(b.context.data(), rows, b.projected.data());
-    ops::add(x.data(), b.projected.data(), x.data(), rows * h);
-
-    b.normed = x;
-    layer.ln_2.apply(b.normed.data(), nullptr, rows);
-    layer.fc.forward(b.normed.data(), rows, b.inner.data());
-    layer.mlp_proj.forward(b.inner.data(), rows, b.projected.data());
-    ops::add(x.data(), b.projected.data(), x.data(), rows * h);
+    return AttentionParams::grouped(heads_, heads_, head_dim, scale);
   }
 
   formats::WeightMap weights_;
-  int64_t hidden_ = 0, heads_ = 0, inner_ = 0, vocab_ = 0, positions_ = 0;
   bool scale_by_layer_ = false, scale_weights_ = true;
-  Tensor wte_, wpe_;
-  std::vector<Layer> layers_;
-  LayerNorm ln_f_;
-  ops::Linear lm_head_;
 };
 
 }  // namespace

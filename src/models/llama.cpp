@@ -70,7 +70,7 @@ std::vector<int64_t> sliding_windows(const formats::ModelConfig& c, int64_t laye
   return windows;
 }
 
-class Llama : public DecoderModel {
+class Llama : public DecoderBase {
  public:
   Llama(const formats::ModelConfig& config, formats::WeightMap weights)
       : weights_(std::move(weights)), shape_(llama_shape(config)) {
@@ -79,107 +79,54 @@ class Llama : public DecoderModel {
     const bool qk_norm = config.model_type() == "qwen3";
     const bool o_bias = config.get_bool("attention_bias", false), mlp_bias = config.get_bool("mlp_bias", false);
     const auto windows = sliding_windows(config, shape_.layers);
-    auto linear = [&](const std::string& name, bool bias, ops::Activation act = ops::Activation::None) {
-      return ops::Linear(reader.base(name + ".weight"), bias ? reader.base(name + ".bias") : Tensor(), act);
-    };
     embed_ = reader.base("embed_tokens.weight");
     for (int64_t i = 0; i < shape_.layers; ++i) {
       const std::string p = "layers." + std::to_string(i) + ".";
-      layers_.push_back(Layer{reader.base(p + "input_layernorm.weight"), linear(p + "self_attn.q_proj", qkv_bias),
-                              linear(p + "self_attn.k_proj", qkv_bias), linear(p + "self_attn.v_proj", qkv_bias),
-                              linear(p + "self_attn.o_proj", o_bias), reader.base(p + "post_attention_layernorm.weight"),
-                              linear(p + "mlp.gate_proj", mlp_bias, shape_.activation),
-                              linear(p + "mlp.up_proj", mlp_bias), linear(p + "mlp.down_proj", mlp_bias),
-                              windows[static_cast<size_t>(i)], Tensor(), Tensor()});
-      if (qk_norm) {
-        layers_.back().q_norm = reader.base(p + "self_attn.q_norm.weight");
-        layers_.back().k_norm = reader.base(p + "self_attn.k_norm.weight");
-      }
+      RmsNormLayer layer;
+      layer.attn_in_norm = reader.base(p + "input_layernorm.weight");
+      layer.mlp_in_norm = reader.base(p + "post_attention_layernorm.weight");
+      layer.attention = SelfAttention{load_linear(reader, p + "self_attn.q_proj", qkv_bias),
+                                      load_linear(reader, p + "self_attn.k_proj", qkv_bias),
+                                      load_linear(reader, p + "self_attn.v_proj", qkv_bias),
+                                      load_linear(reader, p + "self_attn.o_proj", o_bias),
+                                      qk_norm ? reader.base(p + "self_attn.q_norm.weight") : Tensor(),
+                                      qk_norm ? reader.base(p + "self_attn.k_norm.weight") : Tensor(),
+                                      windows[static_cast<size_t>(i)]};
+      layer.gate = load_linear(reader, p + "mlp.gate_proj", mlp_bias, shape_.activation);
+      layer.up = load_linear(reader, p + "mlp.up_proj", mlp_bias);
+      layer.down = load_linear(reader, p + "mlp.down_proj", mlp_bias);
+      layers_.push_back(std::move(layer));
     }
     norm_ = reader.base("norm.weight");
-    const bool tied = config.get_bool("tie_word_embeddings", false);
-    check(tied || reader.has_head("lm_head.weight"), ErrorKind::CorruptFile,
-          "the checkpoint lacks lm_head.weight and tie_word_embeddings is false");
-    lm_head_ = ops::Linear(tied ? embed_ : reader.head("lm_head.weight"), Tensor());
+    lm_head_ = load_lm_head(reader, embed_, config.get_bool("tie_word_embeddings", false), "lm_head.weight");
     rope_ = rope_from_config(config, llama_rope_params(config, shape_));
+    sizes_ = {shape_.layers, shape_.kv_heads * shape_.head_dim, shape_.vocab, shape_.max_positions, false};
   }
 
   Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
-    const int64_t rows = step.batch * step.new_tokens, h = shape_.hidden;
-    std::vector<float> x(static_cast<size_t>(rows * h));
+    const LlamaShape& s = shape_;
+    const int64_t rows = step.batch * step.new_tokens;
+    std::vector<float> x(static_cast<size_t>(rows * s.hidden));
     embedding_lookup(embed_, step.ids, rows, x.data(), "token");
-    Buffers buf(rows, shape_);
-    for (size_t l = 0; l < layers_.size(); ++l) run_layer(layers_[l], x, buf, step, cache.layer(l), cache.length());
+    AttentionParams params =
+        AttentionParams::grouped(s.heads, s.kv_heads, s.head_dim, 1.f / std::sqrt(static_cast<float>(s.head_dim)));
+    params.norm_eps = s.eps;
+    params.rope = &rope_;
+    DecoderScratch scratch(rows, s.hidden, s.heads * s.head_dim, s.kv_heads * s.head_dim, s.intermediate, true);
+    for (size_t l = 0; l < layers_.size(); ++l)
+      layers_[l].run(x, s.eps, params, step, cache.layer(l), cache.length(), scratch);
     cache.advance(step.new_tokens);
-    std::vector<float> last = select_rows(x, step.batch, step.new_tokens, h, all_positions);
-    const int64_t out_rows = static_cast<int64_t>(last.size()) / h;
-    ops::rms_norm(last.data(), out_rows, h, norm_.f32(), shape_.eps);
-    Tensor logits = all_positions ? Tensor::empty(DType::F32, {step.batch, step.new_tokens, shape_.vocab})
-                                  : Tensor::empty(DType::F32, {step.batch, shape_.vocab});
-    lm_head_.forward(last.data(), out_rows, logits.f32());
-    return logits;
+    return lm_head_logits(
+        x, s.hidden, step, all_positions,
+        [&](std::vector<float>& last, int64_t n) { ops::rms_norm(last.data(), n, s.hidden, norm_.f32(), s.eps); },
+        lm_head_, s.vocab);
   }
-
-  KvCache new_cache(int64_t batch, int64_t capacity) const override {
-    return KvCache(shape_.layers, batch, capacity, shape_.kv_heads * shape_.head_dim);
-  }
-  int64_t vocab_size() const override { return shape_.vocab; }
-  int64_t max_position_embeddings() const override { return shape_.max_positions; }
-  bool positions_are_bounded() const override { return false; }
 
  private:
-  struct Layer {
-    Tensor input_norm;
-    ops::Linear q, k, v, o;
-    Tensor post_norm;
-    ops::Linear gate, up, down;
-    int64_t sliding_window;
-    Tensor q_norm, k_norm;  // Qwen3's per-head norms; undefined elsewhere
-  };
-  // Scratch of one forward call, sized for its rows.
-  struct Buffers {
-    std::vector<float> normed, q, k, v, context, projected, gate, up;
-    Buffers(int64_t rows, const LlamaShape& s)
-        : normed(rows * s.hidden), q(rows * s.heads * s.head_dim), k(rows * s.kv_heads * s.head_dim),
-          v(rows * s.kv_heads * s.head_dim), context(rows * s.heads * s.head_dim), projected(rows * s.hidden),
-          gate(rows * s.intermediate), up(rows * s.intermediate) {}
-  };
-
-  void run_layer(const Layer& layer, std::vector<float>& x, Buffers& b, const DecoderStep& step,
-                 const ops::CacheView& cache, int64_t past) const {
-    const int64_t rows = step.batch * step.new_tokens, h = shape_.hidden;
-    b.normed = x;
-    ops::rms_norm(b.normed.data(), rows, h, layer.input_norm.f32(), shape_.eps);
-    layer.q.forward(b.normed.data(), rows, b.q.data());
-    layer.k.forward(b.normed.data(), rows, b.k.data());
-    layer.v.forward(b.normed.data(), rows, b.v.data());
-    if (layer.q_norm.raw()) {  // each head_dim slice is one RMSNorm row
-      ops::rms_norm(b.q.data(), rows * shape_.heads, shape_.head_dim, layer.q_norm.f32(), shape_.eps);
-      ops::rms_norm(b.k.data(), rows * shape_.kv_heads, shape_.head_dim, layer.k_norm.f32(), shape_.eps);
-    }
-    rope_.apply(b.q.data(), step.batch, step.new_tokens, shape_.heads, step.positions);
-    rope_.apply(b.k.data(), step.batch, step.new_tokens, shape_.kv_heads, step.positions);
-    const ops::CausalAttentionShape attention{step.batch,      step.new_tokens, past,
-                                              shape_.heads,    shape_.kv_heads, shape_.head_dim,
-                                              step.ignore_sliding_window ? 0 : layer.sliding_window,
-                                              1.f / std::sqrt(static_cast<float>(shape_.head_dim))};
-    ops::causal_attention(b.q.data(), b.k.data(), b.v.data(), cache, step.key_mask, b.context.data(), attention);
-    layer.o.forward(b.context.data(), rows, b.projected.data());
-    ops::add(x.data(), b.projected.data(), x.data(), rows * h);
-
-    b.normed = x;
-    ops::rms_norm(b.normed.data(), rows, h, layer.post_norm.f32(), shape_.eps);
-    layer.gate.forward(b.normed.data(), rows, b.gate.data());
-    layer.up.forward(b.normed.data(), rows, b.up.data());
-    ops::multiply(b.gate.data(), b.up.data(), b.gate.data(), rows * shape_.intermediate);
-    layer.down.forward(b.gate.data(), rows, b.projected.data());
-    ops::add(x.data(), b.projected.data(), x.data(), rows * h);
-  }
-
   formats::WeightMap weights_;
   LlamaShape shape_;
   Tensor embed_, norm_;
-  std::vector<Layer> layers_;
+  std::vector<RmsNormLayer> layers_;
   ops::Linear lm_head_;
   ops::Rope rope_;
 };
