@@ -36,18 +36,26 @@ struct Candidate {
 float power(int64_t length, double exponent) { return static_cast<float>(std::pow(static_cast<double>(length), exponent)); }
 
 // The `count` best of the flattened [beams, vocab] scores, best first (torch.topk; ties go
-// to the lower index).
+// to the lower index). One pass keeping the best so far in order: `count` is 2-3 x num_beams
+// against beams x vocab scores, so nearly every score is compared once with the worst kept
+// and dropped (a partial_sort over an index array of the whole vocabulary cost more).
 std::vector<int64_t> top_indices(const std::vector<float>& scores, int64_t count) {
   check(count <= static_cast<int64_t>(scores.size()), ErrorKind::InvalidArgument,
         "beam search needs " + std::to_string(count) + " candidates per step but the model's vocabulary offers " +
             std::to_string(scores.size()) + " (lower num_beams)");
-  std::vector<int64_t> order(scores.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + count, order.end(), [&](int64_t a, int64_t b) {
-    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-  });
-  order.resize(static_cast<size_t>(count));
-  return order;
+  std::vector<int64_t> best;
+  best.reserve(static_cast<size_t>(count) + 1);
+  if (count <= 0) return best;
+  const int64_t n = static_cast<int64_t>(scores.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = scores[i];
+    // Indices come in increasing order, so an equal score loses to the ones already kept.
+    if (static_cast<int64_t>(best.size()) == count && !(s > scores[best.back()])) continue;
+    auto at = std::upper_bound(best.begin(), best.end(), s, [&](float v, int64_t k) { return v > scores[k]; });
+    best.insert(at, i);
+    if (static_cast<int64_t>(best.size()) > count) best.pop_back();
+  }
+  return best;
 }
 
 // torch.multinomial(softmax(scores), count) without replacement, in the order drawn.

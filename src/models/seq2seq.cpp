@@ -18,6 +18,25 @@ const std::map<std::string, Seq2SeqFactory>& factories() {
   return table;
 }
 
+#define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+
+// q.k over one head. `omp simd reduction` lets the compiler split the sum over vector lanes
+// (AVX2 in the x86-64-v3 clone), which plain C++ forbids without -ffast-math: a decoding
+// step runs this per beam, head and key, so it is the attention's inner loop.
+HFPIPE_CLONES
+float head_dot(const float* a, const float* b, int64_t d) {
+  float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t x = 0; x < d; ++x) dot += a[x] * b[x];
+  return dot;
+}
+
+// out += p * v over one head (vectorises as it stands).
+HFPIPE_CLONES
+void head_axpy(float p, const float* v, float* out, int64_t d) {
+  for (int64_t x = 0; x < d; ++x) out[x] += p * v[x];
+}
+
 // One head of one query: softmax(scale * q.k + bias) . v over the visible keys.
 void attend_one(const float* q, const float* k, const float* v, const int32_t* key_mask, const float* bias,
                 int64_t visible_end, const Seq2SeqAttention& s, float* scores, float* out) {
@@ -25,10 +44,7 @@ void attend_one(const float* q, const float* k, const float* v, const int32_t* k
   float max_score = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < visible_end; ++j) {
     if (key_mask && !key_mask[j]) continue;
-    const float* kj = k + j * s.kv_stride;
-    float dot = 0.f;
-    for (int64_t x = 0; x < d; ++x) dot += q[x] * kj[x];
-    float score = dot * s.scale;
+    float score = head_dot(q, k + j * s.kv_stride, d) * s.scale;
     if (bias) score += bias[j];
     scores[j] = score;
     max_score = std::max(max_score, score);
@@ -43,9 +59,7 @@ void attend_one(const float* q, const float* k, const float* v, const int32_t* k
   }
   for (int64_t j = 0; j < visible_end; ++j) {
     if (key_mask && !key_mask[j]) continue;
-    const float p = scores[j] / total;
-    const float* vj = v + j * s.kv_stride;
-    for (int64_t x = 0; x < d; ++x) out[x] += p * vj[x];
+    head_axpy(scores[j] / total, v + j * s.kv_stride, out, d);
   }
 }
 }  // namespace

@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "core/error.h"
+#include "ops/few_rows_gemm.h"
+#include "ops/ops.h"
 
 namespace hfpipe::ops {
 
@@ -50,6 +52,7 @@ struct Linear::Impl {
   memory bias;     // empty when there is no bias
   Tensor keep_weight, keep_bias, packed;
   int64_t in = 0, out = 0;
+  Activation activation = Activation::None;  // fused into the primitive; forward_few applies it itself
 };
 
 Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation) {
@@ -58,6 +61,7 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation) 
   out_ = impl->out = weight.dim(0);
   in_ = impl->in = weight.dim(1);
   impl->keep_weight = weight;
+  impl->activation = activation;
   const memory::dim K = in_, N = out_;
   auto src_md = memory::desc({DNNL_RUNTIME_DIM_VAL, K}, memory::data_type::f32, tag::ab);
   auto dst_md = memory::desc({DNNL_RUNTIME_DIM_VAL, N}, memory::data_type::f32, tag::ab);
@@ -109,6 +113,15 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
   if (impl_->bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
   impl_->primitive.execute(s, args);
   s.wait();
+}
+
+void Linear::forward_few(const float* x, int64_t rows, float* y) const {
+  check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
+  // keep_weight is the checkpoint's [out, in] matrix even when oneDNN uses a packed copy.
+  if (!few_rows_gemm(x, rows, impl_->keep_weight.f32(), out_, in_, y)) return forward(x, rows, y);
+  if (impl_->keep_bias.defined() && impl_->keep_bias.numel() > 0)
+    for (int64_t r = 0; r < rows; ++r) add(y + r * out_, impl_->keep_bias.f32(), y + r * out_, out_);
+  apply_activation(y, rows * out_, impl_->activation);
 }
 
 Tensor Linear::forward(const Tensor& x) const {
