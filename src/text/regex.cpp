@@ -23,7 +23,7 @@ constexpr const char* kWordClass = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{B2}\\
 // ² ³ ¹ ¼ ½ ¾ are not word characters there (measured against `tokenizers` too).
 constexpr const char* kWordClassInClass = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}";
 
-// The class body of a shorthand escape letter (s, S, w, W, d, D) with Oniguruma's meaning (which
+// The class body of a shorthand escape letter (s, S, w, W, d, D, h, H) with Oniguruma's meaning (which
 // for \w depends on whether it stands inside a character class), or
 // nullptr for any other letter. Oniguruma's Unicode \d is Decimal_Number, as PCRE2's with UCP,
 // but spelling it out lets a negated \D take part in a character class like \W and \S.
@@ -32,11 +32,12 @@ const char* shorthand_class(char n, bool in_class) {
     case 's': case 'S': return kSpaceClass;
     case 'w': case 'W': return in_class ? kWordClassInClass : kWordClass;
     case 'd': case 'D': return "\\p{Nd}";
+    case 'h': case 'H': return "0-9A-Fa-f";  // Ruby syntax: a hexadecimal digit (PCRE2: horizontal space)
     default: return nullptr;
   }
 }
 
-bool is_negated_shorthand(char n) { return n == 'S' || n == 'W' || n == 'D'; }
+bool is_negated_shorthand(char n) { return n == 'S' || n == 'W' || n == 'D' || n == 'H'; }
 
 // Rewrites the character class starting at p[i] == '[' and returns the index just past its
 // closing ']'. Positive shorthands are spliced into the class. PCRE2 10.42 has no class
@@ -117,7 +118,7 @@ size_t rewrite_class(const std::string& p, size_t i, std::string& out) {
   return i;
 }
 
-// Rewrites \s, \S, \w, \W, \d and \D (outside and inside character classes) to explicit
+// Rewrites \s, \S, \w, \W, \d, \D, \h and \H (outside and inside character classes) to explicit
 // classes with Oniguruma's meaning.
 std::string rewrite_classes(const std::string& p) {
   std::string out;

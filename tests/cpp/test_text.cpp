@@ -522,6 +522,9 @@ TEST(TextRegex, NegatedShorthandsInsideClasses) {
   // \w in a class leaves out ² and ½, which a bare \w takes.
   EXPECT_EQ(matched(R"([\w]+)", "x\u00b2y\u00bdz"), (Strs{"x", "y", "z"}));
   EXPECT_EQ(matched(R"(\w+)", "x\u00b2y\u00bdz"), (Strs{"x\u00b2y\u00bdz"}));
+  // Ruby syntax (Oniguruma as `tokenizers` compiles it): \h is a hexadecimal digit, not a space.
+  EXPECT_EQ(matched(R"(\h+)", "cafe 12 xyz\t"), (Strs{"cafe", "12"}));
+  EXPECT_EQ(matched(R"([^\H0-9]+)", "cafe 12 B"), (Strs{"cafe", "B"}));
   // A class that can match nothing / everything, and an unterminated one is a clear error.
   EXPECT_EQ(matched(R"([^\w\W])", "ab"), Strs{});
   EXPECT_EQ(matched(R"([\w\W])", "a\u00b2"), (Strs{"a", "\u00b2"}));
