@@ -182,10 +182,15 @@ MODEL_TYPE.update({a: a for a in DECODER_ARCHS})
 def llama2_pair_merges(tokenizer_json: bytes) -> bytes:
     """The llama2 tokenizer.json's merges as [left, right] pairs.
 
-    Its "a b" merge strings include tokens holding a literal space ("▁  "), which the installed
-    `tokenizers` refuses to parse ("Merges text file invalid"). Each is split at the one space
-    where both halves and their concatenation are vocabulary tokens (unique for every merge
-    of this file; checked).
+    This copy (from onnxruntime-extensions) has U+00A0 written as a plain space in four tokens
+    (ids 8655, 17891, 20246, 30081: "\xa0\xa0", "\xa0"*4, "▁\xa0", "\xa0" in Llama 2's
+    tokenizer.model), so three of its "a b" merge strings ("   ", "     ", "▁  ") do not split
+    into two tokens at one space: `tokenizers` 0.22 refuses the file ("Merges text file
+    invalid"), AutoTokenizer with it (the folder has no tokenizer.model to convert instead),
+    and hfpipe too. The [a, b] pair form, which `tokenizers` also reads, carries the same
+    merges unambiguously: each is split at the one space where both halves and their
+    concatenation are vocabulary tokens (unique for every merge of this file; checked). The
+    space tokens cannot be produced by encoding (the normalizer turns every space into "▁").
     """
     doc = json.loads(tokenizer_json)
     vocab = doc["model"]["vocab"]

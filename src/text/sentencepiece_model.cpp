@@ -313,13 +313,15 @@ void load_sentencepiece(Tokenizer::Impl& impl, const SpmModel& m, const SpmConve
     t.special = p.type == 3;
     added.push_back(t);
   }
-  // T5Tokenizer's own added tokens <extra_id_N> (lstrip only gives fewer mismatches than the slow
-  // class's lstrip+rstrip; offsets around them still differ from transformers: open issue).
+  // T5Tokenizer's own added tokens <extra_id_N>. The slow class gives them lstrip+rstrip, but the
+  // fast tokenizer transformers builds gets T5TokenizerFast's plain strings (no strip): the space
+  // before one is removed by the normalizer's right Strip of the preceding segment instead, so it
+  // stays out of the token's offsets.
   if (o.flavor == SpmFlavor::T5) {
     for (size_t i = 0; i < o.extra_ids; ++i) {
       AddedToken t;
       t.content = "<extra_id_" + std::to_string(i) + ">";
-      t.lstrip = t.special = true;
+      t.special = true;
       t.normalized = false;
       added.push_back(t);
     }

@@ -42,7 +42,9 @@ std::vector<std::pair<std::string, uint32_t>> read_ranks(std::string_view data, 
     uint64_t rank = std::stoull(std::string(rank_s));
     if (rank > UINT32_MAX) fail(ErrorKind::CorruptFile, here + ": rank out of range");
     std::string token = base64_decode(line.substr(0, sp), here);
-    if (token.empty()) fail(ErrorKind::CorruptFile, here + ": empty token");
+    // An empty token ("=": Whisper's multilingual.tiktoken ends with one at rank 50256) is kept:
+    // tiktoken and TikTokenConverter read it as b"" and give that rank to the empty string,
+    // which encoding never produces but decoding and the ids of later tokens see.
     out.emplace_back(std::move(token), uint32_t(rank));
   }
   if (out.empty()) fail(ErrorKind::CorruptFile, where + ": no tokens");

@@ -491,3 +491,48 @@ TEST(TextErrors, LongLinesAndNulBytes) {
   EXPECT_GT(e.ids.size(), size_t(10000));
   EXPECT_EQ(e.offsets.back().second, big.size());
 }
+
+// ---------------------------------------------------------------------------------------
+// Regex shorthands with Oniguruma's meaning, negated ones inside character classes too
+// (expected values: `tokenizers` 0.22, pre_tokenizers.Split(Regex(p), "removed", invert=True)).
+
+namespace {
+std::vector<std::string> matched(const std::string& pattern, std::string_view s) {
+  Regex rx(pattern, "test");
+  std::vector<std::string> out;
+  for (auto [st, en] : rx.find_all(s)) out.emplace_back(s.substr(st, en - st));
+  return out;
+}
+using Strs = std::vector<std::string>;
+}  // namespace
+
+TEST(TextRegex, NegatedShorthandsInsideClasses) {
+  // \W in a class: ² ½ ① are not word characters there, marks (U+0301) are.
+  EXPECT_EQ(matched(R"([\W]+)", "x\u00b2 \u00bd-y \u2460 a\u0301b"), (Strs{"\u00b2 \u00bd-", " \u2460 "}));
+  // Letters only: word characters minus digits and '_'; Devanagari vowel signs are marks.
+  EXPECT_EQ(matched(R"([^\W\d_]+)", "ab_12 \u0915\u094d\u0937 x\u00b2y"),
+            (Strs{"ab", "\u0915\u094d\u0937", "x", "y"}));
+  // Horizontal white space: \S negated inside a negated class, U+00A0 and U+3000 included.
+  EXPECT_EQ(matched(R"([^\S\n]+)", "a \t\n b\u00a0\u3000c"), (Strs{" \t", " ", "\u00a0\u3000"}));
+  // \D: not a decimal digit of any script (Arabic-Indic three, Devanagari five).
+  EXPECT_EQ(matched(R"([\D]+)", "a1\u0663b\u096bc"), (Strs{"a", "b", "c"}));
+  // A range beside \W in a negated class; a literal ']' first and a literal '^' after \W.
+  EXPECT_EQ(matched(R"([^a-z\W]+)", "abXY12_ \u00e9Z \u00bd"), (Strs{"XY12_", "\u00e9Z"}));
+  EXPECT_EQ(matched(R"([]\W^]+)", "a]^b-c"), (Strs{"]^", "-"}));
+  // \w in a class leaves out ² and ½, which a bare \w takes.
+  EXPECT_EQ(matched(R"([\w]+)", "x\u00b2y\u00bdz"), (Strs{"x", "y", "z"}));
+  EXPECT_EQ(matched(R"(\w+)", "x\u00b2y\u00bdz"), (Strs{"x\u00b2y\u00bdz"}));
+  // Ruby syntax (Oniguruma as `tokenizers` compiles it): \h is a hexadecimal digit, not a space.
+  EXPECT_EQ(matched(R"(\h+)", "cafe 12 xyz\t"), (Strs{"cafe", "12"}));
+  EXPECT_EQ(matched(R"([^\H0-9]+)", "cafe 12 B"), (Strs{"cafe", "B"}));
+  // A class that can match nothing / everything, and an unterminated one is a clear error.
+  EXPECT_EQ(matched(R"([^\w\W])", "ab"), Strs{});
+  EXPECT_EQ(matched(R"([\w\W])", "a\u00b2"), (Strs{"a", "\u00b2"}));
+  try {
+    Regex rx(R"([\W)", "test pattern");
+    FAIL() << "an unterminated class compiled";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::CorruptFile);
+    EXPECT_NE(std::string(e.what()).find("test pattern"), std::string::npos);
+  }
+}

@@ -106,6 +106,13 @@ def variants():
                                                   {"type": "Digits", "individual_digits": False}]}, model=wp),
         "split_invert_contiguous": dict(normalizer={"type": "Lowercase"}, pre_tokenizer={
             "type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Contiguous", "invert": True}, model=wp),
+        # Negated shorthands inside character classes (Oniguruma: in a class, ² ½ are not \w).
+        "split_negated_classes": dict(normalizer={"type": "Lowercase"}, pre_tokenizer={"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "[^\\S\\n]+"}, "behavior": "Removed", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[^\\W\\d_]+"}, "behavior": "Isolated", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[^\\D]+"}, "behavior": "Isolated", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[\\W_]"}, "behavior": "MergedWithNext", "invert": False}]},
+            model=wp),
         "split_string_removed": dict(normalizer={"type": "Lowercase"}, pre_tokenizer={
             "type": "Split", "pattern": {"String": " "}, "behavior": "Removed", "invert": False}, model=wp),
         "byte_level_no_regex_prefix_untrimmed": dict(pre_tokenizer=bl(True, False, False), model=bpe,
@@ -146,7 +153,7 @@ VARIANT_NAMES = [
     "nfd_strip_accents_lowercase", "nfkd_whitespace_split", "bert_normalizer_options", "nfkc_strip_replace_prepend",
     "nfc_lowercase_byte_level_normalizer", "metaspace_first_nosplit", "metaspace_never", "unigram_byte_fallback",
     "unigram_no_unk", "unicode_scripts", "char_delimiter_wordlevel", "fixed_length_4", "punctuation_digits",
-    "punctuation_merged_with_next", "split_invert_contiguous", "split_string_removed",
+    "punctuation_merged_with_next", "split_invert_contiguous", "split_negated_classes", "split_string_removed",
     "byte_level_no_regex_prefix_untrimmed", "byte_level_prefix_roberta_untrimmed", "post_processor_sequence",
     "wordpiece_max_chars_5", "bpe_prefix_suffix_trained", "bpe_ignore_merges_fuse_unk",
 ]
