@@ -129,6 +129,7 @@ GEMMA_PROMPTS = PROMPTS[:4] + ["<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n
 DEQUANT_ATOL = 1e-3   # issue 5: logits within 1e-3 where de-quantisation rounding decides a tie
 
 
+@pytest.mark.slow   # Gemma-3's transformers model: ~1 min to convert, more to generate
 @ON_GEMMA3_WORKER
 def test_gemma3_gguf_greedy_generation(run_hfpipe, run_hfpipe_raw, real_models):
     """Issue 5: 5 prompts x 32 new greedy tokens on Gemma-3-270M Q4_K_M, the ids (prompt and
