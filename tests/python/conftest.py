@@ -21,6 +21,27 @@ import hfpipe_helpers as H
 REPO = H.REPO
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make `--dist loadgroup` group again under pytest 9.2.
+
+    pytest-xdist 3.8 tags each item of an xdist_group by appending "@<group>" to
+    `item._nodeid`; pytest 9.2 keeps the node id in `item._id` (a NodeId), so the tag is lost
+    and every test of a group is scheduled on its own (seen: the SmolLM2 GGUF tests on both
+    workers, each loading the 60 s reference). This adds the tag where xdist's did not take,
+    the same string xdist would have made; with a pytest where xdist's works, it does nothing."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if not names or item.nodeid.endswith(suffix):
+            continue
+        from _pytest.nodeid import NodeId
+        item._id = NodeId.parse(item.nodeid + suffix)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
