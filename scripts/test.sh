@@ -10,7 +10,8 @@
 # once here first, so the workers only read them. --dist loadgroup keeps the tests marked
 # @pytest.mark.xdist_group(name) on one worker: those share a reference model that takes a
 # minute or more to load (the real GGUF files), which each worker would otherwise load again;
-# xdist sends the groups out first, so they do not end up as a long tail.
+# xdist sends the groups out first, so they do not end up as a long tail (tests/python/conftest.py
+# re-applies the group tag, which pytest-xdist 3.8 loses under pytest 9.2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake --build build -j "$(nproc)"
