@@ -21,6 +21,27 @@ import hfpipe_helpers as H
 REPO = H.REPO
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make `--dist loadgroup` group again under pytest 9.2.
+
+    pytest-xdist 3.8 tags each item of an xdist_group by appending "@<group>" to
+    `item._nodeid`; pytest 9.2 keeps the node id in `item._id` (a NodeId), so the tag is lost
+    and every test of a group is scheduled on its own (seen: the SmolLM2 GGUF tests on both
+    workers, each loading the 60 s reference). This adds the tag where xdist's did not take,
+    the same string xdist would have made; with a pytest where xdist's works, it does nothing."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if not names or item.nodeid.endswith(suffix):
+            continue
+        from _pytest.nodeid import NodeId
+        item._id = NodeId.parse(item.nodeid + suffix)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
@@ -36,8 +57,21 @@ def hfpipe_bin() -> Path:
 
 
 def _run_script(script: str, out: Path) -> None:
+    """Run a folder-making script under an exclusive lock on a file named after <out>.
+
+    Each xdist worker has its own session, so without the lock both workers of a plain
+    `pytest -n 2` on a fresh tree built the same folders at once (measured: 306 s and 287 s of
+    setup, in parallel, into the same temporary folders). With it the second worker waits and
+    then finds the folders up to date (the scripts are idempotent: ~1 s). The lock file is
+    in the temporary directory, not beside <out>, which may be another tree's (models/)."""
+    import fcntl
+    import hashlib
+    import tempfile
     cmd = [sys.executable, str(REPO / "scripts" / script), "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    key = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"hfpipe-{script}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n"
                     f"{proc.stderr[-3000:]}", pytrace=False)

@@ -371,3 +371,79 @@ def _jsonable(x):
     """Round-trip through JSON as hfpipe's output is (tuples -> lists, numpy scalars -> float)."""
     # tolist() turns tensors (text2text's *_token_ids) into lists and 0-d ones / numpy scalars into numbers.
     return json.loads(json.dumps(x, default=lambda o: o.tolist() if hasattr(o, "tolist") else o.item()))
+
+
+# ------------------------------------------------------------------------------ GGUF reference side
+# transformers' GGUF loader is slow: it parses the file's metadata (every token string a numpy
+# slice) once for the config and again for the weights or the tokenizer, and de-quantises in
+# numpy (SmolLM2-135M: ~60 s for the model; Gemma-3-270M's 262,144-token tokenizer: ~65 s).
+# The metadata is parsed once per process (_share_gguf_metadata), and each tokenizer and model
+# is loaded once per session and shared by the tests of test_gguf_pipeline.py
+# and test_gguf_decoder.py; their xdist_group marks keep those tests on one worker, so one
+# worker pays each load once (scripts/test.sh runs pytest with --dist loadgroup).
+
+@functools.lru_cache(maxsize=None)
+def _gguf_metadata(path: str, mtime_ns: int, size: int):
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+    return load_gguf_checkpoint(path, return_tensors=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _share_gguf_metadata():
+    """Parse a GGUF file's metadata once per process instead of three times.
+
+    Loading a tokenizer and a model from one .gguf, transformers calls
+    load_gguf_checkpoint(path, return_tensors=False) three times over (AutoTokenizer's config,
+    the tokenizer, AutoModel's config), and a fourth time with the tensors; each metadata parse
+    reads every token string through numpy (measured, CPU: 28.5 s for Gemma-3's 262,144 tokens,
+    8.6 s for SmolLM2). The metadata-only result is a function of the file alone, so those
+    calls get a deep copy of the first one (keyed by path, mtime and size); the call with the
+    tensors, and everything else transformers does, runs unchanged."""
+    import copy
+    import importlib
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    original = gguf_utils.load_gguf_checkpoint
+
+    def load_gguf_checkpoint(gguf_checkpoint_path, return_tensors=False, model_to_load=None):
+        if return_tensors or model_to_load is not None:
+            return original(gguf_checkpoint_path, return_tensors=return_tensors, model_to_load=model_to_load)
+        st = os.stat(gguf_checkpoint_path)
+        return copy.deepcopy(_gguf_metadata(os.fspath(gguf_checkpoint_path), st.st_mtime_ns, st.st_size))
+
+    for name in ("transformers.configuration_utils", "transformers.tokenization_utils_fast",
+                 "transformers.models.auto.tokenization_auto"):
+        module = importlib.import_module(name)
+        assert module.load_gguf_checkpoint is original, f"{name}.load_gguf_checkpoint is not transformers' own"
+        module.load_gguf_checkpoint = load_gguf_checkpoint
+
+
+@functools.lru_cache(maxsize=None)
+def reference_gguf_tokenizer(path: str):
+    """AutoTokenizer.from_pretrained(dir, gguf_file=name), as pipeline() loads it."""
+    _quiet_transformers()
+    _share_gguf_metadata()
+    from transformers import AutoTokenizer
+    p = Path(path)
+    return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+
+
+@functools.lru_cache(maxsize=None)
+def reference_gguf_model(path: str):
+    """AutoModelForCausalLM.from_pretrained(dir, gguf_file=name) de-quantised to float32."""
+    _quiet_transformers()
+    _share_gguf_metadata()
+    import torch
+    from transformers import AutoModelForCausalLM
+    p = Path(path)
+    return AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=torch.float32).eval()
+
+
+@functools.lru_cache(maxsize=None)
+def reference_gguf_generator(path: str):
+    """The text-generation pipeline over the shared model and tokenizer: what
+    pipeline("text-generation", model=dir, model_kwargs={"gguf_file": name}, dtype=float32)
+    builds (it loads the same two objects the same way, the file parsed four times over)."""
+    _quiet_transformers()
+    from transformers import pipeline
+    return pipeline("text-generation", model=reference_gguf_model(path),
+                    tokenizer=reference_gguf_tokenizer(path), device="cpu")

@@ -5,7 +5,8 @@ by scripts/assemble_real_models.py into models/SmolLM2-135M-Instruct-GGUF/ (the 
 fixture); HFPIPE_GGUF_SMOLLM2 points at another copy.
 transformers de-quantises the file to float32 and un-permutes the query/key projections;
 hfpipe must do the same, so the logits agree within 1e-4 at every position. Slow (transformers
-needs about a minute to convert the file), hence a file of its own.
+needs about a minute to convert the file; the converted model is shared with
+test_gguf_pipeline.py through H.reference_gguf_model).
 """
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ def smollm2_gguf(real_models) -> Path:
     return Path(path) if path else real_models / "SmolLM2-135M-Instruct-GGUF" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+# On the worker of test_gguf_pipeline.py's SmolLM2 tests, sharing their transformers model
+# (H.reference_gguf_model: one ~60 s conversion per session).
+@pytest.mark.xdist_group("smollm2_gguf")
 def test_smollm2_gguf_logits(run_hfpipe_raw, smollm2_gguf):
     GGUF = smollm2_gguf
-    H._quiet_transformers()
     import torch
-    from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(GGUF.parent, gguf_file=GGUF.name, dtype=torch.float32).eval()
+    model = H.reference_gguf_model(str(GGUF))
     # Like for like: the prefill against transformers' forward over all ids, the token-by-token
     # path against transformers' own cached decoding (the two differ by ~1e-4 in transformers
     # itself on this 30-layer model: float32 sums taken in another order).
