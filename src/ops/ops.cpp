@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <immintrin.h>
 #include <limits>
 #include <oneapi/dnnl/dnnl.h>
 #include <vector>
@@ -12,12 +13,146 @@
 
 namespace hfpipe::ops {
 
-HFPIPE_CLONES
-static void layer_norm_row(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
-                           float eps) {
+// ---------------------------------------------------------------- AVX2 kernels
+// GCC does not vectorise float reductions without -ffast-math (it may not reorder the sums)
+// nor std::exp (no vector libm at -O2), so the two row kernels the encoders spend their
+// non-GEMM time in (softmax over attention scores, LayerNorm) are written with AVX2+FMA
+// intrinsics, chosen at run time; the plain loops below them serve other CPUs.
+
+namespace {
+
+bool cpu_has_avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// exp(x) for 8 floats: x = n ln2 + r with |r| <= ln2/2, exp(r) by Cephes' degree-6
+// polynomial (about 1 ulp), times 2^n put together in the exponent bits. Arguments below
+// -87.3 (where 2^n would leave the normal range) give 0: softmax only ever feeds it x - max.
+__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.37f);
+  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // r = x - n ln2 in two steps (ln2 split into an exact high part and a small correction).
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 result = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  return _mm256_andnot_ps(underflow, result);
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) inline float hmax_avx2(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// The last dim % 8 elements go through a masked load/store so every element takes the same
+// vector path (no scalar tail with a different exp).
+__attribute__((target("avx2,fma"))) inline __m256i tail_mask(int64_t left) {
+  alignas(32) static const int32_t ramp[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(left)),
+                            _mm256_load_si256(reinterpret_cast<const __m256i*>(ramp)));
+}
+
+__attribute__((target("avx2,fma"))) void softmax_row_avx2(float* x, int64_t dim) {
+  const int64_t full = dim & ~int64_t{7};
+  const __m256i mask = tail_mask(dim - full);
+  const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 vmax = neg_inf;
+  for (int64_t i = 0; i < full; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  if (full < dim) vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + full, mask),
+                                                                _mm256_castsi256_ps(mask)));
+  const __m256 m = _mm256_set1_ps(hmax_avx2(vmax));
+  __m256 vsum = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) {
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+    _mm256_storeu_ps(x + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  if (full < dim) {
+    const __m256 e = _mm256_and_ps(exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), m)),
+                                   _mm256_castsi256_ps(mask));
+    _mm256_maskstore_ps(x + full, mask, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / hsum_avx2(vsum));
+  for (int64_t i = 0; i < full; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  if (full < dim) _mm256_maskstore_ps(x + full, mask, _mm256_mul_ps(_mm256_maskload_ps(x + full, mask), inv));
+}
+
+// Mean, then the variance around it (two passes as torch, not E[x²] - mean²), then the
+// affine map; the residual is added in the first pass.
+__attribute__((target("avx2,fma"))) void layer_norm_row_avx2(float* x, const float* residual, int64_t dim,
+                                                            const float* gamma, const float* beta, float eps) {
+  const int64_t full = dim & ~int64_t{7};
+  const __m256i mask = tail_mask(dim - full);
+  __m256 vsum = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    if (residual) {
+      v = _mm256_add_ps(v, _mm256_loadu_ps(residual + i));
+      _mm256_storeu_ps(x + i, v);
+    }
+    vsum = _mm256_add_ps(vsum, v);
+  }
+  if (full < dim) {
+    __m256 v = _mm256_maskload_ps(x + full, mask);
+    if (residual) {
+      v = _mm256_add_ps(v, _mm256_maskload_ps(residual + full, mask));
+      _mm256_maskstore_ps(x + full, mask, v);
+    }
+    vsum = _mm256_add_ps(vsum, v);  // masked-off lanes loaded as 0
+  }
+  const float mean = hsum_avx2(vsum) / static_cast<float>(dim);
+  const __m256 vmean = _mm256_set1_ps(mean);
+  __m256 vsq = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmean);
+    vsq = _mm256_fmadd_ps(d, d, vsq);
+  }
+  if (full < dim) {
+    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), vmean),
+                                   _mm256_castsi256_ps(mask));
+    vsq = _mm256_fmadd_ps(d, d, vsq);
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / std::sqrt(hsum_avx2(vsq) / static_cast<float>(dim) + eps));
+  for (int64_t i = 0; i < full; i += 8) {
+    const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmean), inv);
+    _mm256_storeu_ps(x + i, _mm256_fmadd_ps(n, _mm256_loadu_ps(gamma + i), _mm256_loadu_ps(beta + i)));
+  }
+  if (full < dim) {
+    const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), vmean), inv);
+    _mm256_maskstore_ps(x + full, mask,
+                        _mm256_fmadd_ps(n, _mm256_maskload_ps(gamma + full, mask), _mm256_maskload_ps(beta + full, mask)));
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- portable kernels
+
+static void layer_norm_row_plain(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
+                                 float eps) {
   if (residual)
     for (int64_t i = 0; i < dim; ++i) x[i] += residual[i];
-  // Two passes in double-free float with a pairwise-friendly loop: mean, then variance.
   float sum = 0.f;
   for (int64_t i = 0; i < dim; ++i) sum += x[i];
   const float mean = sum / static_cast<float>(dim);
@@ -30,15 +165,7 @@ static void layer_norm_row(float* x, const float* residual, int64_t dim, const f
   for (int64_t i = 0; i < dim; ++i) x[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
 }
 
-void add_layer_norm(float* x, const float* residual, int64_t rows, int64_t dim, const float* gamma,
-                    const float* beta, float eps) {
-#pragma omp parallel for schedule(static) if (rows * dim > 32768)
-  for (int64_t r = 0; r < rows; ++r)
-    layer_norm_row(x + r * dim, residual ? residual + r * dim : nullptr, dim, gamma, beta, eps);
-}
-
-HFPIPE_CLONES
-static void softmax_row(float* x, int64_t dim) {
+static void softmax_row_plain(float* x, int64_t dim) {
   float m = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < dim; ++i) m = std::max(m, x[i]);
   float sum = 0.f;
@@ -48,6 +175,28 @@ static void softmax_row(float* x, int64_t dim) {
   }
   const float inv = 1.f / sum;
   for (int64_t i = 0; i < dim; ++i) x[i] *= inv;
+}
+
+static void layer_norm_row(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
+                           float eps) {
+  if (cpu_has_avx2_fma())
+    layer_norm_row_avx2(x, residual, dim, gamma, beta, eps);
+  else
+    layer_norm_row_plain(x, residual, dim, gamma, beta, eps);
+}
+
+static void softmax_row(float* x, int64_t dim) {
+  if (cpu_has_avx2_fma())
+    softmax_row_avx2(x, dim);
+  else
+    softmax_row_plain(x, dim);
+}
+
+void add_layer_norm(float* x, const float* residual, int64_t rows, int64_t dim, const float* gamma,
+                    const float* beta, float eps) {
+#pragma omp parallel for schedule(static) if (rows * dim > 32768)
+  for (int64_t r = 0; r < rows; ++r)
+    layer_norm_row(x + r * dim, residual ? residual + r * dim : nullptr, dim, gamma, beta, eps);
 }
 
 void softmax_rows(float* x, int64_t rows, int64_t dim) {
