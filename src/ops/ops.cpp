@@ -7,17 +7,103 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/avx2_math.h"
 
 #define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 
 namespace hfpipe::ops {
 
-HFPIPE_CLONES
-static void layer_norm_row(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
-                           float eps) {
+// ---------------------------------------------------------------- AVX2 kernels
+// GCC does not vectorise float reductions without -ffast-math (it may not reorder the sums)
+// nor std::exp (no vector libm at -O2), so the two row kernels the encoders spend their
+// non-GEMM time in (softmax over attention scores, LayerNorm) are written with AVX2+FMA
+// intrinsics, chosen at run time; the plain loops below them serve other CPUs.
+
+namespace {
+
+using avx2::cpu_has_avx2_fma;
+
+__attribute__((target("avx2,fma"))) void softmax_row_avx2(float* x, int64_t dim) {
+  const int64_t full = dim & ~int64_t{7};
+  const __m256i mask = avx2::tail_mask(dim - full);
+  const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 vmax = neg_inf;
+  for (int64_t i = 0; i < full; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  if (full < dim) vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + full, mask),
+                                                                _mm256_castsi256_ps(mask)));
+  const __m256 m = _mm256_set1_ps(avx2::hmax(vmax));
+  __m256 vsum = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) {
+    const __m256 e = avx2::exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+    _mm256_storeu_ps(x + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  if (full < dim) {
+    const __m256 e = _mm256_and_ps(avx2::exp(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), m)),
+                                   _mm256_castsi256_ps(mask));
+    _mm256_maskstore_ps(x + full, mask, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / avx2::hsum(vsum));
+  for (int64_t i = 0; i < full; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  if (full < dim) _mm256_maskstore_ps(x + full, mask, _mm256_mul_ps(_mm256_maskload_ps(x + full, mask), inv));
+}
+
+// Mean, then the variance around it (two passes as torch, not E[x²] - mean²), then the
+// affine map; the residual is added in the first pass.
+__attribute__((target("avx2,fma"))) void layer_norm_row_avx2(float* x, const float* residual, int64_t dim,
+                                                            const float* gamma, const float* beta, float eps) {
+  const int64_t full = dim & ~int64_t{7};
+  const __m256i mask = avx2::tail_mask(dim - full);
+  __m256 vsum = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    if (residual) {
+      v = _mm256_add_ps(v, _mm256_loadu_ps(residual + i));
+      _mm256_storeu_ps(x + i, v);
+    }
+    vsum = _mm256_add_ps(vsum, v);
+  }
+  if (full < dim) {
+    __m256 v = _mm256_maskload_ps(x + full, mask);
+    if (residual) {
+      v = _mm256_add_ps(v, _mm256_maskload_ps(residual + full, mask));
+      _mm256_maskstore_ps(x + full, mask, v);
+    }
+    vsum = _mm256_add_ps(vsum, v);  // masked-off lanes loaded as 0
+  }
+  const float mean = avx2::hsum(vsum) / static_cast<float>(dim);
+  const __m256 vmean = _mm256_set1_ps(mean);
+  __m256 vsq = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmean);
+    vsq = _mm256_fmadd_ps(d, d, vsq);
+  }
+  if (full < dim) {
+    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), vmean),
+                                   _mm256_castsi256_ps(mask));
+    vsq = _mm256_fmadd_ps(d, d, vsq);
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / std::sqrt(avx2::hsum(vsq) / static_cast<float>(dim) + eps));
+  for (int64_t i = 0; i < full; i += 8) {
+    const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmean), inv);
+    _mm256_storeu_ps(x + i, _mm256_fmadd_ps(n, _mm256_loadu_ps(gamma + i), _mm256_loadu_ps(beta + i)));
+  }
+  if (full < dim) {
+    const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), vmean), inv);
+    _mm256_maskstore_ps(x + full, mask,
+                        _mm256_fmadd_ps(n, _mm256_maskload_ps(gamma + full, mask), _mm256_maskload_ps(beta + full, mask)));
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- portable kernels
+
+static void layer_norm_row_plain(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
+                                 float eps) {
   if (residual)
     for (int64_t i = 0; i < dim; ++i) x[i] += residual[i];
-  // Two passes in double-free float with a pairwise-friendly loop: mean, then variance.
   float sum = 0.f;
   for (int64_t i = 0; i < dim; ++i) sum += x[i];
   const float mean = sum / static_cast<float>(dim);
@@ -30,15 +116,7 @@ static void layer_norm_row(float* x, const float* residual, int64_t dim, const f
   for (int64_t i = 0; i < dim; ++i) x[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
 }
 
-void add_layer_norm(float* x, const float* residual, int64_t rows, int64_t dim, const float* gamma,
-                    const float* beta, float eps) {
-#pragma omp parallel for schedule(static) if (rows * dim > 32768)
-  for (int64_t r = 0; r < rows; ++r)
-    layer_norm_row(x + r * dim, residual ? residual + r * dim : nullptr, dim, gamma, beta, eps);
-}
-
-HFPIPE_CLONES
-static void softmax_row(float* x, int64_t dim) {
+static void softmax_row_plain(float* x, int64_t dim) {
   float m = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < dim; ++i) m = std::max(m, x[i]);
   float sum = 0.f;
@@ -48,6 +126,28 @@ static void softmax_row(float* x, int64_t dim) {
   }
   const float inv = 1.f / sum;
   for (int64_t i = 0; i < dim; ++i) x[i] *= inv;
+}
+
+static void layer_norm_row(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
+                           float eps) {
+  if (cpu_has_avx2_fma())
+    layer_norm_row_avx2(x, residual, dim, gamma, beta, eps);
+  else
+    layer_norm_row_plain(x, residual, dim, gamma, beta, eps);
+}
+
+static void softmax_row(float* x, int64_t dim) {
+  if (cpu_has_avx2_fma())
+    softmax_row_avx2(x, dim);
+  else
+    softmax_row_plain(x, dim);
+}
+
+void add_layer_norm(float* x, const float* residual, int64_t rows, int64_t dim, const float* gamma,
+                    const float* beta, float eps) {
+#pragma omp parallel for schedule(static) if (rows * dim > 32768)
+  for (int64_t r = 0; r < rows; ++r)
+    layer_norm_row(x + r * dim, residual ? residual + r * dim : nullptr, dim, gamma, beta, eps);
 }
 
 void softmax_rows(float* x, int64_t rows, int64_t dim) {

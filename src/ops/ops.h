@@ -1,6 +1,7 @@
-// Element-wise and row-wise CPU kernels over plain float buffers. Hot loops are compiled
-// for AVX2+FMA and a baseline x86-64 with target_clones, so one binary runs everywhere and
-// uses the wider units where the CPU has them.
+// Element-wise and row-wise CPU kernels over plain float buffers. One binary runs on every
+// x86-64: softmax and LayerNorm have AVX2+FMA intrinsic kernels (ops/avx2_math.h: a vector
+// exp, which GCC cannot produce from std::exp) chosen at run time, with plain loops as the
+// fallback; simple loops are compiled twice with target_clones.
 #pragma once
 
 #include <cstdint>

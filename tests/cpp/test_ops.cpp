@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -71,6 +72,40 @@ TEST(Softmax, RowsSumToOneAndKeepOrder) {
   EXPECT_LT(x[0], x[1]);
   EXPECT_NEAR(x[3], 0.5f, 1e-6);
   EXPECT_NEAR(x[5], 0.f, 1e-6);
+}
+
+// Every width from 1 to 40 (full 8-lane blocks and each tail length of the vector path), with
+// a spread of magnitudes and -inf (a masked score), against exp in double.
+TEST(Softmax, MatchesDoublePrecisionAtEveryWidth) {
+  for (int64_t dim = 1; dim <= 40; ++dim) {
+    auto x = random_vector(static_cast<size_t>(dim), static_cast<unsigned>(100 + dim));
+    for (int64_t i = 0; i < dim; ++i) x[i] *= 1.f + static_cast<float>(i % 5) * 10.f;
+    if (dim > 2) x[1] = -std::numeric_limits<float>::infinity();
+    std::vector<double> expected(x.begin(), x.end());
+    double m = -INFINITY, sum = 0;
+    for (double v : expected) m = std::max(m, v);
+    for (double& v : expected) sum += v = std::exp(v - m);
+    softmax_rows(x.data(), 1, dim);
+    for (int64_t i = 0; i < dim; ++i) EXPECT_NEAR(x[i], expected[i] / sum, 1e-6) << "dim " << dim << " i " << i;
+  }
+}
+
+TEST(LayerNorm, MatchesDefinitionAtEveryWidth) {
+  for (int64_t dim = 1; dim <= 40; ++dim) {
+    auto x = random_vector(static_cast<size_t>(dim), static_cast<unsigned>(200 + dim));
+    auto gamma = random_vector(static_cast<size_t>(dim), 3), beta = random_vector(static_cast<size_t>(dim), 4);
+    for (float& v : x) v = v * 3.f + 5.f;  // an offset mean, as real hidden states have
+    double mean = 0, var = 0;
+    for (float v : x) mean += v;
+    mean /= static_cast<double>(dim);
+    for (float v : x) var += (v - mean) * (v - mean);
+    var /= static_cast<double>(dim);
+    std::vector<float> expected(x.size());
+    for (int64_t i = 0; i < dim; ++i)
+      expected[i] = static_cast<float>((x[i] - mean) / std::sqrt(var + 1e-12) * gamma[i] + beta[i]);
+    add_layer_norm(x.data(), nullptr, 1, dim, gamma.data(), beta.data(), 1e-12f);
+    for (int64_t i = 0; i < dim; ++i) EXPECT_NEAR(x[i], expected[i], 1e-4) << "dim " << dim << " i " << i;
+  }
 }
 
 TEST(Attention, MatchesNaiveWithPaddingMaskAndBias) {
