@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "ops/gemv.h"
 
 namespace hfpipe::ops {
 
@@ -50,6 +51,7 @@ struct Linear::Impl {
   memory bias;     // empty when there is no bias
   Tensor keep_weight, keep_bias, packed;
   int64_t in = 0, out = 0;
+  Activation activation = Activation::None;
 };
 
 Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation) {
@@ -58,6 +60,7 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation) 
   out_ = impl->out = weight.dim(0);
   in_ = impl->in = weight.dim(1);
   impl->keep_weight = weight;
+  impl->activation = activation;
   const memory::dim K = in_, N = out_;
   auto src_md = memory::desc({DNNL_RUNTIME_DIM_VAL, K}, memory::data_type::f32, tag::ab);
   auto dst_md = memory::desc({DNNL_RUNTIME_DIM_VAL, N}, memory::data_type::f32, tag::ab);
@@ -99,6 +102,10 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation) 
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
+  if (rows <= kSkinnyMaxRows) {  // decoding's few rows: ops/gemv.h says why not oneDNN
+    const float* bias = impl_->keep_bias.defined() && impl_->keep_bias.numel() > 0 ? impl_->keep_bias.f32() : nullptr;
+    return skinny_linear(x, rows, impl_->keep_weight.f32(), bias, in_, out_, impl_->activation, y);
+  }
   auto& eng = cpu_engine();
   memory src({{rows, in_}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(x));
   memory dst({{rows, out_}, memory::data_type::f32, tag::ab}, eng, y);
