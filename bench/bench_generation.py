@@ -12,7 +12,7 @@ no padding), on
   build/bench-models/gpt2-small-shape (gpt2's tokenizer files beside it), and
 - SmolLM2-135M-Instruct, the Q4_1 .gguf in models/ (scripts/assemble_real_models.py):
   transformers loads it with gguf_file=... dequantised to f32, hfpipe loads the same file (also
-  dequantised to f32 at load).
+  dequantised to f32 at load); $HFPIPE_REAL_MODELS (default models/) as for the tests.
 Prompts are token ids drawn with a fixed seed, the same ids on both sides.
 
 How it measures:
@@ -54,7 +54,9 @@ NEW_TOKENS = 128
 BATCHES = (1, 8)
 GOAL = 2.0          # issue 5: >= 2x transformers
 RSS_SLACK_MB = 100  # issue 5: peak RSS <= weights + KV cache + 100 MB
-SMOLLM_GGUF = B.REPO / "models" / "SmolLM2-135M-Instruct-GGUF" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The real models' folder, as the tests find it (HFPIPE_REAL_MODELS, default <repo>/models).
+REAL_MODELS = Path(os.environ.get("HFPIPE_REAL_MODELS", B.REPO / "models"))
+SMOLLM_GGUF = REAL_MODELS / "SmolLM2-135M-Instruct-GGUF" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 # ------------------------------------------------------------------ models and prompts
@@ -88,8 +90,8 @@ def ensure_gpt2_small() -> Path:
 def ensure_smollm() -> Path:
     if not SMOLLM_GGUF.is_file():
         import subprocess
-        subprocess.run([sys.executable, str(B.REPO / "scripts" / "assemble_real_models.py")], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, str(B.REPO / "scripts" / "assemble_real_models.py"), "--out", str(REAL_MODELS)],
+                       check=True, stdout=subprocess.DEVNULL)
     return SMOLLM_GGUF
 
 
