@@ -257,15 +257,15 @@ class BartStyle : public Seq2SeqModel {
   }
 
   void project_qkv(const AttentionWeights& a, const float* in, int64_t rows, Scratch& b) const {
-    a.q.forward_few(in, rows, b.q.data());
-    a.k.forward_few(in, rows, b.k.data());
-    a.v.forward_few(in, rows, b.v.data());
+    a.q.forward(in, rows, b.q.data());
+    a.k.forward(in, rows, b.k.data());
+    a.v.forward(in, rows, b.v.data());
   }
 
   void feed_forward(const Layer& layer, std::vector<float>& x, Scratch& b, int64_t rows) const {
     sublayer(x, layer.final_norm, b, rows, [&](const float* in, float* result) {
-      layer.fc1.forward_few(in, rows, b.inner.data());
-      layer.fc2.forward_few(b.inner.data(), rows, result);
+      layer.fc1.forward(in, rows, b.inner.data());
+      layer.fc2.forward(b.inner.data(), rows, result);
     });
   }
 
@@ -338,17 +338,17 @@ Tensor BartStyleDecoder::forward(const DecoderStep& step, KvCache& cache, bool a
         seq2seq_attend(b.q.data() + r * n * d, keys, values, step.key_mask + r * (past + n), nullptr,
                        b.context.data() + r * n * d, model_.attention_shape(n, past + n, past));
       }
-      layer.self_attention.o.forward_few(b.context.data(), rows, result);
+      layer.self_attention.o.forward(b.context.data(), rows, result);
     });
     model_.sublayer(x, layer.cross_norm, b, rows, [&](const float* in, float* result) {
-      layer.cross_attention.q.forward_few(in, rows, b.q.data());
+      layer.cross_attention.q.forward(in, rows, b.q.data());
       for (int64_t r = 0; r < step.batch; ++r) {
         const int64_t src = row_sources_[r], at = src * source_seq_ * d;
         seq2seq_attend(b.q.data() + r * n * d, cross_k_[l].data() + at, cross_v_[l].data() + at,
                        source_mask_.data() + src * source_seq_, nullptr, b.context.data() + r * n * d,
                        model_.attention_shape(n, source_seq_, -1));
       }
-      layer.cross_attention.o.forward_few(b.context.data(), rows, result);
+      layer.cross_attention.o.forward(b.context.data(), rows, result);
     });
     model_.feed_forward(layer, x, b, rows);
   }
@@ -358,7 +358,7 @@ Tensor BartStyleDecoder::forward(const DecoderStep& step, KvCache& cache, bool a
   if (model_.o_.final_layer_norms) model_.decoder_final_norm_.apply(last.data(), nullptr, out_rows);
   Tensor logits = all_positions ? Tensor::empty(DType::F32, {step.batch, n, vocab})
                                 : Tensor::empty(DType::F32, {step.batch, vocab});
-  model_.lm_head_.forward_few(last.data(), out_rows, logits.f32());
+  model_.lm_head_.forward(last.data(), out_rows, logits.f32());
   if (model_.final_logits_bias_.raw())
     for (int64_t r = 0; r < out_rows; ++r)
       ops::add(logits.f32() + r * vocab, model_.final_logits_bias_.f32(), logits.f32() + r * vocab, vocab);

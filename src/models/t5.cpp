@@ -225,16 +225,16 @@ class T5 : public Seq2SeqModel {
   // x += o(context)
   void residual(const ops::Linear& o, const std::vector<float>& context, std::vector<float>& x,
                 std::vector<float>& projected, int64_t rows) const {
-    o.forward_few(context.data(), rows, projected.data());
+    o.forward(context.data(), rows, projected.data());
     ops::add(x.data(), projected.data(), x.data(), rows * s_.d_model);
   }
 
   // x += wo(act(wi norm(x))) or, gated, x += wo(act(wi_0 norm(x)) * wi_1 norm(x)).
   void feed_forward(const Tensor& norm, const FeedForward& f, std::vector<float>& x, Scratch& b, int64_t rows) const {
     normalize(x, norm, b.normed, rows);
-    f.wi.forward_few(b.normed.data(), rows, b.inner.data());
+    f.wi.forward(b.normed.data(), rows, b.inner.data());
     if (f.gated) {
-      f.wi_1.forward_few(b.normed.data(), rows, b.inner_1.data());
+      f.wi_1.forward(b.normed.data(), rows, b.inner_1.data());
       ops::multiply(b.inner.data(), b.inner_1.data(), b.inner.data(), rows * s_.d_ff);
     }
     residual(f.wo, b.inner, x, b.projected, rows);
@@ -287,9 +287,9 @@ Tensor T5BoundDecoder::forward(const DecoderStep& step, KvCache& cache, bool all
     const DecoderLayer& layer = model_.decoder_[l];
     const ops::CacheView view = cache.layer(static_cast<int64_t>(l));
     model_.normalize(x, layer.self_norm, buf.normed, rows);
-    layer.self_attention.q.forward_few(buf.normed.data(), rows, buf.q.data());
-    layer.self_attention.k.forward_few(buf.normed.data(), rows, buf.k.data());
-    layer.self_attention.v.forward_few(buf.normed.data(), rows, buf.v.data());
+    layer.self_attention.q.forward(buf.normed.data(), rows, buf.q.data());
+    layer.self_attention.k.forward(buf.normed.data(), rows, buf.k.data());
+    layer.self_attention.v.forward(buf.normed.data(), rows, buf.v.data());
     for (int64_t b = 0; b < step.batch; ++b) {
       float* row_keys = view.keys + b * view.capacity * s.inner;
       float* row_values = view.values + b * view.capacity * s.inner;
@@ -302,7 +302,7 @@ Tensor T5BoundDecoder::forward(const DecoderStep& step, KvCache& cache, bool all
     model_.residual(layer.self_attention.o, buf.context, x, buf.projected, rows);
 
     model_.normalize(x, layer.cross_norm, buf.normed, rows);
-    layer.cross_attention.q.forward_few(buf.normed.data(), rows, buf.q.data());
+    layer.cross_attention.q.forward(buf.normed.data(), rows, buf.q.data());
     for (int64_t b = 0; b < step.batch; ++b) {
       const int64_t src = row_sources_[b], at = src * source_seq_ * s.inner;
       seq2seq_attend(buf.q.data() + b * n * s.inner, cross_k_[l].data() + at, cross_v_[l].data() + at,
@@ -323,7 +323,7 @@ Tensor T5BoundDecoder::forward(const DecoderStep& step, KvCache& cache, bool all
   }
   Tensor logits = all_positions ? Tensor::empty(DType::F32, {step.batch, n, s.vocab})
                                 : Tensor::empty(DType::F32, {step.batch, s.vocab});
-  model_.lm_head_.forward_few(last.data(), out_rows, logits.f32());
+  model_.lm_head_.forward(last.data(), out_rows, logits.f32());
   return logits;
 }
 

@@ -94,10 +94,16 @@ void Rope::apply(float* x, int64_t batch, int64_t tokens, int64_t heads, const i
   }
 }
 
+// Eight partial sums, one per lane: a single running float sum cannot be vectorised (the
+// compiler may not reorder it), and q.k over head_dim is the inner loop of decoding attention.
 HFPIPE_CLONES
 static float dot(const float* a, const float* b, int64_t n) {
-  float s = 0.f;
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  float lanes[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lanes[j] += a[i + j] * b[i + j];
+  float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 

@@ -7,8 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "ops/few_rows_gemm.h"
-#include "ops/ops.h"
+#include "ops/gemv.h"
 
 namespace hfpipe::ops {
 
@@ -52,7 +51,7 @@ struct Linear::Impl {
   memory bias;     // empty when there is no bias
   Tensor keep_weight, keep_bias, packed;
   int64_t in = 0, out = 0;
-  Activation activation = Activation::None;  // fused into the primitive; forward_few applies it itself
+  Activation activation = Activation::None;
 };
 
 Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation) {
@@ -103,6 +102,10 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation) 
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
+  if (rows <= kSkinnyMaxRows) {  // decoding's few rows: ops/gemv.h says why not oneDNN
+    const float* bias = impl_->keep_bias.defined() && impl_->keep_bias.numel() > 0 ? impl_->keep_bias.f32() : nullptr;
+    return skinny_linear(x, rows, impl_->keep_weight.f32(), bias, in_, out_, impl_->activation, y);
+  }
   auto& eng = cpu_engine();
   memory src({{rows, in_}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(x));
   memory dst({{rows, out_}, memory::data_type::f32, tag::ab}, eng, y);
@@ -113,15 +116,6 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
   if (impl_->bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
   impl_->primitive.execute(s, args);
   s.wait();
-}
-
-void Linear::forward_few(const float* x, int64_t rows, float* y) const {
-  check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
-  // keep_weight is the checkpoint's [out, in] matrix even when oneDNN uses a packed copy.
-  if (!few_rows_gemm(x, rows, impl_->keep_weight.f32(), out_, in_, y)) return forward(x, rows, y);
-  if (impl_->keep_bias.defined() && impl_->keep_bias.numel() > 0)
-    for (int64_t r = 0; r < rows; ++r) add(y + r * out_, impl_->keep_bias.f32(), y + r * out_, out_);
-  apply_activation(y, rows * out_, impl_->activation);
 }
 
 Tensor Linear::forward(const Tensor& x) const {

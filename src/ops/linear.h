@@ -32,11 +32,6 @@ class Linear {
 
   // x: `rows` rows of in_features floats; y: rows x out_features floats.
   void forward(const float* x, int64_t rows, float* y) const;
-  // The same for a decoding step's handful of rows: up to kFewRowsMax (few_rows_gemm.h) rows
-  // go through a kernel that reads the weight once for all of them (faster than oneDNN's
-  // matmul there); more rows, or a CPU without AVX2, take forward(). Opt-in per call site, as
-  // the summation order differs from oneDNN's (within float rounding).
-  void forward_few(const float* x, int64_t rows, float* y) const;
   // x: [..., in] -> [..., out]
   Tensor forward(const Tensor& x) const;
 

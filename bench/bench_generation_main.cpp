@@ -1,0 +1,124 @@
+// Greedy decoding speed of hfpipe's generation engine, for bench/bench_generation.py:
+//   hfpipe_bench_generation MODEL NEW_TOKENS EOS_ID THREADS REPEATS BATCHES < PROMPTS
+// MODEL is a model folder or a .gguf file; PROMPTS has one prompt per line as space-separated
+// token ids; BATCHES is a comma-separated list of batch sizes (batch b decodes the first b
+// prompts). Exactly NEW_TOKENS tokens per row (min_new_tokens = max_new_tokens; EOS_ID is only
+// suppressed, as transformers' MinNewTokensLengthLogitsProcessor does, so both sides choose the
+// same ids). Prints one JSON line, a list with one entry per batch size: time to first token
+// (prefill + the first token) and total time, best of REPEATS, and the generated ids.
+//
+// It times the engine (ids in, ids out) rather than the CLI because the CLI cannot tell when
+// the first token was chosen: its streamer holds text back until a word is complete.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/config.h"
+#include "formats/weights.h"
+#include "generation/generate.h"
+#include "models/decoder.h"
+#include "ops/linear.h"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+std::unique_ptr<hfpipe::models::DecoderModel> load(const std::string& path) {
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return hfpipe::models::load_gguf_decoder(path);
+  return hfpipe::models::load_decoder(hfpipe::formats::ModelConfig::load(path), hfpipe::formats::load_checkpoint(path));
+}
+
+std::vector<std::vector<int32_t>> read_prompts(std::istream& in) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::vector<int32_t> ids;
+    for (int32_t id; words >> id;) ids.push_back(id);
+    if (!ids.empty()) prompts.push_back(std::move(ids));
+  }
+  return prompts;
+}
+
+struct Timing {
+  double first = 1e30, total = 1e30;
+  std::vector<std::vector<int32_t>> ids;
+};
+
+Timing run(const hfpipe::models::DecoderModel& model, const std::vector<hfpipe::generation::Row>& rows,
+           const hfpipe::generation::GenerationConfig& config, int32_t pad, int repeats) {
+  Timing best;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = clock_type::now();
+    double first = -1.0;
+    auto on_token = [&](size_t, int32_t) {
+      if (first < 0) first = std::chrono::duration<double>(clock_type::now() - start).count();
+    };
+    auto ids = hfpipe::generation::generate(model, rows, config, pad, on_token);
+    const double total = std::chrono::duration<double>(clock_type::now() - start).count();
+    best.first = std::min(best.first, first);
+    best.total = std::min(best.total, total);
+    best.ids = std::move(ids);
+  }
+  return best;
+}
+
+std::string ids_json(const std::vector<std::vector<int32_t>>& rows) {
+  std::string s = "[";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    s += r ? ",[" : "[";
+    for (size_t i = 0; i < rows[r].size(); ++i) s += (i ? "," : "") + std::to_string(rows[r][i]);
+    s += "]";
+  }
+  return s + "]";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  if (argc != 7) {
+    std::fprintf(stderr, "usage: %s MODEL NEW_TOKENS EOS_ID THREADS REPEATS BATCHES < PROMPTS\n", argv[0]);
+    return 2;
+  }
+  const int64_t new_tokens = std::stoll(argv[2]);
+  const int32_t eos = std::stoi(argv[3]);
+  hfpipe::ops::set_num_threads(std::stoi(argv[4]));
+  const int repeats = std::stoi(argv[5]);
+  const auto load_start = clock_type::now();
+  const auto model = load(argv[1]);
+  const double load_s = std::chrono::duration<double>(clock_type::now() - load_start).count();
+  const auto prompts = read_prompts(std::cin);
+
+  hfpipe::generation::GenerationConfig config;
+  config.max_new_tokens = config.min_new_tokens = new_tokens;
+  config.eos_token_id = {eos};
+  std::string out = "[";
+  std::stringstream batches(argv[6]);
+  for (std::string item; std::getline(batches, item, ',');) {
+    const size_t batch = std::stoul(item);
+    hfpipe::check(batch >= 1 && batch <= prompts.size(), hfpipe::ErrorKind::InvalidArgument,
+                  "batch " + item + " needs that many prompt lines on stdin");
+    std::vector<hfpipe::generation::Row> rows(batch);
+    int64_t longest = 0;
+    for (size_t b = 0; b < batch; ++b) {
+      rows[b].prompt = prompts[b];
+      rows[b].limits = hfpipe::generation::resolve_limits(config, static_cast<int64_t>(prompts[b].size()), false,
+                                                          model->max_position_embeddings());
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts[b].size()));
+    }
+    const Timing t = run(*model, rows, config, eos, repeats);
+    char head[160];
+    std::snprintf(head, sizeof head, "{\"batch\": %zu, \"load_s\": %.4f, \"ttft_s\": %.6f, \"total_s\": %.6f, ", batch,
+                  load_s, t.first, t.total);
+    out += (out.size() > 1 ? ", " : "") + std::string(head) + "\"ids\": " + ids_json(t.ids) + "}";
+    std::fprintf(stderr, "batch %zu: %.3f s\n", batch, t.total);
+  }
+  std::printf("%s]\n", out.c_str());
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "hfpipe_bench_generation: %s\n", e.what());
+  return 1;
+}

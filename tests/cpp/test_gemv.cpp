@@ -1,0 +1,83 @@
+// ops::skinny_linear (decoding's few-row linear layers) against a naive double-precision
+// reference, and against oneDNN's path through Linear (more than 8 rows).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "ops/gemv.h"
+#include "ops/linear.h"
+
+namespace hfpipe::ops {
+namespace {
+
+std::vector<float> random_vector(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+double activate(Activation a, double x) {
+  switch (a) {
+    case Activation::None: return x;
+    case Activation::GeluErf: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+    case Activation::GeluTanh: return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    case Activation::Relu: return x > 0 ? x : 0;
+    case Activation::Tanh: return std::tanh(x);
+    case Activation::Silu: return x / (1.0 + std::exp(-x));
+  }
+  return x;
+}
+
+// Every row count 1..8, widths with and without a K % 8 tail and an out % 4 remainder, with
+// and without bias, every activation.
+TEST(SkinnyLinear, MatchesNaiveReference) {
+  const Activation acts[] = {Activation::None, Activation::GeluErf, Activation::GeluTanh,
+                             Activation::Relu, Activation::Tanh,    Activation::Silu};
+  for (int64_t in : {5, 8, 37, 64})
+    for (int64_t out : {1, 3, 4, 13})
+      for (int64_t rows = 1; rows <= kSkinnyMaxRows; ++rows)
+        for (bool with_bias : {false, true})
+          for (Activation a : acts) {
+            auto x = random_vector(rows * in, 1), w = random_vector(out * in, 2), b = random_vector(out, 3);
+            std::vector<float> y(rows * out);
+            skinny_linear(x.data(), rows, w.data(), with_bias ? b.data() : nullptr, in, out, a, y.data());
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t n = 0; n < out; ++n) {
+                double s = with_bias ? b[n] : 0.0;
+                for (int64_t k = 0; k < in; ++k) s += double(x[r * in + k]) * w[n * in + k];
+                ASSERT_NEAR(y[r * out + n], activate(a, s), 1e-4 * (1.0 + std::fabs(s)))
+                    << "in " << in << " out " << out << " rows " << rows << " row " << r << " col " << n;
+              }
+          }
+}
+
+// A row's result does not depend on the rows decoded with it (batching changes speed only).
+TEST(SkinnyLinear, RowResultIndependentOfRowCount) {
+  const int64_t in = 77, out = 21;
+  auto x = random_vector(kSkinnyMaxRows * in, 4), w = random_vector(out * in, 5);
+  std::vector<float> alone(out), together(kSkinnyMaxRows * out);
+  skinny_linear(x.data(), kSkinnyMaxRows, w.data(), nullptr, in, out, Activation::None, together.data());
+  for (int64_t r = 0; r < kSkinnyMaxRows; ++r) {
+    skinny_linear(x.data() + r * in, 1, w.data(), nullptr, in, out, Activation::None, alone.data());
+    for (int64_t n = 0; n < out; ++n) EXPECT_EQ(alone[n], together[r * out + n]);
+  }
+}
+
+// Linear sends up to 8 rows to skinny_linear and more to oneDNN: both agree.
+TEST(SkinnyLinear, AgreesWithOneDnnThroughLinear) {
+  const int64_t in = 96, out = 40, rows = 9;
+  auto x = random_vector(rows * in, 6), w = random_vector(out * in, 7), b = random_vector(out, 8);
+  Linear linear(Tensor::view(DType::F32, {out, in}, w.data(), nullptr), Tensor::view(DType::F32, {out}, b.data(), nullptr),
+                Activation::Silu);
+  std::vector<float> all(rows * out), few(2 * out);
+  linear.forward(x.data(), rows, all.data());      // oneDNN
+  linear.forward(x.data() + 7 * in, 2, few.data());  // skinny: rows 7 and 8
+  for (int64_t i = 0; i < 2 * out; ++i) EXPECT_NEAR(few[i], all[7 * out + i], 1e-4);
+}
+
+}  // namespace
+}  // namespace hfpipe::ops
