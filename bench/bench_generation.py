@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -64,27 +63,15 @@ SMOLLM_GGUF = REAL_MODELS / "SmolLM2-135M-Instruct-GGUF" / "SmolLM2-135M-Instruc
 def ensure_gpt2_small() -> Path:
     """build/bench-models/gpt2-small-shape: GPT-2 small's shape, random weights, fixed seed."""
     folder = B.BENCH_MODELS / "gpt2-small-shape"
-    stamp = folder / ".stamp"
     want = f"seed={B.SEED};gpt2-small;v1"
-    if stamp.is_file() and stamp.read_text() == want:
+    if B.bench_model_ready(folder, want):
         return folder
-    B.log(f"making {folder} ...")
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(B.SEED)
     cfg = GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
                      bos_token_id=50256, eos_token_id=50256)
-    model = GPT2LMHeadModel(cfg).eval()
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    for p in (B.SHARED_TOKENIZERS / "gpt2").iterdir():
-        if p.is_file() and p.name != "SOURCE.txt":
-            shutil.copyfile(p, tmp / p.name)
-    (tmp / ".stamp").write_text(want)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
+    return B.save_bench_model(GPT2LMHeadModel(cfg), folder, "gpt2", want)
 
 
 def ensure_smollm() -> Path:

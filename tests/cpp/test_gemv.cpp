@@ -8,17 +8,12 @@
 
 #include "ops/gemv.h"
 #include "ops/linear.h"
+#include "random_vector.h"
 
 namespace hfpipe::ops {
 namespace {
 
-std::vector<float> random_vector(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::random_vector;
 
 double activate(Activation a, double x) {
   switch (a) {
