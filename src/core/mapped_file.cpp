@@ -8,11 +8,25 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "core/error.h"
 
 namespace hfpipe {
+
+namespace {
+
+// Live maps (start -> size), so release_pages can check a range really is file-backed: madvise
+// on heap memory would zero it.
+std::mutex live_maps_mutex;
+std::map<uintptr_t, size_t>& live_maps() {
+  static std::map<uintptr_t, size_t> maps;
+  return maps;
+}
+
+}  // namespace
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -36,13 +50,33 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& 
       fail(ErrorKind::Io, "cannot map " + path.string() + ": " + std::strerror(err));
     }
     file->data_ = static_cast<const unsigned char*>(p);
+    std::lock_guard<std::mutex> lock(live_maps_mutex);
+    live_maps()[reinterpret_cast<uintptr_t>(p)] = file->size_;
   }
   ::close(fd);
   return file;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<unsigned char*>(data_), size_);
+  if (!data_) return;
+  {
+    std::lock_guard<std::mutex> lock(live_maps_mutex);
+    live_maps().erase(reinterpret_cast<uintptr_t>(data_));
+  }
+  munmap(const_cast<unsigned char*>(data_), size_);
+}
+
+void MappedFile::release_pages(const void* p, size_t n) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (n == 0 || first >= last) return;
+  std::lock_guard<std::mutex> lock(live_maps_mutex);
+  auto it = live_maps().upper_bound(begin);
+  if (it == live_maps().begin()) return;
+  --it;
+  if (begin < it->first || end > it->first + it->second) return;
+  madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 std::string read_text_file(const std::filesystem::path& path) {

@@ -22,6 +22,13 @@ class MappedFile {
   std::string_view bytes() const { return {reinterpret_cast<const char*>(data_), size_}; }
   const std::filesystem::path& path() const { return path_; }
 
+  // Tells the kernel it may drop the resident pages of [p, p + n) when that range lies inside a
+  // live MappedFile (otherwise: nothing). For a tensor that was converted into a copy at load
+  // (transposed, dequantised), so the file's pages do not stay resident beside the copy and
+  // double peak RSS. Safe because the maps are read-only: a later read of the range faults the
+  // file's bytes back in unchanged. Only whole pages strictly inside the range are dropped.
+  static void release_pages(const void* p, size_t n);
+
  private:
   MappedFile() = default;
   const unsigned char* data_ = nullptr;

@@ -199,6 +199,7 @@ Tensor GgufFile::load(const GgufTensorInfo& info) const {
     return Tensor::view(DType::F32, info.shape, data, bytes_.owner);
   Tensor out = Tensor::empty(DType::F32, info.shape);
   dequantize(info.type, data, out.f32(), out.numel());
+  MappedFile::release_pages(data, info.nbytes);  // only the f32 copy is used from here on
   return out;
 }
 

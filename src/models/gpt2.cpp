@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "models/decoder.h"
 #include "models/layers.h"
 #include "ops/linear.h"
@@ -65,12 +66,15 @@ class Gpt2 : public LearnedPositionsDecoder {
     };
     auto conv1d = [&](const std::string& name, ops::Activation a = ops::Activation::None) {
       const Tensor w = reader.base(name + ".weight");
-      return ops::Linear(conv1d_rows(w, 0, w.dim(1)), reader.base(name + ".bias"), a);
+      ops::Linear linear(conv1d_rows(w, 0, w.dim(1)), reader.base(name + ".bias"), a);
+      MappedFile::release_pages(w.raw(), w.nbytes());  // only the transposed copy is used
+      return linear;
     };
     LayerNormLayer layer;
     layer.attn_norm = LayerNorm::load(reader, p + "ln_1", eps);
     layer.mlp_norm = LayerNorm::load(reader, p + "ln_2", eps);
     layer.attention = SelfAttention{third(0), third(1), third(2), conv1d(p + "attn.c_proj"), Tensor(), Tensor(), 0};
+    MappedFile::release_pages(c_attn.raw(), c_attn.nbytes());
     layer.fc = conv1d(p + "mlp.c_fc", act);
     layer.proj = conv1d(p + "mlp.c_proj");
     return layer;
