@@ -417,18 +417,20 @@ SEQ2SEQ_ARCHS = ["t5", "bart", "distilbart", "mbart", "pegasus", "marian", "mbar
 HEAD_TASK["seq2seq"] = "text2text-generation"
 HEAD_AUTO["seq2seq"] = "AutoModelForSeq2SeqLM"
 TOKENIZER_OF.update({"t5": "t5-small", "bart": "roberta-base", "distilbart": "roberta-base",
-                     "mbart": "roberta-base", "pegasus": "t5-small", "marian": "marian-nmt-sample"})
+                     "mbart": "roberta-base", "pegasus": "t5-small"})
 MODEL_TYPE.update({"t5": "t5", "bart": "bart", "distilbart": "bart", "mbart": "mbart", "pegasus": "pegasus",
                    "marian": "marian"})
 TOKENIZER_CLASS_OVERRIDE = {"mbart": "RobertaTokenizer", "pegasus": "T5Tokenizer"}
 
 # The multilingual translation models (mBART-50, M2M100, NLLB) need their own tokenizer classes
-# for their language codes, and no real files of those exist offline: a small sentencepiece BPE
+# for their language codes, and no real files of those exist offline (nor of a Marian folder that
+# MarianTokenizer reads: marian-nmt-sample's vocab.joint.spm is one transformers cannot load): a small sentencepiece BPE
 # model is trained here on tests/python/tokenizer_corpus.txt (one thread: deterministic), and
 # the transformers class writes the folder with its own save_pretrained, as
 # tests/python/test_tokenizer_seq2seq.py does. M2M100 is fairseq-shaped: vocab.json starts
 # <s> <pad> </s> <unk>, and its __xx__ language ids follow the vocabulary.
-TRAINED_SPM = {"mbart50": "MBart50TokenizerFast", "m2m100": "M2M100Tokenizer", "nllb": "NllbTokenizerFast"}
+TRAINED_SPM = {"mbart50": "MBart50TokenizerFast", "m2m100": "M2M100Tokenizer", "nllb": "NllbTokenizerFast",
+               "marian": "MarianTokenizer"}
 CORPUS = REPO / "tests" / "python" / "tokenizer_corpus.txt"
 TOKENIZER_OF.update({a: f"trained-spm:{c}" for a, c in TRAINED_SPM.items()})
 MODEL_TYPE.update({"mbart50": "mbart", "m2m100": "m2m_100", "nllb": "m2m_100"})
@@ -453,6 +455,16 @@ def trained_spm_tokenizer_files(arch: str) -> dict[str, bytes]:
                 vocab.setdefault(sp.id_to_piece(i), len(vocab))
             (root / "vocab.json").write_text(json.dumps(vocab))
             tok = transformers.M2M100Tokenizer(str(root / "vocab.json"), str(model_file))
+        elif cls == "MarianTokenizer":
+            # OPUS-MT's layout: </s> 0, <unk> 1, the pieces, <pad> last (the config decodes
+            # from it); one model serves as source.spm and target.spm (shared vocabulary).
+            sp = spm.SentencePieceProcessor(model_file=str(model_file))
+            vocab = {"</s>": 0, "<unk>": 1}
+            for i in range(sp.get_piece_size()):
+                vocab.setdefault(sp.id_to_piece(i), len(vocab))
+            vocab["<pad>"] = len(vocab)
+            (root / "vocab.json").write_text(json.dumps(vocab))
+            tok = transformers.MarianTokenizer(str(model_file), str(model_file), str(root / "vocab.json"))
         else:
             tok = getattr(transformers, cls)(vocab_file=str(model_file))
         tok.save_pretrained(root / "out")
@@ -527,7 +539,9 @@ def make_seq2seq_config(spec: Spec, vocab_size: int):
         return tf.PegasusConfig(scale_embedding=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
                                 forced_eos_token_id=1, **bart_like)
     if spec.arch == "marian":
-        # OPUS-MT's shape: swish MLP, decoding from the pad token, eos 0 forced at the end.
+        # OPUS-MT's shape: swish MLP, decoding from the pad token, eos 0 forced at the end;
+        # 256 positions, as the small trained vocabulary makes the test texts long.
+        bart_like.update(max_position_embeddings=256)
         return tf.MarianConfig(decoder_vocab_size=vocab_size, pad_token_id=vocab_size - 1,
                                decoder_start_token_id=vocab_size - 1, eos_token_id=0, forced_eos_token_id=0,
                                activation_function="swish", **bart_like)
@@ -590,9 +604,6 @@ def tokenizer_files(arch: str) -> dict[str, bytes]:
              if p.is_file() and p.name != "SOURCE.txt"}
     if src == "llama2":
         files["tokenizer.json"] = llama2_pair_merges(files["tokenizer.json"])
-    if src == "marian-nmt-sample":
-        # MarianTokenizer reads source.spm / target.spm; the sample ships one joint model.
-        files["source.spm"] = files["target.spm"] = files["vocab.joint.spm"]
     if arch in CHAT_TEMPLATE_OF:
         files["tokenizer_config.json"] = with_chat_template(arch, files["tokenizer_config.json"])
     override = ({"xlmr": "RobertaTokenizer"} | {a: "BertTokenizer" for a in BERT_TOKENIZER_CLASS}

@@ -8,8 +8,8 @@ and in length-sorted batches of mixed lengths; the pipelines' task handling (tas
 prefixes and generation defaults, translation_xx_to_yy, return_tensors, truncation,
 clean_up_tokenization_spaces, list flattening) must give transformers' outputs.
 
-Marian (OPUS-MT) is checked on ids only (test_encoder_and_decoder_logits), as hfpipe cannot load
-its tokenizer yet. Greedy cases pass num_beams=1 (the pipelines' default is 4); beam cases use the
+Marian (OPUS-MT) runs with a MarianTokenizer over a sentencepiece model trained at make time (the
+offline marian-nmt-sample folder is one transformers cannot load either). Greedy cases pass num_beams=1 (the pipelines' default is 4); beam cases use the
 pipelines' real defaults (4 beams, and t5-small's / bart-large-cnn's summarization defaults:
 length_penalty 2.0, no_repeat_ngram_size 3, early_stopping, min_length) and vary them.
 """
@@ -26,9 +26,7 @@ import hfpipe_helpers as H
 import make_tiny_models as M
 
 MODELS = M.names(task="text2text-generation")
-# Marian's tokenizer (source.spm / target.spm) is not in hfpipe yet, and the sample's
-# tokenizer.json does not encode as MarianTokenizer does: its model is checked on ids only.
-PIPELINE_MODELS = [m for m in MODELS if m != "marian-seq2seq"]
+PIPELINE_MODELS = MODELS
 T5 = "t5-seq2seq"  # with t5-small's task_specific_params
 ENV = {} if os.environ.get("HFPIPE_TEST_THREADS") else {"OMP_NUM_THREADS": "1"}
 GREEDY = {"num_beams": 1, "do_sample": False}
@@ -99,6 +97,7 @@ GREEDY_CASES = [
     ("text2text-generation", "distilbart-seq2seq", {"max_new_tokens": 20}),  # + forced_bos_token_id
     ("text2text-generation", "mbart-seq2seq", {"max_new_tokens": 20}),
     ("text2text-generation", "pegasus-seq2seq", {"max_new_tokens": 20}),
+    ("translation", "marian-seq2seq", {"max_new_tokens": 20}),  # OPUS-MT's use: MarianTokenizer
 ]
 
 
@@ -143,6 +142,7 @@ BEAM_CASES = [
                                                "no_repeat_ngram_size": 3}),
     ("text2text-generation", "pegasus-seq2seq", {"max_new_tokens": 16, "no_repeat_ngram_size": 3,
                                                  "num_return_sequences": 2, "early_stopping": True}),
+    ("translation", "marian-seq2seq", {"max_new_tokens": 16, "num_return_sequences": 2}),
 ]
 
 
