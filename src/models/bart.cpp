@@ -78,10 +78,7 @@ class BartStyleDecoder : public DecoderModel {
 
  private:
   const BartStyle& model_;
-  std::vector<int32_t> row_sources_;
-  int64_t source_seq_ = 0;
-  std::vector<int32_t> source_mask_;
-  std::vector<std::vector<float>> cross_k_, cross_v_;  // per layer: [sources, source_seq, d_model]
+  CrossAttentionSources cross_;
 };
 
 class BartStyle : public Seq2SeqModel {
@@ -282,18 +279,8 @@ class BartStyle : public Seq2SeqModel {
 
 BartStyleDecoder::BartStyleDecoder(const BartStyle& model, const EncoderOutput& encoded,
                                    std::vector<int32_t> row_sources)
-    : model_(model), row_sources_(std::move(row_sources)), source_seq_(encoded.seq), source_mask_(encoded.mask) {
-  check(encoded.hidden == model.s_.d_model, ErrorKind::Internal, "encoder output width differs from d_model");
-  for (int32_t s : row_sources_)
-    check(s >= 0 && s < encoded.batch, ErrorKind::Internal, "a decoding row names a source outside the batch");
-  const int64_t rows = encoded.batch * encoded.seq, d = model.s_.d_model;
-  for (const Layer& layer : model.decoder_) {
-    cross_k_.emplace_back(static_cast<size_t>(rows * d));
-    cross_v_.emplace_back(static_cast<size_t>(rows * d));
-    layer.cross_attention.k.forward(encoded.states.data(), rows, cross_k_.back().data());
-    layer.cross_attention.v.forward(encoded.states.data(), rows, cross_v_.back().data());
-  }
-}
+    : model_(model),
+      cross_(encoded, std::move(row_sources), model.s_.d_model, cross_projections(model.decoder_), model.s_.d_model) {}
 
 KvCache BartStyleDecoder::new_cache(int64_t batch, int64_t capacity) const {
   return KvCache(static_cast<int64_t>(model_.decoder_.size()), batch, capacity, model_.s_.d_model);
@@ -305,7 +292,7 @@ bool BartStyleDecoder::positions_are_bounded() const { return !model_.o_.fairseq
 
 Tensor BartStyleDecoder::forward(const DecoderStep& step, KvCache& cache, bool all_positions) const {
   const Shape& s = model_.s_;
-  check(step.batch == static_cast<int64_t>(row_sources_.size()), ErrorKind::Internal,
+  check(step.batch == static_cast<int64_t>(cross_.row_sources.size()), ErrorKind::Internal,
         "the decoding batch differs from the rows the decoder was bound to");
   const int64_t n = step.new_tokens, rows = step.batch * n, past = cache.length(), d = s.d_model;
   const int32_t* positions = step.positions;
@@ -343,10 +330,10 @@ Tensor BartStyleDecoder::forward(const DecoderStep& step, KvCache& cache, bool a
     model_.sublayer(x, layer.cross_norm, b, rows, [&](const float* in, float* result) {
       layer.cross_attention.q.forward(in, rows, b.q.data());
       for (int64_t r = 0; r < step.batch; ++r) {
-        const int64_t src = row_sources_[r], at = src * source_seq_ * d;
-        seq2seq_attend(b.q.data() + r * n * d, cross_k_[l].data() + at, cross_v_[l].data() + at,
-                       source_mask_.data() + src * source_seq_, nullptr, b.context.data() + r * n * d,
-                       model_.attention_shape(n, source_seq_, -1));
+        const int64_t src = cross_.row_sources[r], at = src * cross_.source_seq * d;
+        seq2seq_attend(b.q.data() + r * n * d, cross_.keys[l].data() + at, cross_.values[l].data() + at,
+                       cross_.source_mask.data() + src * cross_.source_seq, nullptr, b.context.data() + r * n * d,
+                       model_.attention_shape(n, cross_.source_seq, -1));
       }
       layer.cross_attention.o.forward(b.context.data(), rows, result);
     });

@@ -84,6 +84,22 @@ std::unique_ptr<Seq2SeqModel> load_seq2seq(const formats::ModelConfig& config, f
   return it->second(config, std::move(weights));
 }
 
+CrossAttentionSources::CrossAttentionSources(const EncoderOutput& encoded, std::vector<int32_t> rows, int64_t d_model,
+                                             const std::vector<std::pair<const ops::Linear*, const ops::Linear*>>& layers,
+                                             int64_t width)
+    : row_sources(std::move(rows)), source_seq(encoded.seq), source_mask(encoded.mask) {
+  check(encoded.hidden == d_model, ErrorKind::Internal, "encoder output width differs from d_model");
+  for (int32_t s : row_sources)
+    check(s >= 0 && s < encoded.batch, ErrorKind::Internal, "a decoding row names a source outside the batch");
+  const int64_t n = encoded.batch * encoded.seq;
+  for (const auto& [k, v] : layers) {
+    keys.emplace_back(static_cast<size_t>(n * width));
+    values.emplace_back(static_cast<size_t>(n * width));
+    k->forward(encoded.states.data(), n, keys.back().data());
+    v->forward(encoded.states.data(), n, values.back().data());
+  }
+}
+
 void seq2seq_attend(const float* q, const float* k, const float* v, const int32_t* key_mask, const float* bias,
                     float* out, const Seq2SeqAttention& s) {
   std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(s.keys, 1)));

@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "formats/config.h"
 #include "formats/weights.h"
 #include "models/decoder.h"
+#include "ops/linear.h"
 
 namespace hfpipe::models {
 
@@ -58,6 +60,28 @@ std::unique_ptr<Seq2SeqModel> make_mbart(const formats::ModelConfig&, formats::W
 std::unique_ptr<Seq2SeqModel> make_marian(const formats::ModelConfig&, formats::WeightMap);
 std::unique_ptr<Seq2SeqModel> make_pegasus(const formats::ModelConfig&, formats::WeightMap);
 std::unique_ptr<Seq2SeqModel> make_m2m100(const formats::ModelConfig&, formats::WeightMap);
+
+// What a bound decoder cross-attends to: the encoder output's mask, which source each decoding
+// row reads (beams and returned sequences repeat a source), and every decoder layer's
+// cross-attention keys and values over the encoder output, projected once at bind time.
+struct CrossAttentionSources {
+  // `layers` are the decoder layers' (k, v) projections; `width` their output width.
+  CrossAttentionSources(const EncoderOutput& encoded, std::vector<int32_t> row_sources, int64_t d_model,
+                        const std::vector<std::pair<const ops::Linear*, const ops::Linear*>>& layers, int64_t width);
+
+  std::vector<int32_t> row_sources;
+  int64_t source_seq = 0;
+  std::vector<int32_t> source_mask;              // [sources, source_seq]
+  std::vector<std::vector<float>> keys, values;  // per layer: [sources, source_seq, width]
+};
+
+// The (k, v) cross-attention projections of decoder layers that hold a `cross_attention`.
+template <typename Layers>
+std::vector<std::pair<const ops::Linear*, const ops::Linear*>> cross_projections(const Layers& layers) {
+  std::vector<std::pair<const ops::Linear*, const ops::Linear*>> out;
+  for (const auto& layer : layers) out.emplace_back(&layer.cross_attention.k, &layer.cross_attention.v);
+  return out;
+}
 
 // Attention of one batch row's `queries` over `keys` as the seq2seq families compute it:
 // scores = scale * q.k (+ bias[h, i, j]) over keys whose mask is 1 and (with causal_past >= 0)

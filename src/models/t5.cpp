@@ -79,10 +79,7 @@ class T5BoundDecoder : public DecoderModel {
 
  private:
   const T5& model_;
-  std::vector<int32_t> row_sources_;
-  int64_t source_seq_ = 0;
-  std::vector<int32_t> source_mask_;               // [sources, source_seq]
-  std::vector<std::vector<float>> cross_k_, cross_v_;  // per layer: [sources, source_seq, inner]
+  CrossAttentionSources cross_;
 };
 
 class T5 : public Seq2SeqModel {
@@ -251,18 +248,8 @@ class T5 : public Seq2SeqModel {
 };
 
 T5BoundDecoder::T5BoundDecoder(const T5& model, const EncoderOutput& encoded, std::vector<int32_t> row_sources)
-    : model_(model), row_sources_(std::move(row_sources)), source_seq_(encoded.seq), source_mask_(encoded.mask) {
-  check(encoded.hidden == model.s_.d_model, ErrorKind::Internal, "encoder output width differs from d_model");
-  for (int32_t s : row_sources_)
-    check(s >= 0 && s < encoded.batch, ErrorKind::Internal, "a decoding row names a source outside the batch");
-  const int64_t rows = encoded.batch * encoded.seq, inner = model.s_.inner;
-  for (const DecoderLayer& layer : model.decoder_) {
-    cross_k_.emplace_back(static_cast<size_t>(rows * inner));
-    cross_v_.emplace_back(static_cast<size_t>(rows * inner));
-    layer.cross_attention.k.forward(encoded.states.data(), rows, cross_k_.back().data());
-    layer.cross_attention.v.forward(encoded.states.data(), rows, cross_v_.back().data());
-  }
-}
+    : model_(model),
+      cross_(encoded, std::move(row_sources), model.s_.d_model, cross_projections(model.decoder_), model.s_.inner) {}
 
 KvCache T5BoundDecoder::new_cache(int64_t batch, int64_t capacity) const {
   return KvCache(static_cast<int64_t>(model_.decoder_.size()), batch, capacity, model_.s_.inner);
@@ -272,7 +259,7 @@ int64_t T5BoundDecoder::vocab_size() const { return model_.s_.vocab; }
 
 Tensor T5BoundDecoder::forward(const DecoderStep& step, KvCache& cache, bool all_positions) const {
   const T5Shape& s = model_.s_;
-  check(step.batch == static_cast<int64_t>(row_sources_.size()), ErrorKind::Internal,
+  check(step.batch == static_cast<int64_t>(cross_.row_sources.size()), ErrorKind::Internal,
         "the decoding batch differs from the rows the decoder was bound to");
   const int64_t n = step.new_tokens, rows = step.batch * n, past = cache.length(), keys = past + n;
   std::vector<float> x(static_cast<size_t>(rows * s.d_model));
@@ -304,10 +291,10 @@ Tensor T5BoundDecoder::forward(const DecoderStep& step, KvCache& cache, bool all
     model_.normalize(x, layer.cross_norm, buf.normed, rows);
     layer.cross_attention.q.forward(buf.normed.data(), rows, buf.q.data());
     for (int64_t b = 0; b < step.batch; ++b) {
-      const int64_t src = row_sources_[b], at = src * source_seq_ * s.inner;
-      seq2seq_attend(buf.q.data() + b * n * s.inner, cross_k_[l].data() + at, cross_v_[l].data() + at,
-                     source_mask_.data() + src * source_seq_, nullptr, buf.context.data() + b * n * s.inner,
-                     {n, source_seq_, s.heads, s.d_kv, s.inner, s.inner, -1, 1.f});
+      const int64_t src = cross_.row_sources[b], at = src * cross_.source_seq * s.inner;
+      seq2seq_attend(buf.q.data() + b * n * s.inner, cross_.keys[l].data() + at, cross_.values[l].data() + at,
+                     cross_.source_mask.data() + src * cross_.source_seq, nullptr, buf.context.data() + b * n * s.inner,
+                     {n, cross_.source_seq, s.heads, s.d_kv, s.inner, s.inner, -1, 1.f});
     }
     model_.residual(layer.cross_attention.o, buf.context, x, buf.projected, rows);
     model_.feed_forward(layer.ffn_norm, layer.ffn, x, buf, rows);
