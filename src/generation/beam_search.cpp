@@ -257,12 +257,7 @@ std::vector<std::vector<std::vector<int32_t>>> beam_search(const models::Decoder
     }
     if (active == 0) break;
     model.reorder_rows(cache, sources);
-    // The mask gains one column of ones (finished groups keep feeding padding, unread).
-    const int64_t old_width = cache.length();
-    std::vector<int32_t> wider(static_cast<size_t>(p.batch * (old_width + 1)), 1);
-    for (int64_t b = 0; b < p.batch; ++b)
-      std::copy(mask.begin() + b * old_width, mask.begin() + (b + 1) * old_width, wider.begin() + b * (old_width + 1));
-    mask.swap(wider);
+    append_mask_column(mask, p.batch, cache.length());  // finished groups feed padding, unread
     new_tokens = 1;
   }
 

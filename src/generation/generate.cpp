@@ -51,6 +51,13 @@ int32_t next_token(float* scores, int64_t vocab, const std::vector<int32_t>& his
 
 }  // namespace
 
+void append_mask_column(std::vector<int32_t>& mask, int64_t batch, int64_t width) {
+  std::vector<int32_t> wider(static_cast<size_t>(batch * (width + 1)), 1);
+  for (int64_t b = 0; b < batch; ++b)
+    std::copy(mask.begin() + b * width, mask.begin() + (b + 1) * width, wider.begin() + b * (width + 1));
+  mask.swap(wider);
+}
+
 PaddedBatch left_pad(const std::vector<Row>& rows, int32_t pad_id) {
   PaddedBatch p;
   p.batch = static_cast<int64_t>(rows.size());
@@ -190,12 +197,7 @@ std::vector<std::vector<int32_t>> generate(const models::DecoderModel& model, co
         --active;
       }
     }
-    // The mask gains one column of ones (finished rows keep feeding padding, unread).
-    const int64_t old_width = cache.length();
-    std::vector<int32_t> wider(static_cast<size_t>(p.batch * (old_width + 1)), 1);
-    for (int64_t b = 0; b < p.batch; ++b)
-      std::copy(mask.begin() + b * old_width, mask.begin() + (b + 1) * old_width, wider.begin() + b * (old_width + 1));
-    mask.swap(wider);
+    append_mask_column(mask, p.batch, cache.length());
     new_tokens = 1;
   }
   return generated;

@@ -76,4 +76,8 @@ struct PaddedBatch {
 };
 PaddedBatch left_pad(const std::vector<Row>& rows, int32_t pad_id);
 
+// After a decoding step the [batch, width] attention mask gains one column of ones (finished
+// rows keep feeding padding, unread). Shared with beam search.
+void append_mask_column(std::vector<int32_t>& mask, int64_t batch, int64_t width);
+
 }  // namespace hfpipe::generation
