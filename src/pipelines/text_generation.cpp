@@ -27,6 +27,7 @@
 #include "pipelines/text_inputs.h"
 #include "pipelines/text_streamer.h"
 #include "text/chat_template.h"
+#include "text/unicode.h"
 
 namespace hfpipe::pipelines {
 
@@ -34,16 +35,7 @@ namespace {
 
 enum class ReturnType { Tensors, NewText, FullText };
 
-// Byte offset of code point `chars` in UTF-8 `text` (the end if it is shorter): Python's
-// str slicing counts characters.
-size_t byte_offset_of_char(const std::string& text, size_t chars) {
-  size_t i = 0;
-  for (; i < text.size() && chars > 0; --chars) {
-    ++i;
-    while (i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) ++i;
-  }
-  return i;
-}
+using text::unicode::byte_offset_of_char;
 
 size_t char_count(const std::string& text) {
   size_t n = 0;

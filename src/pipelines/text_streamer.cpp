@@ -4,20 +4,13 @@
 #include <array>
 #include <cctype>
 
+#include "text/unicode.h"
+
 namespace hfpipe::pipelines {
 
 namespace {
 
-// Byte offset of code point `chars` (the end if the text is shorter): Python slices count
-// characters.
-size_t byte_offset_of_char(const std::string& text, size_t chars) {
-  size_t i = 0;
-  for (; i < text.size() && chars > 0; --chars) {
-    ++i;
-    while (i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) ++i;
-  }
-  return i;
-}
+using text::unicode::byte_offset_of_char;
 
 // The length without a trailing unfinished UTF-8 sequence (a decoder that keeps raw bytes).
 size_t without_partial_character(const std::string& text) {

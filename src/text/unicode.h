@@ -35,6 +35,17 @@ inline size_t utf8_len(unsigned char b) {
 }
 inline size_t utf8_len(char32_t c) { return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4; }
 
+// Byte offset of code point number `chars` in UTF-8 `text` (its size if the text is shorter):
+// for Python's str slicing, which counts characters.
+inline size_t byte_offset_of_char(std::string_view text, size_t chars) {
+  size_t i = 0;
+  for (; i < text.size() && chars > 0; --chars) {
+    ++i;
+    while (i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) ++i;
+  }
+  return i;
+}
+
 // Decodes the character at s[i] (valid UTF-8 assumed) and stores its byte length in `len`.
 inline char32_t decode(std::string_view s, size_t i, size_t* len) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data()) + i;
