@@ -23,42 +23,6 @@ namespace {
 const std::string kSpace = "\xE2\x96\x81";  // U+2581, sentencepiece's whitespace symbol
 enum PieceType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
-// A byte trie: every piece that is a prefix of a string, in one pass.
-class ByteTrie {
- public:
-  ByteTrie() : ids_(1, -1) {}
-  void insert(std::string_view key, int32_t id) {
-    uint32_t node = 0;
-    for (unsigned char b : key) {
-      uint64_t k = (uint64_t(node) << 8) | b;
-      auto it = children_.find(k);
-      if (it == children_.end()) {
-        uint32_t n = uint32_t(ids_.size());
-        ids_.push_back(-1);
-        it = children_.emplace(k, n).first;
-      }
-      node = it->second;
-    }
-    if (ids_[node] < 0) ids_[node] = id;  // a repeated piece keeps its first id, as sentencepiece
-  }
-  // fn(length, id) for every key that is a prefix of `s`, shortest first.
-  template <typename F>
-  void prefixes(std::string_view s, F&& fn) const {
-    uint32_t node = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      auto it = children_.find((uint64_t(node) << 8) | static_cast<unsigned char>(s[i]));
-      if (it == children_.end()) return;
-      node = it->second;
-      if (ids_[node] >= 0) fn(i + 1, ids_[node]);
-    }
-  }
-  bool empty() const { return children_.empty(); }
-
- private:
-  std::unordered_map<uint64_t, uint32_t> children_;
-  std::vector<int32_t> ids_;
-};
-
 // sentencepiece's strict UTF-8 check of one character (overlong forms, surrogates and values
 // past U+10FFFF are errors); returns the length, 0 when invalid.
 size_t valid_utf8_char(std::string_view s) {
@@ -89,8 +53,8 @@ struct SpmProcessor::Impl {
   std::string where;
   std::unordered_map<std::string, int32_t> reserved;  // control, unknown, byte pieces
   std::unordered_map<std::string, int32_t> pieces;    // normal, user-defined, unused pieces
-  ByteTrie piece_trie;                                // over `pieces`
-  ByteTrie user_trie;                                 // user-defined symbols
+  PieceTrie piece_trie;                                // over `pieces`
+  PieceTrie user_trie;                                 // user-defined symbols
   std::vector<uint32_t> units;                        // precompiled charsmap: Darts double array
   std::string replacements;                           // ... and its NUL-terminated results
   float min_score = FLT_MAX, max_score = FLT_MIN;     // over normal pieces (FLT_MIN as sentencepiece)
@@ -130,7 +94,7 @@ struct SpmProcessor::Impl {
   // sentencepiece's Normalizer::NormalizePrefix: (normalised text, input bytes consumed).
   std::pair<std::string_view, size_t> normalize_prefix(std::string_view s) const {
     size_t user_len = 0;
-    user_trie.prefixes(s, [&](size_t len, int32_t) { user_len = len; });
+    user_trie.prefixes(s, [&](size_t len, uint32_t) { user_len = len; });
     if (user_len) return {s.substr(0, user_len), user_len};
     std::string_view rule;
     size_t consumed = 0;
@@ -247,7 +211,7 @@ struct SpmProcessor::Impl {
     std::vector<Symbol> sym;
     for (size_t i = 0; i < s.size();) {
       size_t user_len = 0;
-      user_trie.prefixes(s.substr(i), [&](size_t len, int32_t) { user_len = len; });
+      user_trie.prefixes(s.substr(i), [&](size_t len, uint32_t) { user_len = len; });
       size_t len = user_len ? user_len : std::min(unicode::utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
       int64_t idx = int64_t(sym.size());
       sym.push_back(Symbol{idx - 1, i + len < s.size() ? idx + 1 : -1, user_len > 0, s.substr(i, len)});

@@ -16,42 +16,6 @@ namespace {
 
 constexpr double kUnkPenalty = 10.0;
 
-// A byte trie over the pieces: node -> child through one hash probe per byte.
-class PieceTrie {
- public:
-  PieceTrie() : ids_(1, -1) {}
-  void insert(std::string_view piece, uint32_t id) {
-    uint32_t node = 0;
-    for (unsigned char b : piece) {
-      uint64_t k = (uint64_t(node) << 8) | b;
-      if (const uint32_t* c = children_.find(k)) {
-        node = *c;
-      } else {
-        uint32_t n = uint32_t(ids_.size());
-        ids_.push_back(-1);
-        children_.set(k, n);
-        node = n;
-      }
-    }
-    ids_[node] = int64_t(id);
-  }
-  // Calls fn(length, id) for every piece that is a prefix of `s`, shortest first.
-  template <typename F>
-  void prefixes(std::string_view s, F&& fn) const {
-    uint32_t node = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      const uint32_t* c = children_.find((uint64_t(node) << 8) | static_cast<unsigned char>(s[i]));
-      if (!c) return;
-      node = *c;
-      if (ids_[node] >= 0) fn(i + 1, uint32_t(ids_[node]));
-    }
-  }
-
- private:
-  U64Map<uint32_t> children_;
-  std::vector<int64_t> ids_;
-};
-
 class Unigram final : public Model {
  public:
   Unigram(std::vector<std::pair<std::string, double>> pieces, UnigramOptions o, const std::string& where)
@@ -67,7 +31,7 @@ class Unigram final : public Model {
       min_score_ = std::min(min_score_, pieces_[i].second);
     }
     ids_.finalize();
-    for (const auto& [piece, score] : pieces_) trie_.insert(piece, *ids_.find(piece));
+    for (const auto& [piece, score] : pieces_) trie_.insert(piece, *ids_.find(piece));  // the same id for a repeated piece
     if (byte_fallback_) {
       for (int b = 0; b < 256; ++b) {
         char name[8];

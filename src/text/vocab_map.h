@@ -185,4 +185,43 @@ class U64Map {
   size_t size_ = 0;
 };
 
+// A byte trie over vocabulary pieces (node -> child through one hash probe per byte), for the
+// Viterbi lattices of Unigram and of sentencepiece's own encoder: every piece that is a prefix
+// of a string, in one pass.
+class PieceTrie {
+ public:
+  PieceTrie() : ids_(1, -1) {}
+  // A piece inserted again keeps its first id (sentencepiece's rule).
+  void insert(std::string_view piece, uint32_t id) {
+    uint32_t node = 0;
+    for (unsigned char b : piece) {
+      const uint64_t k = (uint64_t(node) << 8) | b;
+      if (const uint32_t* c = children_.find(k)) {
+        node = *c;
+      } else {
+        const auto n = uint32_t(ids_.size());
+        ids_.push_back(-1);
+        children_.set(k, n);
+        node = n;
+      }
+    }
+    if (ids_[node] < 0) ids_[node] = int64_t(id);
+  }
+  // Calls fn(length, id) for every piece that is a prefix of `s`, shortest first.
+  template <typename F>
+  void prefixes(std::string_view s, F&& fn) const {
+    uint32_t node = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      const uint32_t* c = children_.find((uint64_t(node) << 8) | static_cast<unsigned char>(s[i]));
+      if (!c) return;
+      node = *c;
+      if (ids_[node] >= 0) fn(i + 1, uint32_t(ids_[node]));
+    }
+  }
+
+ private:
+  U64Map<uint32_t> children_;
+  std::vector<int64_t> ids_;
+};
+
 }  // namespace hfpipe::text
