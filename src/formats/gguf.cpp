@@ -117,11 +117,19 @@ GgufTensorInfo read_tensor_info(Reader& r) {
                                           ", a type hfpipe does not dequantise");
   info.type = static_cast<GgmlType>(type);
   info.offset = r.u64("a tensor offset");
-  const int64_t numel = shape_numel(info.shape);
+  // Each dimension is below 2^40, but four of them can still overflow 64 bits.
+  int64_t numel = 1;
+  for (int64_t d : ggml_dims)
+    if (__builtin_mul_overflow(numel, d, &numel))
+      fail(ErrorKind::CorruptFile, r.name() + ": tensor '" + info.name + "' has more elements than 64 bits count");
   if (ggml_dims[0] % traits->block_size != 0)
     fail(ErrorKind::CorruptFile, r.name() + ": tensor '" + info.name + "' rows are not a whole number of " +
                                      traits->name + " blocks");
-  info.nbytes = static_cast<uint64_t>(numel / traits->block_size) * traits->block_bytes;
+  // numel below 2^63 times up to 4 bytes (F32) or 210 bytes a block can wrap around too, and a
+  // wrapped size would pass the range check below while the tensor addresses far more.
+  if (__builtin_mul_overflow(static_cast<uint64_t>(numel / traits->block_size), uint64_t{traits->block_bytes},
+                             &info.nbytes))
+    fail(ErrorKind::CorruptFile, r.name() + ": tensor '" + info.name + "' has more bytes than 64 bits count");
   return info;
 }
 

@@ -1,0 +1,60 @@
+// Tests of the GGUF reader on hostile headers: the inputs the fuzz targets and the review of
+// gguf.cpp found, built byte by byte (magic, version 3, counts, tensor infos, padding).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "test_formats_helpers.h"
+
+namespace hfpipe::formats {
+namespace {
+
+using testing::expect_error;
+using testing::put_le;
+using testing::view_of;
+
+// A GGUF file with no metadata and one tensor "w" of ggml type `type` whose ggml dimensions
+// (innermost first) are `dims`, at offset 0 of a 64-byte data section.
+std::string one_tensor_gguf(const std::vector<uint64_t>& dims, uint32_t type) {
+  std::string out = "GGUF";
+  put_le(out, 3, 4), put_le(out, 1, 8), put_le(out, 0, 8);
+  put_le(out, 1, 8), out += "w";
+  put_le(out, dims.size(), 4);
+  for (uint64_t d : dims) put_le(out, d, 8);
+  put_le(out, type, 4), put_le(out, 0, 8);
+  out.append((32 - out.size() % 32) % 32, '\0');
+  return out + std::string(64, '\0');
+}
+
+constexpr uint32_t kF32 = 0;
+
+TEST(FormatsGguf, ReadsASmallTensor) {
+  const GgufFile file = GgufFile::parse(view_of(one_tensor_gguf({4, 2}, kF32)));
+  ASSERT_EQ(file.tensors().size(), 1u);
+  EXPECT_EQ(file.tensors()[0].shape, (Shape{2, 4}));
+  EXPECT_EQ(file.tensors()[0].nbytes, 32u);
+}
+
+// 2^40 x 2^22 F32 elements need 2^64 bytes: the byte count wrapped to 0, passed the range
+// check, and the tensor viewed 2^62 floats of a 64-byte buffer.
+TEST(FormatsGguf, RejectsAByteCountThatWraps) {
+  expect_error([] { GgufFile::parse(view_of(one_tensor_gguf({uint64_t{1} << 40, uint64_t{1} << 22}, kF32))); },
+               ErrorKind::CorruptFile, "more bytes than 64 bits");
+}
+
+TEST(FormatsGguf, RejectsAnElementCountThatOverflows) {
+  const uint64_t big = uint64_t{1} << 40;
+  expect_error([&] { GgufFile::parse(view_of(one_tensor_gguf({big, big, big, big}, kF32))); },
+               ErrorKind::CorruptFile, "more elements than 64 bits");
+}
+
+TEST(FormatsGguf, RejectsATensorPastTheEnd) {
+  expect_error([] { GgufFile::parse(view_of(one_tensor_gguf({64, 2}, kF32))); }, ErrorKind::CorruptFile,
+               "past the end");
+}
+
+}  // namespace
+}  // namespace hfpipe::formats
