@@ -104,6 +104,8 @@ static bool apply_zip64_extra(const uint8_t* extra, size_t extra_len, uint64_t& 
 
 void ZipArchive::read_central_directory(uint64_t cd_offset, uint64_t cd_size, uint64_t count) {
   entries_.reserve(count);
+  std::vector<std::pair<uint64_t, uint64_t>> spans;  // [local header, end of data) of each member
+  spans.reserve(count);
   uint64_t pos = cd_offset;
   const uint64_t end = cd_offset + cd_size;
   for (uint64_t i = 0; i < count; ++i) {
@@ -126,10 +128,23 @@ void ZipArchive::read_central_directory(uint64_t cd_offset, uint64_t cd_size, ui
                            local_offset))
       corrupt("member " + entry.name + " has a malformed ZIP64 extra field");
     locate_data(entry, local_offset);
+    spans.emplace_back(local_offset, entry.data_offset + entry.compressed_size);
     if (!by_name_.emplace(entry.name, entries_.size()).second) corrupt("member " + entry.name + " appears twice");
     entries_.push_back(std::move(entry));
     pos += kCentralHeaderSize + name_len + extra_len + comment_len;
   }
+  check_no_overlap(std::move(spans));
+}
+
+// No zip tool writes members that share bytes. Overlap is how "overlapping" zip bombs get
+// past a per-member expansion bound: thousands of directory entries naming one small deflate
+// stream make a file of a few KB inflate to gigabytes. Without overlap, what all members
+// inflate to is bounded by kMaxDeflateRatio times the file size.
+void ZipArchive::check_no_overlap(std::vector<std::pair<uint64_t, uint64_t>> spans) const {
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].first < spans[i - 1].second)
+      corrupt("two members overlap at offset " + std::to_string(spans[i].first) + " (a zip bomb's trick)");
 }
 
 // The data follows the member's local header, whose name and extra field lengths may differ

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "formats/byte_view.h"
@@ -38,6 +39,7 @@ class ZipArchive {
  private:
   void read_central_directory(uint64_t cd_offset, uint64_t cd_size, uint64_t count);
   void locate_data(ZipEntry& entry, uint64_t local_header_offset) const;
+  void check_no_overlap(std::vector<std::pair<uint64_t, uint64_t>> spans) const;
   ByteView inflate(const ZipEntry& entry) const;
   [[noreturn]] void corrupt(const std::string& what) const;
 

@@ -349,5 +349,24 @@ TEST(FormatsZip, RejectsCorruptDirectoriesAndData) {
   expect_error([&] { ZipArchive z(view_of(zip_archive({{"a", "1"}, {"a", "2"}}))); }, ErrorKind::CorruptFile, "twice");
 }
 
+// An "overlapping" zip bomb: many directory entries name the same deflate stream, so each
+// passes the per-member expansion bound while together they inflate to far more.
+TEST(FormatsZip, RejectsMembersThatShareBytes) {
+  const std::string one = zip_archive({{"a", std::string(1 << 20, '\0'), true}});
+  const size_t cd = one.size() - 22 - (46 + 1);  // the single central entry, named "a"
+  std::string bomb = one.substr(0, cd);
+  for (char name = 'a'; name <= 'z'; ++name) {
+    std::string entry = one.substr(cd, 46 + 1);
+    entry.back() = name;
+    bomb += entry;
+  }
+  std::string eocd = one.substr(one.size() - 22);
+  for (size_t at : {size_t(8), size_t(10)}) eocd[at] = 26, eocd[at + 1] = 0;  // entries on this disk, in all
+  const uint32_t cd_size = 26 * (46 + 1);
+  for (int i = 0; i < 4; ++i) eocd[12 + i] = static_cast<char>((cd_size >> (8 * i)) & 0xff);
+  bomb += eocd;
+  expect_error([&] { ZipArchive z(view_of(bomb)); }, ErrorKind::CorruptFile, "overlap");
+}
+
 }  // namespace
 }  // namespace hfpipe::formats
