@@ -11,10 +11,15 @@
 namespace hfpipe::fuzz {
 
 // Sums every byte of every tensor; the result is only there so the reads are not elided.
+// A tensor whose byte count wraps around 64 bits is a bug too: its nbytes() looks small, so
+// the reads below stay in bounds, while the model would address numel() elements.
 inline uint8_t touch_all(const formats::WeightMap& weights) {
   uint8_t acc = 0;
   for (const std::string& name : weights.names()) {
     const Tensor& t = weights.at(name);
+    uint64_t bytes = 0;
+    if (__builtin_mul_overflow(static_cast<uint64_t>(t.numel()), uint64_t{dtype_size(t.dtype())}, &bytes))
+      __builtin_trap();
     const auto* p = static_cast<const uint8_t*>(t.raw());
     for (size_t i = 0; i < t.nbytes(); ++i) acc ^= p[i];
   }
