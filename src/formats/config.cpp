@@ -2,10 +2,13 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "formats/json_depth.h"
 
 namespace hfpipe::formats {
 
 namespace {
+
+constexpr int64_t kMaxGenericLabels = int64_t{1} << 20;
 
 std::map<int64_t, std::string> read_labels(const Value& json, const std::string& source) {
   std::map<int64_t, std::string> labels;
@@ -24,6 +27,10 @@ std::map<int64_t, std::string> read_labels(const Value& json, const std::string&
   }
   int64_t n = 2;
   if (json.contains("num_labels") && json["num_labels"].is_number_integer()) n = json["num_labels"].get<int64_t>();
+  // One generic name is made per label, so a hostile count would allocate without bound.
+  if (n > kMaxGenericLabels)
+    fail(ErrorKind::CorruptFile, source + ": num_labels " + std::to_string(n) + " is implausibly large (more than " +
+                                     std::to_string(kMaxGenericLabels) + ") for a config without id2label");
   for (int64_t i = 0; i < n; ++i) labels[i] = "LABEL_" + std::to_string(i);
   return labels;
 }
@@ -39,6 +46,7 @@ ModelConfig ModelConfig::load(const std::filesystem::path& model_dir) {
     fail(ErrorKind::NotFound, "no config.json in " + model_dir.string() +
                                   ": a Hugging Face model folder needs one (save it with model.save_pretrained())");
   }
+  check_json_depth(text, path.string());
   Value json = Value::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) fail(ErrorKind::CorruptFile, path.string() + " is not valid JSON");
   return from_json(json, path.string());

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "formats/json_depth.h"
 
 namespace hfpipe::generation {
 
@@ -181,6 +182,7 @@ GenerationConfig load_model_generation_config(const std::filesystem::path& model
   if (in) {
     std::stringstream text;
     text << in.rdbuf();
+    formats::check_json_depth(text.str(), path.string());
     Value json = Value::parse(text.str(), nullptr, /*allow_exceptions=*/false);
     if (json.is_discarded() || !json.is_object())
       fail(ErrorKind::CorruptFile, path.string() + " is not a JSON object");

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "formats/json_depth.h"
 #include "core/mapped_file.h"
 #include "hfpipe/value.h"
 
@@ -14,7 +15,9 @@ namespace fs = std::filesystem;
 namespace {
 
 Value read_json(const fs::path& path) {
-  Value v = Value::parse(read_text_file(path), nullptr, false);
+  const std::string text = read_text_file(path);
+  formats::check_json_depth(text, path.string());
+  Value v = Value::parse(text, nullptr, false);
   if (v.is_discarded()) fail(ErrorKind::CorruptFile, path.string() + " is not valid JSON");
   return v;
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "formats/json_depth.h"
 #include "formats/weights.h"
 #include "generation/beam_search.h"
 #include "generation/generate.h"
@@ -40,6 +41,7 @@ Value model_generation_json(const std::filesystem::path& model_dir, const format
   if (!in) return config.json();
   std::stringstream text;
   text << in.rdbuf();
+  formats::check_json_depth(text.str(), path.string());
   Value json = Value::parse(text.str(), nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) fail(ErrorKind::CorruptFile, path.string() + " is not a JSON object");
   return json;

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "formats/json_depth.h"
 #include "text/jinja.h"
 
 namespace hfpipe::text {
@@ -23,7 +24,9 @@ std::string read_text(const fs::path& p) {
 std::optional<Value> read_json_object(const fs::path& p) {
   std::error_code ec;
   if (!fs::is_regular_file(p, ec)) return std::nullopt;
-  Value v = Value::parse(read_text(p), nullptr, /*allow_exceptions=*/false);
+  const std::string text = read_text(p);
+  formats::check_json_depth(text, p.string());
+  Value v = Value::parse(text, nullptr, /*allow_exceptions=*/false);
   if (v.is_discarded() || !v.is_object()) fail(ErrorKind::CorruptFile, p.string() + ": expected a JSON object");
   return v;
 }

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "formats/json_depth.h"
 #include "text/sentencepiece_processor.h"
 #include "text/tokenizer_impl.h"
 #include "text/unicode.h"
@@ -55,7 +56,9 @@ std::shared_ptr<const SpmProcessor> load_spm(const fs::path& file) {
 std::shared_ptr<const VocabJson> load_vocab(const fs::path& file) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) fail(ErrorKind::NotFound, "missing vocabulary " + file.string());
-  auto j = nlohmann::json::parse(read_file(file), nullptr, false);
+  const std::string text = read_file(file);
+  formats::check_json_depth(text, file.string());
+  auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     fail(ErrorKind::CorruptFile, file.string() + ": expected a JSON object of piece -> id");
   auto v = std::make_shared<VocabJson>();

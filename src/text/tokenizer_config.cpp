@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/json_depth.h"
 #include "text/sentencepiece_model.h"
 #include "text/tokenizer_impl.h"
 
@@ -133,6 +134,7 @@ std::optional<json> read_json(const fs::path& p) {
   std::error_code ec;
   if (!fs::is_regular_file(p, ec)) return std::nullopt;
   std::string text = read_file(p);
+  formats::check_json_depth(text, p.string());
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) fail(ErrorKind::CorruptFile, p.string() + ": not valid JSON");
   if (!j.is_object()) fail(ErrorKind::CorruptFile, p.string() + ": expected a JSON object");
