@@ -46,10 +46,14 @@ ModelConfig ModelConfig::load(const std::filesystem::path& model_dir) {
     fail(ErrorKind::NotFound, "no config.json in " + model_dir.string() +
                                   ": a Hugging Face model folder needs one (save it with model.save_pretrained())");
   }
-  check_json_depth(text, path.string());
+  return parse(text, path.string());
+}
+
+ModelConfig ModelConfig::parse(std::string_view text, const std::string& source) {
+  check_json_depth(text, source);
   Value json = Value::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) fail(ErrorKind::CorruptFile, path.string() + " is not valid JSON");
-  return from_json(json, path.string());
+  if (json.is_discarded()) fail(ErrorKind::CorruptFile, source + " is not valid JSON");
+  return from_json(json, source);
 }
 
 ModelConfig ModelConfig::from_json(const Value& json, const std::string& source) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "hfpipe/value.h"
 
@@ -17,6 +18,8 @@ class ModelConfig {
   // Reads `<dir>/config.json`. Missing → Error(NotFound); invalid JSON or not an object →
   // Error(CorruptFile); no "model_type" → Error(UnsupportedModel).
   static ModelConfig load(const std::filesystem::path& model_dir);
+  // The same from the text of a config.json; `source` names it in error messages.
+  static ModelConfig parse(std::string_view text, const std::string& source);
   static ModelConfig from_json(const Value& json, const std::string& source = "config.json");
 
   const std::string& model_type() const { return model_type_; }
