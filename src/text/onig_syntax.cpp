@@ -195,6 +195,7 @@ class Translator {
       case 'b': case 'B': out_ += word_boundary(n == 'B'); i_ += 2; return;
       case 'v': out_ += "\\x{0B}"; i_ += 2; return;  // Oniguruma: vertical tab (PCRE2: any vertical space)
       case 'u': case 'x': out_ += hex_escape(parse_escaped_char()); return;
+      case 'X': refuse("\\X (extended grapheme clusters: Oniguruma's segmentation rules differ from PCRE2 10.42's)");
       case 'Q': case 'E': refuse("\\Q...\\E quoting (Oniguruma's Ruby syntax reads \\Q as 'Q')");
       default: break;
     }
