@@ -357,6 +357,10 @@ void check_cutoff(const char* key, double value) {
 }  // namespace
 
 void check_supported(const GenerationConfig& c) {
+  // The numbers that select a mode: another type must not slip past as "not set".
+  for (const char* key : {"penalty_alpha", "diversity_penalty", "num_beam_groups", "guidance_scale"})
+    if (is_set(c.other, key) && !c.other[key].is_number())
+      bad("parameter", key, c.other[key], "a number");
   if (const auto mode = hub_mode(c))
     fail(ErrorKind::InvalidArgument,
          std::string(mode->name) + " (" + mode->flags + ") is not available: transformers 4.57.6 moved it to the Hub "

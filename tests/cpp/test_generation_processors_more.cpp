@@ -128,6 +128,8 @@ TEST(Refusals, HubModesGuidanceAndCutoffs) {
   EXPECT_NE(error_of(with(Value::parse(R"({"num_beams": 2, "low_memory": true})"))).find("low_memory"),
             std::string::npos);
   EXPECT_NE(error_of(with(Value::parse(R"({"max_time": 5})"))).find("max_time"), std::string::npos);
+  EXPECT_NE(error_of(with(Value::parse(R"({"num_beams": 4, "num_beam_groups": "2"})"))).find("must be a number"),
+            std::string::npos);
 }
 
 TEST(GenerationConfigKeys, NewKeysSurviveNonDefaultValues) {
