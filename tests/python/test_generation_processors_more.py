@@ -114,6 +114,23 @@ def test_greedy_and_beam_ids(run_hfpipe, tiny_models, model):
     assert set(_cases(plain, eos)) - {"renormalize_ngram"} <= changed, changed
 
 
+@pytest.mark.parametrize("model", ["llama-causal-lm", "qwen2-causal-lm"])
+def test_sampling_epsilon_keeps_one_token(run_hfpipe, tiny_models, model):
+    """Sampling through the pipeline with epsilon_cutoff 0.999: only the most likely token is
+    kept (min_tokens_to_keep 1), so hfpipe's and torch's draws both give transformers' greedy ids;
+    and with a reachable cutoff hfpipe's draws stay reproducible for a seed."""
+    folder = tiny_models / model
+    params = {"do_sample": True, "top_k": None, "epsilon_cutoff": 0.999, "max_new_tokens": 10, "return_tensors": True,
+              "seed": 5}
+    got = hfpipe(run_hfpipe, folder, PROMPTS[:2], params)
+    H.assert_each_same(got, reference(folder, PROMPTS[:2], {k: v for k, v in params.items() if k != "seed"}),
+                       PROMPTS[:2], what=f"{model} epsilon 0.999")
+    H.assert_each_same(got, reference(folder, PROMPTS[:2], {**GREEDY, "max_new_tokens": 10}), PROMPTS[:2],
+                       what=f"{model} epsilon 0.999 vs greedy")
+    loose = {**params, "epsilon_cutoff": 1e-4, "eta_cutoff": 1e-4, "temperature": 1.3}
+    assert hfpipe(run_hfpipe, folder, PROMPTS[:1], loose) == hfpipe(run_hfpipe, folder, PROMPTS[:1], loose)
+
+
 def test_generation_config_json_keys(run_hfpipe, run_hfpipe_raw, tiny_models, tmp_path):
     """The new keys in a model's generation_config.json are honoured; a Hub-only mode there is
     refused at the call, as transformers refuses it."""
