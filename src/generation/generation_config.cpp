@@ -120,7 +120,9 @@ std::optional<SequenceBias> as_sequence_bias(const Value& v) {
   if (v.is_null()) return std::nullopt;
   if (!v.is_array() || v.empty())
     fail(ErrorKind::InvalidArgument,
-         "`sequence_bias` has to be a non-empty dictionary, or non-empty list of lists but is " + v.dump() + ".");
+         "`sequence_bias` has to be a non-empty dictionary, or non-empty list of lists but is " + v.dump() +
+             ". (A dictionary's keys are tuples of token ids, which JSON cannot hold: pass a list of "
+             "[[token ids], bias] pairs.)");
   auto refuse = [&] {
     fail(ErrorKind::InvalidArgument,
          "Each element in `sequence_bias` has to be a non-empty list of lists of positive integers and float, but is " +

@@ -204,6 +204,8 @@ def test_bad_values(run_hfpipe_raw, tiny_models):
             ref("Hi", **base, sequence_bias=bad)
         assert "Each element in `sequence_bias` has to be a non-empty list of lists" in _error(
             run_hfpipe_raw, folder, {**base, "sequence_bias": bad})
+    assert "pass a list of [[token ids], bias] pairs" in _error(run_hfpipe_raw, folder,
+                                                                {**base, "sequence_bias": {"5": -1.0}})
     with pytest.raises(ValueError, match="following tokens were being biased"):
         ref("Hi", **base, sequence_bias=[[[40000], -1.0]])
     assert "The model vocabulary size is 32000, but the following tokens were being biased: [40000]" in _error(
