@@ -372,12 +372,12 @@ void check_supported(const GenerationConfig& c) {
   if (c.num_beams > 1 && is_set(o, "low_memory") && o["low_memory"] == true)
     fail(ErrorKind::InvalidArgument,
          "`low_memory=True` is not supported after the beam search refactor (transformers 4.57.6 refuses it too)");
-  const double guidance = number_or(o, "guidance_scale", 1.0);
-  if (is_set(o, "guidance_scale") && (!o["guidance_scale"].is_number() || guidance != 1.0))
+  // Classifier-free guidance (generation/guidance.h) for greedy search and sampling only.
+  if (c.num_beams > 1 && number_or(o, "guidance_scale", 1.0) != 1.0)
     fail(ErrorKind::InvalidArgument,
          "`guidance_scale` (" + o["guidance_scale"].dump() +
-             ") is not supported: classifier-free guidance runs the model a second time on an unconditional "
-             "prompt, which hfpipe does not do (1 or null = off)");
+             ") is not supported with beam search (num_beams > 1): transformers' unconditional context does not "
+             "follow the beams' reordering");
   refuse_set(o, "encoder_repetition_penalty", "is not supported by hfpipe (1.0 = off)");
   refuse_set(o, "encoder_no_repeat_ngram_size", "is not supported by hfpipe (0 = off)");
   refuse_set(o, "max_time", "is not supported: hfpipe has no wall-clock stop (null = none)");

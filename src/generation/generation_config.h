@@ -69,7 +69,8 @@ struct GenerationConfig {
   double eta_cutoff = 0.0;
   bool renormalize_logits = false;
   // The GenerationConfig attributes hfpipe reads only to refuse what it does not do (the
-  // decoding modes transformers 4.57.6 moved to the Hub, classifier-free guidance, ...) or that
+  // decoding modes transformers 4.57.6 moved to the Hub, ...), guidance_scale (read by
+  // generation/guidance.h), and those that
   // change nothing in a pipeline's output (output flags, cache and compile settings), as given.
   Value other = Value::object();
 
@@ -87,7 +88,7 @@ struct GenerationConfig {
 
 // Refuses what transformers 4.57.6 refuses or hfpipe does not do: the decoding modes moved to
 // the Hub (group / constrained beam search, contrastive search, DoLa: transformers' own message,
-// as hfpipe runs no remote code), classifier-free guidance, watermarking, token healing,
+// as hfpipe runs no remote code), classifier-free guidance with beams, watermarking, token healing,
 // max_time and generate's extra outputs; and out-of-range epsilon_cutoff / eta_cutoff.
 // Everything else in `other` changes nothing in a pipeline's output and is accepted.
 void check_supported(const GenerationConfig& config);

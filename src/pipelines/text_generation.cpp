@@ -16,11 +16,13 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "formats/weights.h"
 #include "generation/beam_search.h"
 #include "generation/generate.h"
+#include "generation/guidance.h"
 #include "models/decoder.h"
 #include "pipelines/params.h"
 #include "pipelines/task.h"
@@ -257,7 +259,11 @@ class TextGeneration : public Task {
         for (auto& group : generation::beam_search(*model_, chunk, c.config, c.pad, &stops))
           for (auto& g : group) generated.push_back(std::move(g));
       } else {
-        for (auto& g : generation::generate(*model_, chunk, c.config, c.pad, on_token, &stops))
+        // guidance_scale: the model wrapped to decode each row's unconditional context too.
+        std::optional<generation::GuidedDecoder> guided;
+        if (const auto scale = generation::guidance_scale(c.config)) guided.emplace(*model_, *scale);
+        const models::DecoderModel& model = guided ? *guided : *model_;
+        for (auto& g : generation::generate(model, chunk, c.config, c.pad, on_token, &stops))
           generated.push_back(std::move(g));
       }
     }

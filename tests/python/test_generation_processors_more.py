@@ -131,6 +131,31 @@ def test_sampling_epsilon_keeps_one_token(run_hfpipe, tiny_models, model):
     assert hfpipe(run_hfpipe, folder, PROMPTS[:1], loose) == hfpipe(run_hfpipe, folder, PROMPTS[:1], loose)
 
 
+@pytest.mark.parametrize("model", ["llama-causal-lm", "gpt2-causal-lm", "qwen2-causal-lm"])
+def test_guidance_scale_ids(run_hfpipe, tiny_models, model):
+    """Classifier-free guidance (UnbatchedClassifierFreeGuidanceLogitsProcessor: the prompt's last
+    token as unconditional context): greedy ids identical, with other processors after it, and a
+    batch of prompts of different lengths equal to one by one."""
+    folder = tiny_models / model
+    plain = reference(folder, PROMPTS, {**GREEDY, "max_new_tokens": 12})
+    for case in ({"guidance_scale": 1.5}, {"guidance_scale": 3.0, "repetition_penalty": 1.2, "min_new_tokens": 4},
+                 {"guidance_scale": 0.5, "renormalize_logits": True, "num_return_sequences": 1}):
+        params = {**GREEDY, "max_new_tokens": 12, **case}
+        want = reference(folder, PROMPTS, params)
+        got = hfpipe(run_hfpipe, folder, PROMPTS, params)
+        H.assert_each_same(got, want, PROMPTS, what=f"{model} {case}")
+        assert want != plain, f"{case} changed nothing"
+        H.assert_each_same(hfpipe(run_hfpipe, folder, PROMPTS, params, batch_size=3), got, PROMPTS,
+                           what=f"{model} {case} batch 3 vs 1")
+
+
+def test_guidance_refused_for_seq2seq(run_hfpipe_raw, tiny_models):
+    cmd = H.hfpipe_command("x", "text2text-generation", tiny_models / "bart-seq2seq", ["Hi"],
+                           {"guidance_scale": 2.0, "num_beams": 1})[1:]
+    assert "`guidance_scale` is not supported for encoder-decoder models" in H.error_line(
+        run_hfpipe_raw(cmd, stdin=H.jsonl_stdin(["Hi"]), env=ENV))
+
+
 def test_generation_config_json_keys(run_hfpipe, run_hfpipe_raw, tiny_models, tmp_path):
     """The new keys in a model's generation_config.json are honoured; a Hub-only mode there is
     refused at the call, as transformers refuses it."""
@@ -219,8 +244,8 @@ def test_bad_values(run_hfpipe_raw, tiny_models):
     assert "unknown parameter 'no_such_flag' for text-generation" in _error(run_hfpipe_raw, folder,
                                                                             {**base, "no_such_flag": 1})
     # transformers applies these, hfpipe does not: refused, not ignored.
-    assert "`guidance_scale` (1.5) is not supported: classifier-free guidance" in _error(
-        run_hfpipe_raw, folder, {**base, "guidance_scale": 1.5})
+    assert "`guidance_scale` (1.5) is not supported with beam search" in _error(
+        run_hfpipe_raw, folder, {**base, "guidance_scale": 1.5, "num_beams": 2})
     assert "`max_time` (5.0) is not supported" in _error(run_hfpipe_raw, folder, {**base, "max_time": 5.0})
     assert "`encoder_repetition_penalty` (1.5) is not supported" in _error(
         run_hfpipe_raw, folder, {**base, "encoder_repetition_penalty": 1.5})
