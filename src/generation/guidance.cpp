@@ -24,6 +24,7 @@ void GuidedDecoder::reorder_rows(models::KvCache&, const std::vector<int64_t>&) 
 models::DecoderStep GuidedDecoder::doubled(const models::DecoderStep& step, const models::KvCache& cache) const {
   const int64_t n = step.batch, t = step.new_tokens, past = cache.length(), width = past + t;
   const bool first = past == 0;
+  check(t >= 1, ErrorKind::InvalidArgument, "a guided step needs at least one token per row");
   if (first) {
     prompt_width_ = t;
     offsets_.assign(static_cast<size_t>(n), 0);
@@ -33,7 +34,6 @@ models::DecoderStep GuidedDecoder::doubled(const models::DecoderStep& step, cons
       offsets_[b] = static_cast<int32_t>(std::max<int64_t>(real, 1) - 1);
     }
   }
-  check(!first || t >= 1, ErrorKind::InvalidArgument, "guidance needs a prompt");
   ids_.assign(step.ids, step.ids + n * t);
   positions_.assign(step.positions, step.positions + n * t);
   mask_.assign(step.key_mask, step.key_mask + n * width);
