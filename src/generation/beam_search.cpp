@@ -116,7 +116,7 @@ std::vector<int64_t> step_group(Group& g, float* logits, int64_t vocab, const Ge
     log_softmax(row, vocab);
     std::vector<int32_t> sequence = g.prompt;
     sequence.insert(sequence.end(), g.running[b].begin(), g.running[b].end());
-    process_scores(row, vocab, sequence, g.limits.min_length, g.limits.max_length, c);
+    process_scores(row, vocab, sequence, g.limits.prompt_length, g.limits.min_length, g.limits.max_length, c);
     for (int64_t v = 0; v < vocab; ++v) accumulated[b * vocab + v] = row[v] + g.running_scores[b];
   }
 

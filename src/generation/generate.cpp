@@ -45,7 +45,7 @@ int32_t sample(const float* scores, int64_t vocab, Rng& rng) {
 // The next token of one row from its logits, after transformers' processors in their order.
 int32_t next_token(float* scores, int64_t vocab, const std::vector<int32_t>& history, const RowLimits& limits,
                    const GenerationConfig& c, Rng& rng) {
-  process_scores(scores, vocab, history, limits.min_length, limits.max_length, c);
+  process_scores(scores, vocab, history, limits.prompt_length, limits.min_length, limits.max_length, c);
   return c.do_sample ? sample(scores, vocab, rng) : argmax(scores, vocab);
 }
 
@@ -98,6 +98,7 @@ double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 RowLimits resolve_limits(const GenerationConfig& c, int64_t prompt_length, bool max_length_given,
                          int64_t max_positions) {
   RowLimits limits;
+  limits.prompt_length = prompt_length;
   if (c.max_new_tokens) {
     limits.max_length = *c.max_new_tokens + prompt_length;
   } else {
@@ -116,6 +117,7 @@ RowLimits resolve_limits(const GenerationConfig& c, int64_t prompt_length, bool 
 }
 
 void validate(const GenerationConfig& c) {
+  check_supported(c);
   auto refuse = [](const std::string& message) { fail(ErrorKind::InvalidArgument, message); };
   if (c.max_new_tokens && *c.max_new_tokens <= 0)
     refuse("`max_new_tokens` must be greater than 0, but is " + std::to_string(*c.max_new_tokens) + ".");

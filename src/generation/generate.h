@@ -38,6 +38,7 @@ class Rng {
 struct RowLimits {
   int64_t max_length = 0;  // prompt + new tokens
   int64_t min_length = 0;  // eos is suppressed while the row is shorter
+  int64_t prompt_length = 0;  // where the new tokens start (begin_suppress_tokens, length decay)
 };
 
 // max_new_tokens wins over max_length; a max_length that was not passed by the caller and is

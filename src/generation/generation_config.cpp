@@ -1,5 +1,6 @@
 #include "generation/generation_config.h"
 
+#include <algorithm>
 #include <climits>
 #include <fstream>
 #include <sstream>
@@ -97,6 +98,104 @@ std::vector<std::string> as_stop_strings(const char* source, const std::string& 
   return out;
 }
 
+// suppress_tokens / begin_suppress_tokens: a list of token ids (null = none). Ids outside the
+// vocabulary match nothing, as torch.isin finds nothing for them.
+std::optional<std::vector<int32_t>> as_token_list(const char* source, const std::string& key, const Value& v) {
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_array()) bad(source, key, v, "a list of token ids");
+  std::vector<int32_t> ids;
+  for (const Value& id : v) {
+    if (!id.is_number_integer() || id.get<int64_t>() < INT32_MIN || id.get<int64_t>() > INT32_MAX)
+      bad(source, key, v, "a list of token ids");
+    ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+  }
+  return ids;
+}
+
+// sequence_bias in its JSON form, a list of [[token ids], bias] pairs, checked as
+// SequenceBiasLogitsProcessor._validate_arguments checks that form (positive ids, a float bias:
+// JSON's 1.0, not 1), with its messages; an empty id list (which transformers accepts and then
+// fails on at the first step) is refused too. A later pair for the same ids replaces an earlier
+// one, as converting the list into a dict does.
+std::optional<SequenceBias> as_sequence_bias(const Value& v) {
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_array() || v.empty())
+    fail(ErrorKind::InvalidArgument,
+         "`sequence_bias` has to be a non-empty dictionary, or non-empty list of lists but is " + v.dump() +
+             ". (A dictionary's keys are tuples of token ids, which JSON cannot hold: pass a list of "
+             "[[token ids], bias] pairs.)");
+  auto refuse = [&] {
+    fail(ErrorKind::InvalidArgument,
+         "Each element in `sequence_bias` has to be a non-empty list of lists of positive integers and float, but is " +
+             v.dump() + ".");
+  };
+  SequenceBias biases;
+  for (const Value& pair : v) {
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_array() || pair[0].empty() || !pair[1].is_number_float())
+      refuse();
+    std::vector<int32_t> ids;
+    for (const Value& id : pair[0]) {
+      if (!id.is_number_integer() || id.get<int64_t>() <= 0 || id.get<int64_t>() > INT32_MAX) refuse();
+      ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+    }
+    const float bias = static_cast<float>(pair[1].get<double>());  // torch.tensor(bias): float32
+    auto same = std::find_if(biases.begin(), biases.end(), [&](const auto& b) { return b.first == ids; });
+    if (same != biases.end()) same->second = bias;
+    else biases.emplace_back(std::move(ids), bias);
+  }
+  return biases;
+}
+
+Value sequence_bias_value(const SequenceBias& biases) {
+  Value out = Value::array();
+  for (const auto& [ids, bias] : biases) out.push_back(Value::array({Value(ids), Value(static_cast<double>(bias))}));
+  return out;
+}
+
+// exponential_decay_length_penalty: [start_index, decay_factor] (null = none).
+std::optional<DecayPenalty> as_decay_penalty(const char* source, const std::string& key, const Value& v) {
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_array() || v.size() != 2 || !v[0].is_number_integer() || !v[1].is_number())
+    bad(source, key, v, "a [start_index, decay_factor] pair (an integer and a number)");
+  return DecayPenalty{v[0].get<int64_t>(), v[1].get<double>()};
+}
+
+bool as_bool(const char* source, const std::string& key, const Value& v) {
+  if (!v.is_boolean()) bad(source, key, v, "true or false");
+  return v.get<bool>();
+}
+
+// The GenerationConfig attributes kept as given in GenerationConfig::other, with
+// transformers' defaults.
+const std::vector<std::pair<const char*, Value>>& other_keys() {
+  static const std::vector<std::pair<const char*, Value>> k = {
+      // Checked by check_supported.
+      {"guidance_scale", nullptr}, {"encoder_repetition_penalty", 1.0}, {"encoder_no_repeat_ngram_size", 0},
+      {"max_time", nullptr}, {"token_healing", false}, {"watermarking_config", nullptr},
+      {"return_dict_in_generate", false}, {"low_memory", nullptr}, {"penalty_alpha", nullptr},
+      {"dola_layers", nullptr}, {"diversity_penalty", 0.0}, {"num_beam_groups", 1}, {"constraints", nullptr},
+      {"force_words_ids", nullptr},
+      // No effect on a pipeline's output: generate's extra outputs (only returned with
+      // return_dict_in_generate), the cache and compilation, assisted decoding's tuning (greedy
+      // assisted decoding gives greedy's tokens), the encoder-decoder start token (read by
+      // text2text-generation from its own settings).
+      {"output_attentions", false}, {"output_hidden_states", false}, {"output_scores", false},
+      {"output_logits", nullptr}, {"use_cache", true}, {"cache_implementation", nullptr},
+      {"cache_config", nullptr}, {"return_legacy_cache", nullptr}, {"prefill_chunk_size", nullptr},
+      {"compile_config", nullptr}, {"disable_compile", false}, {"num_assistant_tokens", 20},
+      {"num_assistant_tokens_schedule", "constant"}, {"assistant_confidence_threshold", 0.4},
+      {"prompt_lookup_num_tokens", nullptr}, {"max_matching_ngram_size", nullptr},
+      {"assistant_early_exit", nullptr}, {"assistant_lookbehind", 10}, {"target_lookbehind", 10},
+      {"decoder_start_token_id", nullptr}};
+  return k;
+}
+
+const Value* other_default(const std::string& key) {
+  for (const auto& [name, value] : other_keys())
+    if (key == name) return &value;
+  return nullptr;
+}
+
 Value early_stopping_value(EarlyStopping e) {
   if (e == EarlyStopping::Never) return "never";
   return e == EarlyStopping::True;
@@ -110,8 +209,15 @@ const std::vector<const char*>& GenerationConfig::keys() {
       "temperature",  "top_k",          "top_p",      "min_p",                "repetition_penalty",
       "num_return_sequences", "eos_token_id", "pad_token_id", "bos_token_id", "num_beams",
       "length_penalty", "early_stopping", "no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id",
-      "forced_eos_token_id", "typical_p", "stop_strings"};
-  return k;
+      "forced_eos_token_id", "typical_p", "stop_strings", "sequence_bias", "remove_invalid_values",
+      "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "epsilon_cutoff",
+      "eta_cutoff", "renormalize_logits"};
+  static const std::vector<const char*> all = [] {
+    std::vector<const char*> keys = k;
+    for (const auto& [name, value] : other_keys()) keys.push_back(name);
+    return keys;
+  }();
+  return all;
 }
 
 void GenerationConfig::update(const Value& values, const char* source) {
@@ -141,6 +247,18 @@ void GenerationConfig::update(const Value& values, const char* source) {
     else if (key == "forced_eos_token_id") forced_eos_token_id = as_id_list(source, key, v);
     else if (key == "typical_p") typical_p = v.is_null() ? 1.0 : as_number(source, key, v);
     else if (key == "stop_strings") stop_strings = as_stop_strings(source, key, v);
+    else if (key == "sequence_bias") sequence_bias = as_sequence_bias(v);
+    else if (key == "remove_invalid_values") remove_invalid_values = !v.is_null() && as_bool(source, key, v);
+    else if (key == "exponential_decay_length_penalty") exponential_decay_length_penalty = as_decay_penalty(source, key, v);
+    else if (key == "suppress_tokens") suppress_tokens = as_token_list(source, key, v);
+    else if (key == "begin_suppress_tokens") begin_suppress_tokens = as_token_list(source, key, v);
+    else if (key == "epsilon_cutoff") epsilon_cutoff = v.is_null() ? 0.0 : as_number(source, key, v);
+    else if (key == "eta_cutoff") eta_cutoff = v.is_null() ? 0.0 : as_number(source, key, v);
+    else if (key == "renormalize_logits") renormalize_logits = !v.is_null() && as_bool(source, key, v);
+    else if (const Value* fallback = other_default(key)) {
+      if (v == *fallback) other.erase(key);
+      else other[key] = v;
+    }
   }
 }
 
@@ -171,7 +289,113 @@ Value GenerationConfig::non_default_values() const {
   if (forced_eos_token_id != d.forced_eos_token_id) out["forced_eos_token_id"] = forced_eos_token_id;
   if (typical_p != d.typical_p) out["typical_p"] = typical_p;
   if (stop_strings != d.stop_strings) out["stop_strings"] = stop_strings;
+  if (sequence_bias != d.sequence_bias)
+    out["sequence_bias"] = sequence_bias ? sequence_bias_value(*sequence_bias) : Value(nullptr);
+  if (remove_invalid_values != d.remove_invalid_values) out["remove_invalid_values"] = remove_invalid_values;
+  if (exponential_decay_length_penalty != d.exponential_decay_length_penalty)
+    out["exponential_decay_length_penalty"] =
+        exponential_decay_length_penalty
+            ? Value::array({exponential_decay_length_penalty->start, exponential_decay_length_penalty->factor})
+            : Value(nullptr);
+  if (suppress_tokens != d.suppress_tokens) out["suppress_tokens"] = opt(suppress_tokens);
+  if (begin_suppress_tokens != d.begin_suppress_tokens) out["begin_suppress_tokens"] = opt(begin_suppress_tokens);
+  if (epsilon_cutoff != d.epsilon_cutoff) out["epsilon_cutoff"] = epsilon_cutoff;
+  if (eta_cutoff != d.eta_cutoff) out["eta_cutoff"] = eta_cutoff;
+  if (renormalize_logits != d.renormalize_logits) out["renormalize_logits"] = renormalize_logits;
+  for (const auto& [key, value] : other.items()) out[key] = value;
   return out;
+}
+
+namespace {
+
+bool is_set(const Value& other, const char* key) { return other.contains(key) && !other[key].is_null(); }
+
+double number_or(const Value& other, const char* key, double fallback) {
+  return other.contains(key) && other[key].is_number() ? other[key].get<double>() : fallback;
+}
+
+// A decoding mode of GenerationConfig.get_generation_mode that transformers 4.57.6 serves
+// from a Hub repo (custom_generate, only with trust_remote_code=True): its name and repo, or
+// nullptr for the modes it runs itself.
+struct HubMode {
+  const char* name;   // as transformers names it in its error
+  const char* repo;
+  const char* flags;  // what selects it
+};
+
+std::optional<HubMode> hub_mode(const GenerationConfig& c) {
+  const Value& o = c.other;
+  if (is_set(o, "constraints") || is_set(o, "force_words_ids"))
+    return HubMode{"Constrained Beam Search", "transformers-community/constrained-beam-search",
+                   "constraints / force_words_ids"};
+  bool greedy_or_sample = false;
+  if (c.num_beams == 1) {
+    if (!c.do_sample && c.top_k && *c.top_k > 1 && number_or(o, "penalty_alpha", 0.0) > 0)
+      return HubMode{"Contrastive Search", "transformers-community/contrastive-search", "penalty_alpha > 0 with top_k > 1"};
+    greedy_or_sample = true;
+  } else if (number_or(o, "num_beam_groups", 1) > 1) {
+    return HubMode{"Group Beam Search", "transformers-community/group-beam-search", "num_beam_groups > 1"};
+  }
+  // Assisted decoding (prompt lookup, early exit) takes greedy / sampling over before DoLa can.
+  const bool assisted = is_set(o, "prompt_lookup_num_tokens") || is_set(o, "assistant_early_exit");
+  if (is_set(o, "dola_layers") && greedy_or_sample && !assisted)
+    return HubMode{"Dola Generation", "transformers-community/dola", "dola_layers"};
+  return std::nullopt;
+}
+
+void refuse_set(const Value& other, const char* key, const std::string& why) {
+  const Value* fallback = other_default(key);
+  if (other.contains(key) && fallback && other[key] != *fallback)
+    fail(ErrorKind::InvalidArgument, "`" + std::string(key) + "` (" + other[key].dump() + ") " + why);
+}
+
+void check_cutoff(const char* key, double value) {
+  // transformers skips a value outside (0, 1) silently; like typical_p, hfpipe refuses it so
+  // that a typo does not pass unnoticed (0 = off).
+  if (!(value >= 0.0 && value < 1.0))
+    fail(ErrorKind::InvalidArgument, "`" + std::string(key) + "` has to be a float > 0 and < 1, but is " +
+                                         Value(value).dump());
+}
+
+}  // namespace
+
+void check_supported(const GenerationConfig& c) {
+  // The numbers that select a mode: another type must not slip past as "not set".
+  for (const char* key : {"penalty_alpha", "diversity_penalty", "num_beam_groups", "guidance_scale"})
+    if (is_set(c.other, key) && !c.other[key].is_number())
+      bad("parameter", key, c.other[key], "a number");
+  if (const auto mode = hub_mode(c))
+    fail(ErrorKind::InvalidArgument,
+         std::string(mode->name) + " (" + mode->flags + ") is not available: transformers 4.57.6 moved it to the Hub "
+         "repo " + mode->repo + " and runs it only with `trust_remote_code=True` (\"" + mode->name +
+         " requires `trust_remote_code=True` in your `generate` call\"); hfpipe runs no remote code");
+  const Value& o = c.other;
+  if (c.num_beams > 1 && is_set(o, "low_memory") && o["low_memory"] == true)
+    fail(ErrorKind::InvalidArgument,
+         "`low_memory=True` is not supported after the beam search refactor (transformers 4.57.6 refuses it too)");
+  // Classifier-free guidance (generation/guidance.h) for greedy search and sampling only.
+  if (c.num_beams > 1 && number_or(o, "guidance_scale", 1.0) != 1.0)
+    fail(ErrorKind::InvalidArgument,
+         "`guidance_scale` (" + o["guidance_scale"].dump() +
+             ") is not supported with beam search (num_beams > 1): transformers' unconditional context does not "
+             "follow the beams' reordering");
+  refuse_set(o, "encoder_repetition_penalty", "is not supported by hfpipe (1.0 = off)");
+  refuse_set(o, "encoder_no_repeat_ngram_size", "is not supported by hfpipe (0 = off)");
+  refuse_set(o, "max_time", "is not supported: hfpipe has no wall-clock stop (null = none)");
+  refuse_set(o, "token_healing",
+             "is not supported: token healing rewrites the prompt's tail, which hfpipe does not do (transformers' "
+             "pipeline refuses it too: it needs the tokenizer passed to `generate`)");
+  refuse_set(o, "watermarking_config", "is not supported: hfpipe does not watermark (null = none)");
+  // With return_dict_in_generate, transformers' pipeline adds generate's requested extra outputs
+  // (scores, logits, attentions, hidden states) to its records; hfpipe does not produce them.
+  if (o.contains("return_dict_in_generate") && o["return_dict_in_generate"] == true)
+    for (const char* extra : {"output_scores", "output_logits", "output_attentions", "output_hidden_states"})
+      if (o.contains(extra) && o[extra] == true)
+        fail(ErrorKind::InvalidArgument, "`" + std::string(extra) +
+                                             "` with `return_dict_in_generate` is not supported: hfpipe returns the "
+                                             "generated text or token ids, not generate's extra outputs");
+  check_cutoff("epsilon_cutoff", c.epsilon_cutoff);
+  check_cutoff("eta_cutoff", c.eta_cutoff);
 }
 
 GenerationConfig load_model_generation_config(const std::filesystem::path& model_dir,

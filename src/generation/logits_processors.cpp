@@ -14,6 +14,43 @@ namespace hfpipe::generation {
 namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// NoBadWords / SequenceBias (which NoBadWords derives from): every id of every sequence must
+// be in the vocabulary, with transformers' message. `ids_of` gives an entry's ids.
+template <typename Entries, typename IdsOf>
+void check_in_vocabulary(const Entries& entries, int64_t vocab, IdsOf ids_of) {
+  std::string out_of_vocab;
+  for (const auto& entry : entries)
+    for (int32_t id : ids_of(entry))
+      if (id >= vocab) out_of_vocab += (out_of_vocab.empty() ? "" : ", ") + std::to_string(id);
+  if (!out_of_vocab.empty())
+    fail(ErrorKind::InvalidArgument, "The model vocabulary size is " + std::to_string(vocab) +
+                                         ", but the following tokens were being biased: [" + out_of_vocab + "]");
+}
+
+// Whether `ids` ends with all of `sequence` but its last token (a sequence longer than the
+// context never does), as NoBadWords and SequenceBias match their multi-token sequences.
+bool ends_with_prefix_of(const std::vector<int32_t>& ids, const std::vector<int32_t>& sequence) {
+  if (sequence.size() > ids.size()) return false;
+  const size_t prefix = sequence.size() - 1;
+  return std::equal(sequence.begin(), sequence.begin() + prefix, ids.end() - prefix);
+}
+
+// The `k`-th largest score (torch.topk(scores, k)[0][-1]), k clamped to [1, vocab].
+float kth_largest(const float* scores, int64_t vocab, int64_t k) {
+  k = std::clamp<int64_t>(k, 1, vocab);
+  std::vector<float> sorted(scores, scores + vocab);
+  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+  return sorted[static_cast<size_t>(k - 1)];
+}
+
+// Epsilon / eta warpers: -inf where the probability is below `cutoff` and the score below
+// the min_tokens_to_keep-th largest.
+void drop_below(float* scores, int64_t vocab, const std::vector<float>& probs, float cutoff, int64_t keep) {
+  const float kept = kth_largest(scores, vocab, keep);
+  for (int64_t i = 0; i < vocab; ++i)
+    if (probs[i] < cutoff && scores[i] < kept) scores[i] = kNegInf;
+}
+
 // The finite scores in ascending order with their indices (ties by index, for
 // reproducibility); -inf ones would sit first in torch's order and change no sum.
 std::vector<std::pair<float, int32_t>> ascending_finite(const float* scores, int64_t vocab) {
@@ -47,10 +84,7 @@ void apply_temperature(float* scores, int64_t vocab, double temperature) {
 }
 
 void apply_top_k(float* scores, int64_t vocab, int64_t top_k, int64_t min_tokens_to_keep) {
-  const int64_t k = std::min<int64_t>(std::max<int64_t>({top_k, min_tokens_to_keep, 1}), vocab);
-  std::vector<float> sorted(scores, scores + vocab);
-  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
-  const float threshold = sorted[static_cast<size_t>(k - 1)];
+  const float threshold = kth_largest(scores, vocab, std::max(top_k, min_tokens_to_keep));
   for (int64_t i = 0; i < vocab; ++i)
     if (scores[i] < threshold) scores[i] = kNegInf;
 }
@@ -141,22 +175,11 @@ void apply_no_repeat_ngram(float* scores, const std::vector<int32_t>& ids, int64
 
 void apply_bad_words(float* scores, int64_t vocab, const std::vector<int32_t>& ids,
                      const std::vector<std::vector<int32_t>>& bad_words, const std::vector<int32_t>& eos_ids) {
-  std::vector<int32_t> out_of_vocab;
-  for (const auto& word : bad_words)
-    for (int32_t id : word)
-      if (id >= vocab) out_of_vocab.push_back(id);
-  if (!out_of_vocab.empty()) {
-    std::string list;
-    for (int32_t id : out_of_vocab) list += (list.empty() ? "" : ", ") + std::to_string(id);
-    fail(ErrorKind::InvalidArgument, "The model vocabulary size is " + std::to_string(vocab) +
-                                         ", but the following tokens were being biased: [" + list + "]");
-  }
+  check_in_vocabulary(bad_words, vocab, [](const auto& word) -> const std::vector<int32_t>& { return word; });
   for (const auto& word : bad_words) {
     // transformers keeps eos generable even when it is listed as a bad word on its own.
     if (word.size() == 1 && std::find(eos_ids.begin(), eos_ids.end(), word[0]) != eos_ids.end()) continue;
-    const size_t prefix = word.size() - 1;
-    if (word.size() > ids.size()) continue;  // longer than the context: ignored
-    if (std::equal(word.begin(), word.begin() + prefix, ids.end() - prefix)) scores[word.back()] = kNegInf;
+    if (ends_with_prefix_of(ids, word)) scores[word.back()] = kNegInf;
   }
 }
 
@@ -174,16 +197,89 @@ void log_softmax(float* scores, int64_t vocab) {
   for (int64_t i = 0; i < vocab; ++i) scores[i] = scores[i] - m - log_sum;
 }
 
-void process_scores(float* scores, int64_t vocab, const std::vector<int32_t>& sequence, int64_t min_length,
-                    int64_t max_length, const GenerationConfig& c) {
+void apply_sequence_bias(float* scores, int64_t vocab, const std::vector<int32_t>& ids, const SequenceBias& biases) {
+  check_in_vocabulary(biases, vocab, [](const auto& entry) -> const std::vector<int32_t>& { return entry.first; });
+  // transformers builds one bias row (the one-token biases, then each matching longer
+  // sequence's added in order) and adds it to the scores: the same float sums per token.
+  std::vector<std::pair<int32_t, float>> bias;
+  auto add = [&](int32_t token, float value) {
+    auto at = std::find_if(bias.begin(), bias.end(), [&](const auto& b) { return b.first == token; });
+    if (at == bias.end()) bias.emplace_back(token, 0.f + value);
+    else at->second += value;
+  };
+  for (const auto& [sequence, value] : biases)
+    if (sequence.size() == 1) add(sequence[0], value);
+  for (const auto& [sequence, value] : biases)
+    if (sequence.size() > 1 && ends_with_prefix_of(ids, sequence)) add(sequence.back(), value);
+  for (const auto& [token, value] : bias) scores[token] += value;
+}
+
+void remove_invalid_values(float* scores, int64_t vocab) {
+  for (int64_t i = 0; i < vocab; ++i) {
+    float& s = scores[i];
+    if (std::isnan(s)) s = 0.f;
+    else if (std::isinf(s)) s = s > 0 ? std::numeric_limits<float>::max() : std::numeric_limits<float>::lowest();
+  }
+}
+
+void apply_exponential_decay(float* scores, int64_t vocab, const std::vector<int32_t>& eos_ids, int64_t length,
+                             int64_t prompt_length, const DecayPenalty& penalty) {
+  const int64_t start = penalty.start + prompt_length;
+  if (length <= start) return;
+  // Python's float pow, then a float32 multiply of |score| as torch does it.
+  const float growth = static_cast<float>(std::pow(penalty.factor, static_cast<double>(length - start)) - 1.0);
+  // Every eos is penalised from its score before any of them changes (a repeated eos once).
+  std::vector<std::pair<int32_t, float>> updated;
+  for (int32_t id : eos_ids)
+    if (id >= 0 && id < vocab) updated.emplace_back(id, scores[id] + std::fabs(scores[id]) * growth);
+  for (const auto& [id, value] : updated) scores[id] = value;
+}
+
+void apply_epsilon_cutoff(float* scores, int64_t vocab, double epsilon, int64_t min_tokens_to_keep) {
+  drop_below(scores, vocab, softmax(scores, vocab), static_cast<float>(epsilon), min_tokens_to_keep);
+}
+
+void apply_eta_cutoff(float* scores, int64_t vocab, double epsilon, int64_t min_tokens_to_keep) {
+  const auto probs = softmax(scores, vocab);
+  // Categorical(logits=scores).entropy(): -sum(p * log p), log p clamped to the lowest float so
+  // that banned tokens (p = 0) add nothing.
+  std::vector<float> log_probs(scores, scores + vocab);
+  log_softmax(log_probs.data(), vocab);
+  double sum = 0.0;
+  for (int64_t i = 0; i < vocab; ++i)
+    sum += static_cast<double>(std::max(log_probs[i], std::numeric_limits<float>::lowest()) * probs[i]);
+  const float entropy = static_cast<float>(-sum);
+  const float eps = static_cast<float>(epsilon);  // torch.tensor(epsilon): float32
+  const float eta = std::min(eps, std::sqrt(eps) * std::exp(-entropy));
+  drop_below(scores, vocab, probs, eta, min_tokens_to_keep);
+}
+
+namespace {
+
+// The processors that act in every decoding mode, in _get_logits_processor's order.
+void apply_processors(float* scores, int64_t vocab, const std::vector<int32_t>& sequence, int64_t prompt_length,
+                      int64_t min_length, int64_t max_length, const GenerationConfig& c) {
   const int64_t length = static_cast<int64_t>(sequence.size());
+  if (c.sequence_bias) apply_sequence_bias(scores, vocab, sequence, *c.sequence_bias);
   if (c.repetition_penalty != 1.0) apply_repetition_penalty(scores, sequence, c.repetition_penalty);
   if (c.no_repeat_ngram_size > 0) apply_no_repeat_ngram(scores, sequence, c.no_repeat_ngram_size);
   if (c.bad_words_ids) apply_bad_words(scores, vocab, sequence, *c.bad_words_ids, c.eos_token_id);
   if (length < min_length) suppress_tokens(scores, vocab, c.eos_token_id);
   if (c.forced_bos_token_id && length == 1) force_tokens(scores, vocab, {*c.forced_bos_token_id});
   if (!c.forced_eos_token_id.empty() && length == max_length - 1) force_tokens(scores, vocab, c.forced_eos_token_id);
-  if (!c.do_sample) return;
+  if (c.remove_invalid_values) remove_invalid_values(scores, vocab);
+  if (c.exponential_decay_length_penalty)
+    apply_exponential_decay(scores, vocab, c.eos_token_id, length, prompt_length, *c.exponential_decay_length_penalty);
+  if (c.suppress_tokens) suppress_tokens(scores, vocab, *c.suppress_tokens);
+  if (c.begin_suppress_tokens) {
+    // The first new token, one later when a one-token prompt is followed by a forced bos.
+    const int64_t begin = prompt_length + (prompt_length == 1 && c.forced_bos_token_id ? 1 : 0);
+    if (length == begin) suppress_tokens(scores, vocab, *c.begin_suppress_tokens);
+  }
+}
+
+// The warpers that only act under sampling.
+void apply_warpers(float* scores, int64_t vocab, const GenerationConfig& c) {
   // Beam sampling keeps enough candidates for every eos and one more.
   const int64_t keep =
       c.num_beams > 1 ? (c.eos_token_id.empty() ? 2 : static_cast<int64_t>(c.eos_token_id.size()) + 1) : 1;
@@ -192,6 +288,17 @@ void process_scores(float* scores, int64_t vocab, const std::vector<int32_t>& se
   if (c.top_p < 1.0) apply_top_p(scores, vocab, c.top_p, keep);
   if (c.min_p) apply_min_p(scores, vocab, *c.min_p, keep);
   if (c.typical_p < 1.0) apply_typical_p(scores, vocab, c.typical_p, keep);
+  if (c.epsilon_cutoff > 0.0 && c.epsilon_cutoff < 1.0) apply_epsilon_cutoff(scores, vocab, c.epsilon_cutoff, keep);
+  if (c.eta_cutoff > 0.0 && c.eta_cutoff < 1.0) apply_eta_cutoff(scores, vocab, c.eta_cutoff, keep);
+}
+
+}  // namespace
+
+void process_scores(float* scores, int64_t vocab, const std::vector<int32_t>& sequence, int64_t prompt_length,
+                    int64_t min_length, int64_t max_length, const GenerationConfig& c) {
+  apply_processors(scores, vocab, sequence, prompt_length, min_length, max_length, c);
+  if (c.do_sample) apply_warpers(scores, vocab, c);
+  if (c.renormalize_logits) log_softmax(scores, vocab);  // LogitNormalization: always last
 }
 
 int32_t argmax(const float* scores, int64_t vocab) {

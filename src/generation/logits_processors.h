@@ -36,13 +36,33 @@ void apply_min_p(float* scores, int64_t vocab, double min_p, int64_t min_tokens_
 // probability reaches `mass`.
 void apply_typical_p(float* scores, int64_t vocab, double mass, int64_t min_tokens_to_keep = 1);
 
+// SequenceBiasLogitsProcessor: each sequence's bias is added to the score of its last token
+// when `ids` ends with the rest of it (one-token sequences: always), summed per token in
+// float32 as transformers sums them; an id outside the vocabulary is Error(InvalidArgument).
+void apply_sequence_bias(float* scores, int64_t vocab, const std::vector<int32_t>& ids, const SequenceBias& biases);
+// InfNanRemoveLogitsProcessor: NaN becomes 0, +-inf the largest / lowest finite float.
+void remove_invalid_values(float* scores, int64_t vocab);
+// ExponentialDecayLengthPenalty for a row of `length` tokens whose prompt has `prompt_length`:
+// past penalty.start new tokens, each eos score grows by |score| * (factor^(tokens past) - 1).
+void apply_exponential_decay(float* scores, int64_t vocab, const std::vector<int32_t>& eos_ids, int64_t length,
+                             int64_t prompt_length, const DecayPenalty& penalty);
+// EpsilonLogitsWarper: drops tokens whose probability is below `epsilon`, keeping the
+// min_tokens_to_keep highest scores.
+void apply_epsilon_cutoff(float* scores, int64_t vocab, double epsilon, int64_t min_tokens_to_keep = 1);
+// EtaLogitsWarper: the same with the entropy-dependent cutoff min(epsilon, sqrt(epsilon) *
+// exp(-entropy)).
+void apply_eta_cutoff(float* scores, int64_t vocab, double epsilon, int64_t min_tokens_to_keep = 1);
+
 // The whole chain of _get_logits_processor for one row whose tokens so far are `sequence`
-// (prompt included): repetition_penalty, no_repeat_ngram_size, bad_words_ids, min_length /
+// (prompt_length of them the prompt, or the decoder start for an encoder-decoder model):
+// sequence_bias, repetition_penalty, no_repeat_ngram_size, bad_words_ids, min_length /
 // min_new_tokens (folded into `min_length` by resolve_limits), forced_bos, forced_eos (at
-// max_length - 1), then, under do_sample, temperature, top_k, top_p, min_p, typical_p with
-// min_tokens_to_keep = 1, or number of eos ids + 1 (at least 2) under beam sampling.
-void process_scores(float* scores, int64_t vocab, const std::vector<int32_t>& sequence, int64_t min_length,
-                    int64_t max_length, const GenerationConfig& config);
+// max_length - 1), remove_invalid_values, exponential_decay_length_penalty, suppress_tokens,
+// begin_suppress_tokens; then, under do_sample, temperature, top_k, top_p, min_p, typical_p,
+// epsilon_cutoff, eta_cutoff with min_tokens_to_keep = 1, or number of eos ids + 1 (at least
+// 2) under beam sampling; last, renormalize_logits.
+void process_scores(float* scores, int64_t vocab, const std::vector<int32_t>& sequence, int64_t prompt_length,
+                    int64_t min_length, int64_t max_length, const GenerationConfig& config);
 
 // softmax of the row (max-subtracted, f32).
 std::vector<float> softmax(const float* scores, int64_t vocab);

@@ -16,6 +16,7 @@
 #include "formats/weights.h"
 #include "generation/beam_search.h"
 #include "generation/generate.h"
+#include "generation/guidance.h"
 #include "generation/stop_strings.h"
 #include "pipelines/text2text.h"
 #include "pipelines/text_inputs.h"
@@ -164,6 +165,9 @@ Text2TextGeneration::CallConfig Text2TextGeneration::call_config(const Params& p
   adjust_settings(p, c.settings);
   adjust_generation(p, c.generation);
   generation::validate(c.generation);
+  // transformers' guidance feeds the decoder's token to an encoder-decoder model's encoder.
+  if (generation::guidance_scale(c.generation))
+    fail(ErrorKind::InvalidArgument, "`guidance_scale` is not supported for encoder-decoder models");
   const Seq2SeqSettings& s = c.settings;
   if (s.decoder_start_token_id) c.decoder_start = *s.decoder_start_token_id;
   else if (c.generation.bos_token_id) c.decoder_start = *c.generation.bos_token_id;

@@ -16,11 +16,13 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "formats/weights.h"
 #include "generation/beam_search.h"
 #include "generation/generate.h"
+#include "generation/guidance.h"
 #include "models/decoder.h"
 #include "pipelines/params.h"
 #include "pipelines/task.h"
@@ -183,15 +185,7 @@ class TextGeneration : public Task {
   // One call's parameters, sanitised as _sanitize_parameters does.
   struct Call {
     Call(const Value& params, const TextGeneration& task)
-        : p(params, task.name(),
-            {"max_new_tokens", "max_length", "min_new_tokens", "min_length", "do_sample", "temperature", "top_k",
-             "top_p", "min_p", "repetition_penalty", "num_return_sequences", "eos_token_id", "pad_token_id",
-             "bos_token_id", "num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size",
-             "bad_words_ids", "forced_bos_token_id", "forced_eos_token_id", "typical_p", "stop_strings",
-             "return_full_text", "return_text", "return_tensors", "prefix",
-             "clean_up_tokenization_spaces", "skip_special_tokens", "add_special_tokens", "seed", "batch_size",
-             "continue_final_message", "handle_long_generation", "stop_sequence", "truncation", "padding",
-             "tokenizer_encode_kwargs", "model_kwargs"}),
+        : p(params, task.name(), known_parameters()),
           type(return_type_from(p)),
           prefix(p.has("prefix") ? p.get_string("prefix", "") : task.prefix_),
           config(task.call_config(p, prefix, max_length_given)),
@@ -202,6 +196,20 @@ class TextGeneration : public Task {
           hole(long_generation_from(p)),
           encode_kwargs(p.get_object("tokenizer_encode_kwargs")),
           batch(std::max<int64_t>(1, p.get_int("batch_size").value_or(task.batch_size_))) {}
+
+    // The pipeline's own parameters and every generate parameter (GenerationConfig's keys).
+    static const std::vector<std::string>& known_parameters() {
+      static const std::vector<std::string> known = [] {
+        std::vector<std::string> keys = {"return_full_text", "return_text", "return_tensors", "prefix",
+                                         "clean_up_tokenization_spaces", "skip_special_tokens", "add_special_tokens",
+                                         "seed", "batch_size", "continue_final_message", "handle_long_generation",
+                                         "stop_sequence", "truncation", "padding", "tokenizer_encode_kwargs",
+                                         "model_kwargs"};
+        for (const char* key : generation::GenerationConfig::keys()) keys.emplace_back(key);
+        return keys;
+      }();
+      return known;
+    }
 
     static bool long_generation_from(const Params& p) {
       if (!given(p, "handle_long_generation")) return false;
@@ -251,7 +259,11 @@ class TextGeneration : public Task {
         for (auto& group : generation::beam_search(*model_, chunk, c.config, c.pad, &stops))
           for (auto& g : group) generated.push_back(std::move(g));
       } else {
-        for (auto& g : generation::generate(*model_, chunk, c.config, c.pad, on_token, &stops))
+        // guidance_scale: the model wrapped to decode each row's unconditional context too.
+        std::optional<generation::GuidedDecoder> guided;
+        if (const auto scale = generation::guidance_scale(c.config)) guided.emplace(*model_, *scale);
+        const models::DecoderModel& model = guided ? *guided : *model_;
+        for (auto& g : generation::generate(model, chunk, c.config, c.pad, on_token, &stops))
           generated.push_back(std::move(g));
       }
     }

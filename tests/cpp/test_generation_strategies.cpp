@@ -51,9 +51,9 @@ TEST(ForcedTokens, ForcedEosAtMaxLengthMinusOne) {
   GenerationConfig c;
   c.forced_eos_token_id = {2};
   std::vector<float> s(5, 1.f);
-  process_scores(s.data(), 5, {0, 1, 3}, 0, 5, c);  // length 3: not yet
+  process_scores(s.data(), 5, {0, 1, 3}, 1, 0, 5, c);  // length 3: not yet
   EXPECT_EQ(s, std::vector<float>(5, 1.f));
-  process_scores(s.data(), 5, {0, 1, 3, 4}, 0, 5, c);
+  process_scores(s.data(), 5, {0, 1, 3, 4}, 1, 0, 5, c);
   EXPECT_EQ(s, (std::vector<float>{-kInf, -kInf, 0.f, -kInf, -kInf}));
 }
 

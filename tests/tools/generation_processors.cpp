@@ -43,8 +43,8 @@ Value run(const Value& request) {
   Value out = Value::array();
   for (size_t r = 0; r < scores.size(); ++r) {
     auto& row = scores[r];
-    gen::process_scores(row.data(), static_cast<int64_t>(row.size()), sequences[r], limits.min_length,
-                        limits.max_length, config);
+    gen::process_scores(row.data(), static_cast<int64_t>(row.size()), sequences[r], limits.prompt_length,
+                        limits.min_length, limits.max_length, config);
     Value values = Value::array();
     for (float v : row) values.push_back(std::isinf(v) && v < 0 ? Value(nullptr) : Value(v));
     out.push_back(values);
