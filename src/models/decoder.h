@@ -197,6 +197,12 @@ struct SelfAttention {
   int64_t sliding_window = 0;  // 0 = full attention
 };
 
+// A self-attention of separate nn.Linear projections <prefix>q_proj, k_proj, v_proj (with a bias
+// when qkv_bias) and <prefix><out_name> (with a bias when out_bias), as OPT, GPT-Neo, Llama and
+// Gemma name them; no q/k norms, full attention (the family sets those that it has).
+SelfAttention load_projection_attention(const WeightReader& reader, const std::string& prefix,
+                                        const std::string& out_name, bool qkv_bias, bool out_bias);
+
 // What differs between families (and layers) in how they attend.
 struct AttentionParams {
   int64_t heads = 0, kv_heads = 0, head_dim = 0;
