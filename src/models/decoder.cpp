@@ -113,6 +113,13 @@ SelfAttention load_projection_attention(const WeightReader& reader, const std::s
   return a;
 }
 
+void RmsNormLayer::load_gated_mlp(const WeightReader& reader, const std::string& prefix, bool bias,
+                                  ops::Activation activation) {
+  gate = load_linear(reader, prefix + "gate_proj", bias, activation);
+  up = load_linear(reader, prefix + "up_proj", bias);
+  down = load_linear(reader, prefix + "down_proj", bias);
+}
+
 ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name) {
   check(tied || reader.has_head(name), ErrorKind::CorruptFile,
         "the checkpoint lacks " + name + " and tie_word_embeddings is false");

@@ -241,6 +241,9 @@ struct RmsNormLayer {
   ops::Linear gate, up, down;  // gate carries the activation
   void run(std::vector<float>& x, float eps, const AttentionParams& params, const DecoderStep& step,
            const ops::CacheView& cache, int64_t past, DecoderScratch& scratch) const;
+  // gate, up and down from <prefix>gate_proj, up_proj, down_proj (Llama's and Gemma's names),
+  // with biases when `bias`; gate carries `activation`.
+  void load_gated_mlp(const WeightReader& reader, const std::string& prefix, bool bias, ops::Activation activation);
 };
 
 // A LayerNorm layer of GPT-2's shape (gpt2.cpp, gpt_neo.cpp, opt.cpp, gpt_neox.cpp's sequential
