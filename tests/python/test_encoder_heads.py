@@ -58,10 +58,8 @@ def _batches(spec: M.Spec, config: dict) -> list[dict]:
 
 def _reference(spec: M.Spec, folder, batches: list[dict]) -> list[dict]:
     """The transformers model class of the head, float32, on the same right-padded batches."""
-    H._quiet_transformers()
     import torch
-    import transformers
-    model = getattr(transformers, spec.auto_class).from_pretrained(folder, dtype=torch.float32).eval()
+    model = H.reference_model(spec.auto_class, folder)
     pad = model.config.pad_token_id or 0
     out = []
     for batch in batches:

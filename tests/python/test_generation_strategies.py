@@ -37,14 +37,6 @@ BEAM_MODELS = ["llama-causal-lm", "gpt2-causal-lm", "qwen2-causal-lm", "mistral-
 FULL = ["llama-causal-lm", "gpt2-causal-lm"]
 
 
-@functools.lru_cache(maxsize=None)
-def reference_model(folder: str):
-    H._quiet_transformers()
-    import torch
-    from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-
-
 def reference(folder, prompts, params):
     """transformers' pipeline, one prompt at a time (a tokenizer object may be in params)."""
     return H.reference_outputs(TASK, folder, prompts, params)
@@ -268,7 +260,7 @@ def _reference_processed(model, config, prompt_length, sequences, scores):
 @pytest.mark.parametrize("name", list(PROCESSOR_CONFIGS))
 def test_processed_scores(tiny_models, repo_root, name):
     import torch
-    model = reference_model(str(tiny_models / "llama-causal-lm"))
+    model = H.reference_model("AutoModelForCausalLM", tiny_models / "llama-causal-lm")
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(1234)
     scores = torch.randn(3, vocab, generator=g) * 3.0
