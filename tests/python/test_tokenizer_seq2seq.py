@@ -21,7 +21,7 @@ import subprocess
 import pytest
 
 import hfpipe_helpers as H
-from test_tokenizer_parity import CORPUS, HFPIPE, TOKENIZERS, corpus_lines
+from test_tokenizer_parity import HFPIPE, TOKENIZERS, corpus_lines, train_corpus_spm
 
 # Every STEP-th corpus line (about 280, and some hand-written edge cases) keeps the slow
 # reference quick; a second language pair only every QUICK_STEP-th.
@@ -103,19 +103,11 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spm_models(root):
-    import sentencepiece as spm
-
-    out = {}
     # "raw": no normalisation rules and extra whitespace kept (sentencepiece's other paths).
     raw = {"normalization_rule_name": "identity", "remove_extra_whitespaces": False}
-    for name, kind, extra in (("unigram", "unigram", {}), ("bpe", "bpe", {"byte_fallback": True}),
-                              ("unigram-raw", "unigram", raw)):
-        prefix = root / f"spm-{name}"
-        spm.SentencePieceTrainer.train(input=str(CORPUS), model_prefix=str(prefix), model_type=kind, vocab_size=700,
-                                       num_threads=1, character_coverage=0.98, minloglevel=2,
-                                       user_defined_symbols=["<sep2>"], control_symbols=["<ctl>"], **extra)
-        out[name] = prefix.with_suffix(".model")
-    return out
+    return {name: train_corpus_spm(root / f"spm-{name}", kind, 700, **extra)
+            for name, kind, extra in (("unigram", "unigram", {}), ("bpe", "bpe", {"byte_fallback": True}),
+                                      ("unigram-raw", "unigram", raw))}
 
 
 def pieces(model_file):
