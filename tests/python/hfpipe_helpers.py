@@ -179,6 +179,16 @@ def run_hfpipe(binary, task, model, inputs, params=None, *, jsonl=True, batch_si
                              f"stdout starts: {out[:500]!r}") from e
 
 
+def tool_binary(env_var: str, target: str) -> str:
+    """A test tool built beside hfpipe (build/<target>), or the one env_var names; a test
+    failure naming the CMake target to build when it is not there."""
+    import pytest
+    path = os.environ.get(env_var, str(REPO / "build" / target))
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} not found: build the {target} target", pytrace=False)
+    return path
+
+
 def error_line(proc: subprocess.CompletedProcess) -> str:
     """The `hfpipe: error:` line of a failed run (asserting the failure contract)."""
     stderr = proc.stderr.decode("utf-8", "replace")

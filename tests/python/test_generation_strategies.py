@@ -258,7 +258,7 @@ def _reference_processed(model, config, prompt_length, sequences, scores):
 
 
 @pytest.mark.parametrize("name", list(PROCESSOR_CONFIGS))
-def test_processed_scores(tiny_models, repo_root, name):
+def test_processed_scores(tiny_models, name):
     import torch
     model = H.reference_model("AutoModelForCausalLM", tiny_models / "llama-causal-lm")
     vocab = model.config.vocab_size
@@ -276,7 +276,7 @@ def test_processed_scores(tiny_models, repo_root, name):
     want, gc = _reference_processed(model, config, prompt_length, sequences, scores)
     request = {"config": {"eos_token_id": 2, **config}, "prompt_length": prompt_length,
                "sequences": sequences, "scores": scores.tolist()}
-    tool = os.environ.get("HFPIPE_GENERATION_PROCESSORS_BIN", str(repo_root / "build" / "hfpipe_generation_processors"))
+    tool = H.tool_binary("HFPIPE_GENERATION_PROCESSORS_BIN", "hfpipe_generation_processors")
     proc = H.run_raw([tool], stdin=json.dumps(request), env=ENV)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     got = json.loads(proc.stdout)["scores"]

@@ -40,10 +40,7 @@ TEXTS = [
 
 
 def forward_bin():
-    path = os.environ.get("HFPIPE_SEQ2SEQ_FORWARD_BIN", str(H.REPO / "build" / "hfpipe_seq2seq_forward"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} not found: build the hfpipe_seq2seq_forward target", pytrace=False)
-    return path
+    return H.tool_binary("HFPIPE_SEQ2SEQ_FORWARD_BIN", "hfpipe_seq2seq_forward")
 
 
 @pytest.mark.parametrize("model", MODELS)
