@@ -103,6 +103,23 @@ ops::Linear load_linear(const WeightReader& reader, const std::string& name, boo
   return ops::Linear(reader.base(name + ".weight"), bias ? reader.base(name + ".bias") : Tensor(), activation);
 }
 
+SelfAttention load_projection_attention(const WeightReader& reader, const std::string& prefix,
+                                        const std::string& out_name, bool qkv_bias, bool out_bias) {
+  SelfAttention a;
+  a.q = load_linear(reader, prefix + "q_proj", qkv_bias);
+  a.k = load_linear(reader, prefix + "k_proj", qkv_bias);
+  a.v = load_linear(reader, prefix + "v_proj", qkv_bias);
+  a.o = load_linear(reader, prefix + out_name, out_bias);
+  return a;
+}
+
+void RmsNormLayer::load_gated_mlp(const WeightReader& reader, const std::string& prefix, bool bias,
+                                  ops::Activation activation) {
+  gate = load_linear(reader, prefix + "gate_proj", bias, activation);
+  up = load_linear(reader, prefix + "up_proj", bias);
+  down = load_linear(reader, prefix + "down_proj", bias);
+}
+
 ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name) {
   check(tied || reader.has_head(name), ErrorKind::CorruptFile,
         "the checkpoint lacks " + name + " and tie_word_embeddings is false");

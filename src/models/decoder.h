@@ -197,6 +197,12 @@ struct SelfAttention {
   int64_t sliding_window = 0;  // 0 = full attention
 };
 
+// A self-attention of separate nn.Linear projections <prefix>q_proj, k_proj, v_proj (with a bias
+// when qkv_bias) and <prefix><out_name> (with a bias when out_bias), as OPT, GPT-Neo, Llama and
+// Gemma name them; no q/k norms, full attention (the family sets those that it has).
+SelfAttention load_projection_attention(const WeightReader& reader, const std::string& prefix,
+                                        const std::string& out_name, bool qkv_bias, bool out_bias);
+
 // What differs between families (and layers) in how they attend.
 struct AttentionParams {
   int64_t heads = 0, kv_heads = 0, head_dim = 0;
@@ -235,6 +241,9 @@ struct RmsNormLayer {
   ops::Linear gate, up, down;  // gate carries the activation
   void run(std::vector<float>& x, float eps, const AttentionParams& params, const DecoderStep& step,
            const ops::CacheView& cache, int64_t past, DecoderScratch& scratch) const;
+  // gate, up and down from <prefix>gate_proj, up_proj, down_proj (Llama's and Gemma's names),
+  // with biases when `bias`; gate carries `activation`.
+  void load_gated_mlp(const WeightReader& reader, const std::string& prefix, bool bias, ops::Activation activation);
 };
 
 // A LayerNorm layer of GPT-2's shape (gpt2.cpp, gpt_neo.cpp, opt.cpp, gpt_neox.cpp's sequential

@@ -237,18 +237,13 @@ class Gemma : public DecoderBase {
       layer.mlp_out_norm = norm("post_feedforward_layernorm");
     }
     SelfAttention& a = layer.attention;
+    a = load_projection_attention(reader, p + "self_attn.", "o_proj", bias, bias);
     if (shape_.family == Family::Gemma3) {
       a.q_norm = norm("self_attn.q_norm");
       a.k_norm = norm("self_attn.k_norm");
     }
-    a.q = load_linear(reader, p + "self_attn.q_proj", bias);
-    a.k = load_linear(reader, p + "self_attn.k_proj", bias);
-    a.v = load_linear(reader, p + "self_attn.v_proj", bias);
-    a.o = load_linear(reader, p + "self_attn.o_proj", bias);
     a.sliding_window = window;
-    layer.gate = load_linear(reader, p + "mlp.gate_proj", false, shape_.activation);
-    layer.up = load_linear(reader, p + "mlp.up_proj", false);
-    layer.down = load_linear(reader, p + "mlp.down_proj", false);
+    layer.load_gated_mlp(reader, p + "mlp.", false, shape_.activation);
     return layer;
   }
 

@@ -74,13 +74,8 @@ class GptNeo : public LearnedPositionsDecoder {
     LayerNormLayer layer;
     layer.attn_norm = LayerNorm::load(reader, p + "ln_1", eps);
     layer.mlp_norm = LayerNorm::load(reader, p + "ln_2", eps);
-    layer.attention = SelfAttention{load_linear(reader, p + "attn.attention.q_proj", false),
-                                    load_linear(reader, p + "attn.attention.k_proj", false),
-                                    load_linear(reader, p + "attn.attention.v_proj", false),
-                                    load_linear(reader, p + "attn.attention.out_proj", true),
-                                    Tensor(),
-                                    Tensor(),
-                                    window};
+    layer.attention = load_projection_attention(reader, p + "attn.attention.", "out_proj", false, true);
+    layer.attention.sliding_window = window;
     layer.fc = load_linear(reader, p + "mlp.c_fc", true, act);
     layer.proj = load_linear(reader, p + "mlp.c_proj", true);
     return layer;

@@ -85,16 +85,13 @@ class Llama : public DecoderBase {
       RmsNormLayer layer;
       layer.attn_in_norm = reader.base(p + "input_layernorm.weight");
       layer.mlp_in_norm = reader.base(p + "post_attention_layernorm.weight");
-      layer.attention = SelfAttention{load_linear(reader, p + "self_attn.q_proj", qkv_bias),
-                                      load_linear(reader, p + "self_attn.k_proj", qkv_bias),
-                                      load_linear(reader, p + "self_attn.v_proj", qkv_bias),
-                                      load_linear(reader, p + "self_attn.o_proj", o_bias),
-                                      qk_norm ? reader.base(p + "self_attn.q_norm.weight") : Tensor(),
-                                      qk_norm ? reader.base(p + "self_attn.k_norm.weight") : Tensor(),
-                                      windows[static_cast<size_t>(i)]};
-      layer.gate = load_linear(reader, p + "mlp.gate_proj", mlp_bias, shape_.activation);
-      layer.up = load_linear(reader, p + "mlp.up_proj", mlp_bias);
-      layer.down = load_linear(reader, p + "mlp.down_proj", mlp_bias);
+      layer.attention = load_projection_attention(reader, p + "self_attn.", "o_proj", qkv_bias, o_bias);
+      if (qk_norm) {
+        layer.attention.q_norm = reader.base(p + "self_attn.q_norm.weight");
+        layer.attention.k_norm = reader.base(p + "self_attn.k_norm.weight");
+      }
+      layer.attention.sliding_window = windows[static_cast<size_t>(i)];
+      layer.load_gated_mlp(reader, p + "mlp.", mlp_bias, shape_.activation);
       layers_.push_back(std::move(layer));
     }
     norm_ = reader.base("norm.weight");

@@ -83,13 +83,7 @@ class Opt : public DecoderBase {
     LayerNormLayer layer;
     layer.attn_norm = norm(reader, p + "self_attn_layer_norm");
     layer.mlp_norm = norm(reader, p + "final_layer_norm");
-    layer.attention = SelfAttention{load_linear(reader, p + "self_attn.q_proj", bias),
-                                    load_linear(reader, p + "self_attn.k_proj", bias),
-                                    load_linear(reader, p + "self_attn.v_proj", bias),
-                                    load_linear(reader, p + "self_attn.out_proj", bias),
-                                    Tensor(),
-                                    Tensor(),
-                                    0};
+    layer.attention = load_projection_attention(reader, p + "self_attn.", "out_proj", bias, bias);
     layer.fc = load_linear(reader, p + "fc1", bias, act);
     layer.proj = load_linear(reader, p + "fc2", bias);
     return layer;

@@ -115,9 +115,17 @@ def assert_same():
     return H.assert_same
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _references_per_module():
+    """Each test module loads its own reference objects (H.reference_pipeline, reference_model,
+    reference_tokenizer, ...), as when each kept its own cache: what one module changes on a
+    tokenizer (src_lang) does not reach the next, and the models are freed after it."""
+    yield
+    H.clear_reference_caches()
+
+
 @pytest.fixture(scope="module")
 def reference():
     """The transformers / sentence-transformers reference side, cached per folder for the
     module (H.reference_outputs, H.reference_call, H.reference_sentence_embeddings)."""
-    yield H
-    H.clear_reference_caches()
+    return H

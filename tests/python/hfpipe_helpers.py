@@ -179,6 +179,16 @@ def run_hfpipe(binary, task, model, inputs, params=None, *, jsonl=True, batch_si
                              f"stdout starts: {out[:500]!r}") from e
 
 
+def tool_binary(env_var: str, target: str) -> str:
+    """A test tool built beside hfpipe (build/<target>), or the one env_var names; a test
+    failure naming the CMake target to build when it is not there."""
+    import pytest
+    path = os.environ.get(env_var, str(REPO / "build" / target))
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} not found: build the {target} target", pytrace=False)
+    return path
+
+
 def error_line(proc: subprocess.CompletedProcess) -> str:
     """The `hfpipe: error:` line of a failed run (asserting the failure contract)."""
     stderr = proc.stderr.decode("utf-8", "replace")
@@ -320,8 +330,9 @@ def _quiet_transformers():
 
 
 @functools.lru_cache(maxsize=None)
-def reference_pipeline(task: str, folder: str):
-    """transformers.pipeline on a local folder, computing in float32.
+def reference_pipeline(task: str, folder: str, **model_kwargs):
+    """transformers.pipeline on a local folder, computing in float32 (model_kwargs, such as
+    attn_implementation="eager", go to pipeline's model_kwargs when given).
 
     transformers 4.57's pipeline() loads with dtype="auto", i.e. computes a float16/bfloat16
     checkpoint in that precision; hfpipe's contract (DESIGN.md, issue 2) is f16/bf16 weights
@@ -331,7 +342,8 @@ def reference_pipeline(task: str, folder: str):
     _quiet_transformers()
     import torch
     from transformers import pipeline
-    return pipeline(task, model=folder, dtype=torch.float32, device="cpu")
+    extra = {"model_kwargs": dict(model_kwargs)} if model_kwargs else {}  # a copy: pipeline adds dtype to it
+    return pipeline(task, model=folder, dtype=torch.float32, device="cpu", **extra)
 
 
 @functools.lru_cache(maxsize=None)
@@ -344,9 +356,40 @@ def reference_sentence_transformer(folder: str):
     return SentenceTransformer(folder, device="cpu")
 
 
+def reference_model(auto_class: str, folder, **from_pretrained_kwargs):
+    """transformers.<auto_class>.from_pretrained(folder, dtype=float32, **kwargs) in eval mode,
+    loaded once per module (clear_reference_caches): the model class under a pipeline, for the
+    tests that compare logits or scores below it."""
+    return _reference_model(auto_class, str(folder), tuple(sorted(from_pretrained_kwargs.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_model(auto_class: str, folder: str, kwargs: tuple):
+    _quiet_transformers()
+    import torch
+    import transformers
+    return getattr(transformers, auto_class).from_pretrained(folder, dtype=torch.float32, **dict(kwargs)).eval()
+
+
+def reference_tokenizer(folder):
+    """AutoTokenizer.from_pretrained(folder), loaded once per module (clear_reference_caches)."""
+    return _reference_tokenizer(str(folder))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_tokenizer(folder: str):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(folder)
+
+
 def clear_reference_caches():
+    """Forget the per-folder reference objects (conftest.py does it after each test module, so
+    a module's changes to a tokenizer, such as src_lang, stay in it). The GGUF ones are kept for
+    the session: they are slow to load and read-only."""
     reference_pipeline.cache_clear()
     reference_sentence_transformer.cache_clear()
+    _reference_model.cache_clear()
+    _reference_tokenizer.cache_clear()
 
 
 def reference_outputs(task, folder, inputs, params=None) -> list:

@@ -112,17 +112,11 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-_TOKENIZERS: dict[Path, object] = {}
-
-
 def reference(folder: Path, messages, params: dict) -> tuple[bool, str]:
     """(ok, rendered text or the exception's message) from transformers."""
-    from transformers import AutoTokenizer
-
-    if folder not in _TOKENIZERS:
-        _TOKENIZERS[folder] = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = H.reference_tokenizer(folder)
     try:
-        return True, _TOKENIZERS[folder].apply_chat_template(messages, tokenize=False, **params)
+        return True, tokenizer.apply_chat_template(messages, tokenize=False, **params)
     except Exception as e:  # the template's raise_exception, or transformers' own checks
         return False, str(e)
 

@@ -11,7 +11,6 @@ distance its 256 log buckets can see is computed once).
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 
@@ -35,10 +34,7 @@ MLM_POSITIONS_PER_BATCH = 3          # vocabulary-wide rows: keep the JSON small
 
 @pytest.fixture(scope="session")
 def logits_bin():
-    path = os.environ.get("HFPIPE_ENCODER_LOGITS_BIN", str(H.REPO / "build" / "hfpipe_encoder_logits"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} not found: build the hfpipe_encoder_logits target", pytrace=False)
-    return path
+    return H.tool_binary("HFPIPE_ENCODER_LOGITS_BIN", "hfpipe_encoder_logits")
 
 
 def _batches(spec: M.Spec, config: dict) -> list[dict]:
@@ -58,10 +54,8 @@ def _batches(spec: M.Spec, config: dict) -> list[dict]:
 
 def _reference(spec: M.Spec, folder, batches: list[dict]) -> list[dict]:
     """The transformers model class of the head, float32, on the same right-padded batches."""
-    H._quiet_transformers()
     import torch
-    import transformers
-    model = getattr(transformers, spec.auto_class).from_pretrained(folder, dtype=torch.float32).eval()
+    model = H.reference_model(spec.auto_class, folder)
     pad = model.config.pad_token_id or 0
     out = []
     for batch in batches:

@@ -37,14 +37,6 @@ BEAM_MODELS = ["llama-causal-lm", "gpt2-causal-lm", "qwen2-causal-lm", "mistral-
 FULL = ["llama-causal-lm", "gpt2-causal-lm"]
 
 
-@functools.lru_cache(maxsize=None)
-def reference_model(folder: str):
-    H._quiet_transformers()
-    import torch
-    from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-
-
 def reference(folder, prompts, params):
     """transformers' pipeline, one prompt at a time (a tokenizer object may be in params)."""
     return H.reference_outputs(TASK, folder, prompts, params)
@@ -266,9 +258,9 @@ def _reference_processed(model, config, prompt_length, sequences, scores):
 
 
 @pytest.mark.parametrize("name", list(PROCESSOR_CONFIGS))
-def test_processed_scores(tiny_models, repo_root, name):
+def test_processed_scores(tiny_models, name):
     import torch
-    model = reference_model(str(tiny_models / "llama-causal-lm"))
+    model = H.reference_model("AutoModelForCausalLM", tiny_models / "llama-causal-lm")
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(1234)
     scores = torch.randn(3, vocab, generator=g) * 3.0
@@ -284,7 +276,7 @@ def test_processed_scores(tiny_models, repo_root, name):
     want, gc = _reference_processed(model, config, prompt_length, sequences, scores)
     request = {"config": {"eos_token_id": 2, **config}, "prompt_length": prompt_length,
                "sequences": sequences, "scores": scores.tolist()}
-    tool = os.environ.get("HFPIPE_GENERATION_PROCESSORS_BIN", str(repo_root / "build" / "hfpipe_generation_processors"))
+    tool = H.tool_binary("HFPIPE_GENERATION_PROCESSORS_BIN", "hfpipe_generation_processors")
     proc = H.run_raw([tool], stdin=json.dumps(request), env=ENV)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     got = json.loads(proc.stdout)["scores"]

@@ -222,9 +222,7 @@ def test_sentencepiece_gguf_tokenizer_parity(tmp_path, add_space_prefix):
     tokens, scores, types = small_spm_vocab()
     path = write_tokenizer_gguf(tmp_path / "spm.gguf", tokens=tokens, scores=scores, types=types,
                                 add_space_prefix=add_space_prefix)
-    H._quiet_transformers()
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
+    tok = H.reference_gguf_tokenizer(str(path))
     tokenizer_parity(path, tok, PARAM_SETS[:2])
 
 

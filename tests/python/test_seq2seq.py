@@ -15,7 +15,6 @@ length_penalty 2.0, no_repeat_ngram_size 3, early_stopping, min_length) and vary
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -40,20 +39,8 @@ TEXTS = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
-def reference_model(folder: str):
-    H._quiet_transformers()
-    import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(folder)
-
-
 def forward_bin():
-    path = os.environ.get("HFPIPE_SEQ2SEQ_FORWARD_BIN", str(H.REPO / "build" / "hfpipe_seq2seq_forward"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} not found: build the hfpipe_seq2seq_forward target", pytrace=False)
-    return path
+    return H.tool_binary("HFPIPE_SEQ2SEQ_FORWARD_BIN", "hfpipe_seq2seq_forward")
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -61,7 +48,7 @@ def test_encoder_and_decoder_logits(tiny_models, model):
     """Encoder output and every decoder position's logits of a padded batch within 1e-4."""
     import torch
     folder = tiny_models / model
-    ref, tok = reference_model(str(folder))
+    ref, tok = H.reference_model("AutoModelForSeq2SeqLM", folder), H.reference_tokenizer(folder)
     sources = [tok(t)["input_ids"][:60] for t in TEXTS[:3]]  # within max_position_embeddings 64
     # 7 decoder positions (the logits JSON of a 50k vocabulary is what costs time here).
     targets = [[0] + tok(t)["input_ids"][:6] for t in ("Das ist ein kleiner Test.", "Bonjour à tous, mes amis",
@@ -240,8 +227,7 @@ def test_length_warnings(run_hfpipe_raw, tiny_models):
     assert proc.returncode == 0, proc.stderr.decode()
     err = proc.stderr.decode()
     assert "Your min_length=30 must be inferior than your max_length=20." in err
-    _, tok = reference_model(str(folder))
-    length = len(tok("summarize: Hello there!")["input_ids"])
+    length = len(H.reference_tokenizer(folder)("summarize: Hello there!")["input_ids"])
     assert f"Your max_length is set to 20, but your input_length is only {length}." in err
     cmd = H.hfpipe_command("x", "translation_en_to_de", folder, params={**GREEDY, "max_new_tokens": 4,
                                                                         "max_length": 10})[1:]

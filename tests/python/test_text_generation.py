@@ -11,7 +11,6 @@ hfpipe's own random stream, so it is checked for reproducibility and shape, not 
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 
@@ -36,18 +35,12 @@ PROMPTS = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
-def reference_model(folder: str):
-    H._quiet_transformers()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(folder)
+def reference_model(folder, **kwargs):
+    return H.reference_model("AutoModelForCausalLM", folder, **kwargs)
 
 
 def reference_ids(folder, prompt):
-    _, tok = reference_model(str(folder))
-    return tok(prompt)["input_ids"]
+    return H.reference_tokenizer(folder)(prompt)["input_ids"]
 
 
 def hfpipe_logits(run_hfpipe_raw, folder, ids, step=None):
@@ -62,7 +55,7 @@ def test_logits(run_hfpipe_raw, tiny_models, model):
     """Every position's logits, prefill at once and token by token through the cache."""
     import torch
     folder = tiny_models / model
-    ref, _ = reference_model(str(folder))
+    ref = reference_model(folder)
     ids = reference_ids(folder, PROMPTS[1])
     with torch.no_grad():
         want = ref(torch.tensor([ids])).logits[0]
@@ -210,17 +203,9 @@ SLIDING_MODELS = [m for m in MODELS if m.split("-")[0] in ("gemma2", "gemma3")]
 EAGER = {"attn_implementation": "eager"}
 
 
-@functools.lru_cache(maxsize=None)
-def eager_reference_model(folder: str):
-    H._quiet_transformers()
-    import torch
-    from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
-
-
 def reference_logits(folder, ids, attn):
     import torch
-    model = eager_reference_model(str(folder)) if attn == "eager" else reference_model(str(folder))[0]
+    model = reference_model(folder, **EAGER) if attn == "eager" else reference_model(folder)
     assert model.config._attn_implementation == attn
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0]
@@ -259,18 +244,9 @@ def test_gemma2_attention_softcap_matters(tiny_models):
     ids = reference_ids(folder, PROMPTS[2])
     sdpa, eager = reference_logits(folder, ids, "sdpa"), reference_logits(folder, ids, "eager")
     assert (sdpa - eager).abs().max().item() > 100 * H.ATOL
-    from transformers import AutoModelForCausalLM
-    wide = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, sliding_window=len(ids) + 1).eval()
+    wide = reference_model(folder, sliding_window=len(ids) + 1)
     with torch.no_grad():
         assert (wide(torch.tensor([ids])).logits[0] - sdpa).abs().max().item() > 100 * H.ATOL
-
-
-@functools.lru_cache(maxsize=None)
-def eager_reference_pipeline(folder: str):
-    H._quiet_transformers()
-    import torch
-    from transformers import pipeline
-    return pipeline(TASK, model=folder, dtype=torch.float32, device="cpu", model_kwargs=dict(EAGER))  # it adds dtype to the dict
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
@@ -279,7 +255,7 @@ def test_greedy_ids_eager_gemma2(run_hfpipe, tiny_models, batch_size):
     greedy tokens, alone and as a left-padded batch (the window then counts the padding)."""
     folder = tiny_models / "gemma2-causal-lm"
     params = {**GREEDY, "max_new_tokens": 32, "return_tensors": True}
-    pipe = eager_reference_pipeline(str(folder))
+    pipe = H.reference_pipeline(TASK, str(folder), **EAGER)
     assert pipe.model.config._attn_implementation == "eager"
     want = [H._jsonable(pipe(p, **params)) for p in PROMPTS]
     got = run_hfpipe(TASK, folder, PROMPTS, {**params, "model_kwargs": EAGER}, batch_size=batch_size, env=ENV)
@@ -301,7 +277,6 @@ def test_gemma3_multimodal_layouts(run_hfpipe_raw, tiny_models, tmp_path):
     import shutil
     import torch
     from safetensors.torch import load_file, save_file
-    from transformers import AutoModelForCausalLM
     src = tiny_models / "gemma3mm-causal-lm"
     state = load_file(src / "model.safetensors")
     assert any(k.startswith("language_model.model.") for k in state)
@@ -312,7 +287,7 @@ def test_gemma3_multimodal_layouts(run_hfpipe_raw, tiny_models, tmp_path):
     save_file({next(new + k[len(old):] for old, new in moves.items() if k.startswith(old)): v for k, v in state.items()},
               renamed / "model.safetensors", metadata={"format": "pt"})
     ids = reference_ids(src, PROMPTS[1])
-    ref = AutoModelForCausalLM.from_pretrained(renamed, dtype=torch.float32).eval()
+    ref = reference_model(renamed)
     with torch.no_grad():
         want = ref(torch.tensor([ids])).logits[0]
     got = torch.tensor(hfpipe_logits(run_hfpipe_raw, renamed, ids))
@@ -335,14 +310,13 @@ def test_gemma_config_defaults(run_hfpipe_raw, tiny_models, tmp_path, model, dro
     sliding_window_pattern) and without keys whose defaults the config classes supply."""
     import shutil
     import torch
-    from transformers import AutoModelForCausalLM
     folder = tmp_path / model
     shutil.copytree(tiny_models / model, folder)
     config = json.loads((folder / "config.json").read_text())
     for key in drop:
         config.pop(key)
     (folder / "config.json").write_text(json.dumps(config))
-    ref = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ref = reference_model(folder)
     ids = reference_ids(tiny_models / model, PROMPTS[2])
     with torch.no_grad():
         want = ref(torch.tensor([ids])).logits[0]
@@ -395,7 +369,7 @@ def test_phi3_long_prompt_logits(run_hfpipe_raw, tiny_models, tmp_path, legacy_t
         scaling = {"type": legacy_type, "short_factor": scaling["short_factor"],
                    "long_factor": scaling["long_factor"]}
         folder = _with_config(folder, tmp_path / "phi3", rope_scaling=scaling)
-    ref, _ = reference_model(str(folder))
+    ref = reference_model(folder)
     ids = reference_ids(folder, PROMPTS[2] + " " + PROMPTS[2])
     assert len(ids) > 40
     with torch.no_grad():

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from test_tokenizer_parity import CORPUS, PARAM_SETS, TOKENIZERS, parity
+from test_tokenizer_parity import CORPUS, PARAM_SETS, TOKENIZERS, parity, train_corpus_spm
 
 QUICK = [p for p in PARAM_SETS if p[0] in ("plain", "no_special", "trunc16_longest_first")]
 
@@ -35,16 +35,8 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(root):
-    import sentencepiece as spm
-
-    out = {}
-    for kind, extra in (("unigram", {}), ("bpe", {"byte_fallback": True})):
-        prefix = root / f"spm-{kind}"
-        spm.SentencePieceTrainer.train(input=str(CORPUS), model_prefix=str(prefix), model_type=kind, vocab_size=800,
-                                       num_threads=1, character_coverage=0.98, minloglevel=2,
-                                       user_defined_symbols=["<sep2>"], control_symbols=["<ctl>"], **extra)
-        out[kind] = prefix.with_suffix(".model")
-    return out
+    return {kind: train_corpus_spm(root / f"spm-{kind}", kind, 800, **extra)
+            for kind, extra in (("unigram", {}), ("bpe", {"byte_fallback": True}))}
 
 
 def test_llama2_spm():

@@ -14,14 +14,14 @@ decode of both with and without skip_special_tokens, and the language code -> id
 (forced_bos_token_id of translation). Offsets are not compared: these slow classes give none
 in transformers (hfpipe's are documented in slow_spm_tokenizers.cpp).
 """
-import functools
 import json
 import shutil
 import subprocess
 
 import pytest
 
-from test_tokenizer_parity import CORPUS, HFPIPE, TOKENIZERS, corpus_lines
+import hfpipe_helpers as H
+from test_tokenizer_parity import HFPIPE, TOKENIZERS, corpus_lines, train_corpus_spm
 
 # Every STEP-th corpus line (about 280, and some hand-written edge cases) keeps the slow
 # reference quick; a second language pair only every QUICK_STEP-th.
@@ -59,16 +59,9 @@ def hfpipe_languages(folder, params=None):
     return json.loads(proc.stdout)
 
 
-@functools.lru_cache(maxsize=None)
-def reference(folder):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(folder)
-
-
 def check(folder, src_lang=None, tgt_lang=None, expect_class=None, step=STEP):
     """ids, labels and decodes of every input, hfpipe vs transformers."""
-    tok = reference(str(folder))
+    tok = H.reference_tokenizer(folder)
     if expect_class:
         assert type(tok).__name__ == expect_class
     params = {}
@@ -110,19 +103,11 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spm_models(root):
-    import sentencepiece as spm
-
-    out = {}
     # "raw": no normalisation rules and extra whitespace kept (sentencepiece's other paths).
     raw = {"normalization_rule_name": "identity", "remove_extra_whitespaces": False}
-    for name, kind, extra in (("unigram", "unigram", {}), ("bpe", "bpe", {"byte_fallback": True}),
-                              ("unigram-raw", "unigram", raw)):
-        prefix = root / f"spm-{name}"
-        spm.SentencePieceTrainer.train(input=str(CORPUS), model_prefix=str(prefix), model_type=kind, vocab_size=700,
-                                       num_threads=1, character_coverage=0.98, minloglevel=2,
-                                       user_defined_symbols=["<sep2>"], control_symbols=["<ctl>"], **extra)
-        out[name] = prefix.with_suffix(".model")
-    return out
+    return {name: train_corpus_spm(root / f"spm-{name}", kind, 700, **extra)
+            for name, kind, extra in (("unigram", "unigram", {}), ("bpe", "bpe", {"byte_fallback": True}),
+                                      ("unigram-raw", "unigram", raw))}
 
 
 def pieces(model_file):
@@ -224,13 +209,13 @@ def test_marian_real_joint_spm_is_refused_clearly(root):
     sample = TOKENIZERS / "marian-nmt-sample"
     vocab = json.loads((sample / "vocab.json").read_text())
     folder = save_marian(root, "marian-sample", sample / "vocab.joint.spm", sample / "vocab.joint.spm", vocab)
-    assert type(reference(str(folder))).__name__ == "MarianTokenizer"
+    assert type(H.reference_tokenizer(folder)).__name__ == "MarianTokenizer"
     err = hfpipe_error(["tokenize", "--model", str(folder), "hello"])
     assert "treat_whitespace_as_suffix" in err and "source.spm" in err, err
 
 
 def test_marian_language_codes(marian_joint):
-    tok = reference(str(marian_joint))
+    tok = H.reference_tokenizer(marian_joint)
     got = hfpipe_languages(marian_joint)
     assert got["codes"] == {c: tok.convert_tokens_to_ids(c) for c in tok.supported_language_codes}
     assert list(got["codes"]) == [">>fr<<", ">>de<<"]
@@ -262,7 +247,7 @@ def test_m2m100_listed_language_tokens(root, spm_models):
 
 
 def test_m2m100_language_ids(m2m100):
-    tok = reference(str(m2m100))
+    tok = H.reference_tokenizer(m2m100)
     got = hfpipe_languages(m2m100)
     assert (got["src_lang"], got["tgt_lang"]) == ("fr", "de")
     assert got["codes"] == {c: tok.get_lang_id(c) for c in tok.lang_code_to_id}
@@ -277,7 +262,7 @@ def test_mbart50(root, spm_models, kind):
                        tgt_lang="ro_RO")
     check(folder, expect_class="MBart50TokenizerFast", step=STEP if kind == "bpe" else QUICK_STEP)
     check(folder, src_lang="ja_XX", tgt_lang="fr_XX", step=QUICK_STEP)
-    tok = reference(str(folder))
+    tok = H.reference_tokenizer(folder)
     assert hfpipe_languages(folder)["codes"] == tok.lang_code_to_id
 
 
@@ -287,7 +272,7 @@ def test_nllb(root, spm_models, legacy):
                        tgt_lang="fra_Latn", legacy_behaviour=legacy)
     check(folder, expect_class="NllbTokenizerFast", step=QUICK_STEP if legacy else STEP)
     check(folder, src_lang="zho_Hans", tgt_lang="deu_Latn", step=QUICK_STEP)
-    tok = reference(str(folder))
+    tok = H.reference_tokenizer(folder)
     codes = hfpipe_languages(folder)["codes"]
     assert codes == {c: tok.convert_tokens_to_ids(c) for c in tok.additional_special_tokens}
 

@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 import hfpipe_helpers as H
-from test_seq2seq import ENV, GREEDY, TEXTS, forward_bin, reference_model
+from test_seq2seq import ENV, GREEDY, TEXTS, forward_bin
 
 # model, src_lang, tgt_lang
 CASES = [("m2m100-seq2seq", "en", "fr"), ("nllb-seq2seq", "eng_Latn", "fra_Latn"),
@@ -28,7 +28,7 @@ IDS = [c[0] for c in CASES]
 
 
 def _tgt_id(folder, tgt):
-    _, tok = reference_model(str(folder))
+    tok = H.reference_tokenizer(folder)
     return tok.get_lang_id(tgt) if hasattr(tok, "get_lang_id") else tok.convert_tokens_to_ids(tgt)
 
 
@@ -93,7 +93,7 @@ def test_empty_and_long_sources(run_hfpipe, reference, tiny_models):
     long_text = H._long_text(120)
     inputs = ["", long_text]
     params = {**GREEDY, "max_new_tokens": 6, "return_tensors": True, "src_lang": "en", "tgt_lang": "fr"}
-    _, tok = reference_model(str(folder))
+    tok = H.reference_tokenizer(folder)
     assert len(tok(long_text)["input_ids"]) > 64
     H.assert_each_same(run_hfpipe("translation", folder, inputs, params, env=ENV),
                        reference.reference_outputs("translation", folder, inputs, params), ["empty", "long"])
@@ -106,7 +106,7 @@ def test_m2m100_positions_skip_pad_ids(tiny_models):
     Encoder output and logits within 1e-4."""
     import torch
     folder = tiny_models / "m2m100-seq2seq"
-    ref, tok = reference_model(str(folder))
+    ref, tok = H.reference_model("AutoModelForSeq2SeqLM", folder), H.reference_tokenizer(folder)
     pad = tok.pad_token_id
     a = tok("Hello there, my friend.")["input_ids"]
     sources = [a[:3] + [pad] + a[3:], tok("Short.")["input_ids"]]
