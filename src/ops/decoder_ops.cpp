@@ -56,6 +56,7 @@ static void rotate_token(float* x, int64_t heads, int64_t head_dim, int64_t half
                          const float* sin) {
   for (int64_t h = 0; h < heads; ++h) {
     float* v = x + h * head_dim;
+#pragma omp simd
     for (int64_t i = 0; i < half; ++i) {
       const float a = v[i], b = v[i + half];
       v[i] = a * cos[i] + (-b) * sin[i];
@@ -225,6 +226,8 @@ void soft_cap(float* x, int64_t n, float cap) {
 
 HFPIPE_CLONES
 void multiply(const float* a, const float* b, float* out, int64_t n) {
+  // omp simd: out may be a (in place), which keeps GCC's -O2 vectoriser away otherwise.
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
 }
 
