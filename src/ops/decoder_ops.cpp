@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "ops/linear.h"
 
 #define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 
@@ -55,6 +56,7 @@ static void rotate_token(float* x, int64_t heads, int64_t head_dim, int64_t half
                          const float* sin) {
   for (int64_t h = 0; h < heads; ++h) {
     float* v = x + h * head_dim;
+#pragma omp simd
     for (int64_t i = 0; i < half; ++i) {
       const float a = v[i], b = v[i + half];
       v[i] = a * cos[i] + (-b) * sin[i];
@@ -96,8 +98,8 @@ void Rope::apply(float* x, int64_t batch, int64_t tokens, int64_t heads, const i
 
 // Eight partial sums, one per lane: a single running float sum cannot be vectorised (the
 // compiler may not reorder it), and q.k over head_dim is the inner loop of decoding attention.
-HFPIPE_CLONES
-static float dot(const float* a, const float* b, int64_t n) {
+// Inlined into the attention loop's clones (a call per key and head cost more than the sum).
+static inline float dot(const float* a, const float* b, int64_t n) {
   float lanes[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -107,8 +109,10 @@ static float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-HFPIPE_CLONES
-static void axpy(float alpha, const float* x, float* y, int64_t n) {
+// omp simd: at -O2 GCC vectorises only loops it needs no run-time checks for, and it cannot
+// tell that x and y never overlap; the scalar loop was half of decoding attention's time.
+static inline void axpy(float alpha, const float* x, float* y, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
@@ -126,31 +130,62 @@ static void append_to_cache(const float* new_keys, const float* new_values, cons
   }
 }
 
-// One query row of one head over its visible cache positions.
-static void attend_query(const float* q, const CacheView& cache, const int32_t* mask, int64_t query_pos,
-                         int64_t kv_head, float* out, const CausalAttentionShape& s, int64_t b, float* scores) {
-  const int64_t kv_dim = s.kv_heads * s.head_dim;
-  const int64_t first = s.sliding_window > 0 ? std::max<int64_t>(0, query_pos - s.sliding_window + 1) : 0;
-  const float* keys = cache.keys + b * cache.capacity * kv_dim + kv_head * s.head_dim;
-  const float* values = cache.values + b * cache.capacity * kv_dim + kv_head * s.head_dim;
-  float best = -std::numeric_limits<float>::infinity();
-  for (int64_t t = first; t <= query_pos; ++t) {
-    if (!mask[t]) {
-      scores[t] = -std::numeric_limits<float>::infinity();
+// One query row (one token of batch row b, all its heads) and the cache positions it sees.
+struct QueryRow {
+  const float* q;   // heads * head_dim
+  float* out;       // heads * head_dim
+  const float* keys;    // batch row b's cache: [capacity, kv_heads * head_dim]
+  const float* values;
+  const int32_t* mask;  // batch row b's key mask
+  int64_t first, last;  // visible positions first .. last (the window, up to the query's own)
+};
+
+// The query heads of key/value heads [kv_begin, kv_end) attend over their visible positions.
+// Positions are the outer loop: each cache row holds every head's key (value) contiguously,
+// so the cache streams through once per query instead of once per head at a stride of a row
+// (measured ~3x faster than head-by-head at batch 8). Scores: [heads of the range][positions].
+// Per head the arithmetic and its order are those of a direct softmax(q.k * scale) . v.
+HFPIPE_CLONES
+static void attend_row(const QueryRow& row, int64_t kv_begin, int64_t kv_end, const CausalAttentionShape& s,
+                       float* scores) {
+  const int64_t group = s.heads / s.kv_heads, kv_dim = s.kv_heads * s.head_dim, d = s.head_dim;
+  const int64_t h_begin = kv_begin * group, h_end = kv_end * group, span = row.last - row.first + 1;
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  for (int64_t t = row.first; t <= row.last; ++t) {
+    float* column = scores + (t - row.first);
+    if (!row.mask[t]) {
+      for (int64_t h = h_begin; h < h_end; ++h) column[(h - h_begin) * span] = kNone;
       continue;
     }
-    float score = dot(q, keys + t * kv_dim, s.head_dim) * s.scale;
-    if (s.softcap > 0.f) score = std::tanh(score / s.softcap) * s.softcap;  // capped before masking
-    scores[t] = score;
-    best = std::max(best, score);
+    const float* key = row.keys + t * kv_dim;
+    for (int64_t h = h_begin; h < h_end; ++h) {
+      float score = dot(row.q + h * d, key + (h / group) * d, d) * s.scale;
+      if (s.softcap > 0.f) score = std::tanh(score / s.softcap) * s.softcap;  // capped before masking
+      column[(h - h_begin) * span] = score;
+    }
   }
-  std::fill(out, out + s.head_dim, 0.f);
-  if (best == -std::numeric_limits<float>::infinity()) return;  // nothing visible: a padding row
-  float sum = 0.f;
-  for (int64_t t = first; t <= query_pos; ++t) sum += (scores[t] = std::exp(scores[t] - best));
-  const float inv = 1.f / sum;
-  for (int64_t t = first; t <= query_pos; ++t)
-    if (scores[t] != 0.f) axpy(scores[t] * inv, values + t * kv_dim, out, s.head_dim);
+  // Softmax per head; the probabilities replace the scores, already divided by their sum.
+  bool any_visible = false;
+  for (int64_t h = h_begin; h < h_end; ++h) {
+    float* p = scores + (h - h_begin) * span;
+    std::fill(row.out + h * d, row.out + (h + 1) * d, 0.f);
+    const float best = *std::max_element(p, p + span);
+    if (best == kNone) continue;  // nothing visible: a padding row gets zeros
+    any_visible = true;
+    float sum = 0.f;
+    for (int64_t t = 0; t < span; ++t) sum += (p[t] = std::exp(p[t] - best));
+    const float inv = 1.f / sum;
+    for (int64_t t = 0; t < span; ++t) p[t] *= inv;
+  }
+  if (!any_visible) return;
+  for (int64_t t = row.first; t <= row.last; ++t) {
+    if (!row.mask[t]) continue;
+    const float* value = row.values + t * kv_dim;
+    for (int64_t h = h_begin; h < h_end; ++h) {
+      const float weight = scores[(h - h_begin) * span + (t - row.first)];
+      if (weight != 0.f) axpy(weight, value + (h / group) * d, row.out + h * d, d);
+    }
+  }
 }
 
 void causal_attention(const float* q, const float* new_keys, const float* new_values, const CacheView& cache,
@@ -158,16 +193,29 @@ void causal_attention(const float* q, const float* new_keys, const float* new_va
   check(s.kv_heads > 0 && s.heads % s.kv_heads == 0, ErrorKind::Internal,
         "attention heads must be a multiple of key/value heads");
   append_to_cache(new_keys, new_values, cache, s);
-  const int64_t group = s.heads / s.kv_heads, q_dim = s.heads * s.head_dim, total = s.past + s.new_tokens;
-  const int64_t work = s.batch * s.heads * s.new_tokens;
-#pragma omp parallel if (work * total * s.head_dim > 32768)
+  const int64_t q_dim = s.heads * s.head_dim, kv_dim = s.kv_heads * s.head_dim, total = s.past + s.new_tokens;
+  const int64_t rows = s.batch * s.new_tokens;
+  // Threads take query rows; with fewer rows than threads (decoding one sequence) each row's
+  // key/value heads are split between them too.
+  const int64_t parts = rows >= num_threads() ? 1 : s.kv_heads;
+  const int64_t work = rows * parts, group = s.heads / s.kv_heads;
+#pragma omp parallel if (work * total * s.head_dim * group > 32768)
   {
-    std::vector<float> scores(static_cast<size_t>(total));
+    std::vector<float> scores(static_cast<size_t>(s.heads * total));
 #pragma omp for schedule(static)
     for (int64_t w = 0; w < work; ++w) {
-      const int64_t b = w / (s.heads * s.new_tokens), h = (w / s.new_tokens) % s.heads, i = w % s.new_tokens;
-      const int64_t row = (b * s.new_tokens + i) * q_dim + h * s.head_dim;
-      attend_query(q + row, cache, key_mask + b * total, s.past + i, h / group, out + row, s, b, scores.data());
+      const int64_t r = w / parts, part = w % parts, b = r / s.new_tokens, i = r % s.new_tokens;
+      const int64_t position = s.past + i;
+      const int64_t first = s.sliding_window > 0 ? std::max<int64_t>(0, position - s.sliding_window + 1) : 0;
+      const QueryRow row{q + r * q_dim,
+                         out + r * q_dim,
+                         cache.keys + b * cache.capacity * kv_dim,
+                         cache.values + b * cache.capacity * kv_dim,
+                         key_mask + b * total,
+                         first,
+                         position};
+      const int64_t kv_begin = part * s.kv_heads / parts, kv_end = (part + 1) * s.kv_heads / parts;
+      attend_row(row, kv_begin, kv_end, s, scores.data());
     }
   }
 }
@@ -178,6 +226,8 @@ void soft_cap(float* x, int64_t n, float cap) {
 
 HFPIPE_CLONES
 void multiply(const float* a, const float* b, float* out, int64_t n) {
+  // omp simd: out may be a (in place), which keeps GCC's -O2 vectoriser away otherwise.
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
 }
 

@@ -14,12 +14,23 @@
 
 namespace hfpipe::ops {
 
+// The instruction sets skinny_linear has kernels for, narrowest first. Results differ between
+// levels in the last bits (their sums split K into 1, 8 or 16 lanes), never between calls on one.
+enum class SimdLevel { Plain, Avx2, Avx512 };
+// The widest level this CPU (and OS) runs.
+SimdLevel cpu_simd_level();
+// The level skinny_linear runs: cpu_simd_level() unless set_skinny_simd_level lowered it, as
+// the tests do to run every kernel the machine has. A level above the CPU's is lowered to it.
+SimdLevel skinny_simd_level();
+void set_skinny_simd_level(SimdLevel level);
+
 // The most rows skinny_linear takes; Linear::forward sends at most this many rows here.
 inline constexpr int64_t kSkinnyMaxRows = 8;
 
 // y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n]) for r < rows (1 .. kSkinnyMaxRows); x is
 // rows x in, y rows x out, w out x in, bias out floats or null. Each row's result depends on
 // that row only (not on how many rows come with it). Threads split the output columns.
+// Vectors run along K (w's rows are contiguous), so the weights are read in place, never copied.
 void skinny_linear(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
                    Activation activation, float* y);
 

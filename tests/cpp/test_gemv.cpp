@@ -1,5 +1,6 @@
 // ops::skinny_linear (decoding's few-row linear layers) against a naive double-precision
-// reference, and against oneDNN's path through Linear (more than 8 rows).
+// reference, and against oneDNN's path through Linear (more than 8 rows), on every kernel
+// (AVX-512, AVX2, plain) this machine can run.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +16,21 @@ namespace {
 
 using testing::random_vector;
 
+const char* level_name(SimdLevel l) {
+  return l == SimdLevel::Avx512 ? "avx512" : l == SimdLevel::Avx2 ? "avx2" : "plain";
+}
+
+// Runs the test body on one kernel level, restoring the widest afterwards.
+class SkinnyLevels : public ::testing::TestWithParam<SimdLevel> {
+ protected:
+  void SetUp() override {
+    if (GetParam() > cpu_simd_level()) GTEST_SKIP() << "this CPU has no " << level_name(GetParam());
+    set_skinny_simd_level(GetParam());
+    ASSERT_EQ(skinny_simd_level(), GetParam());
+  }
+  void TearDown() override { set_skinny_simd_level(cpu_simd_level()); }
+};
+
 double activate(Activation a, double x) {
   switch (a) {
     case Activation::None: return x;
@@ -27,13 +43,13 @@ double activate(Activation a, double x) {
   return x;
 }
 
-// Every row count 1..8, widths with and without a K % 8 tail and an out % 4 remainder, with
-// and without bias, every activation.
-TEST(SkinnyLinear, MatchesNaiveReference) {
+// Every row count 1..8, widths with and without a K % 8 / K % 16 tail and a remainder after
+// the tiles of 1..8 weight rows, with and without bias, every activation.
+TEST_P(SkinnyLevels, MatchesNaiveReference) {
   const Activation acts[] = {Activation::None, Activation::GeluErf, Activation::GeluTanh,
                              Activation::Relu, Activation::Tanh,    Activation::Silu};
-  for (int64_t in : {5, 8, 37, 64})
-    for (int64_t out : {1, 3, 4, 13})
+  for (int64_t in : {5, 8, 16, 37, 64})
+    for (int64_t out : {1, 3, 4, 13, 50})
       for (int64_t rows = 1; rows <= kSkinnyMaxRows; ++rows)
         for (bool with_bias : {false, true})
           for (Activation a : acts) {
@@ -50,16 +66,45 @@ TEST(SkinnyLinear, MatchesNaiveReference) {
           }
 }
 
-// A row's result does not depend on the rows decoded with it (batching changes speed only).
-TEST(SkinnyLinear, RowResultIndependentOfRowCount) {
-  const int64_t in = 77, out = 21;
-  auto x = random_vector(kSkinnyMaxRows * in, 4), w = random_vector(out * in, 5);
+// A row's result does not depend on the rows decoded with it (batching changes speed only),
+// whichever tile shape each row count takes. out = 121 leaves a remainder after every tile
+// width; in = 77 a K tail for every vector width.
+TEST_P(SkinnyLevels, RowResultIndependentOfRowCount) {
+  const int64_t in = 77, out = 121;
+  auto x = random_vector(kSkinnyMaxRows * in, 4), w = random_vector(out * in, 5), b = random_vector(out, 6);
   std::vector<float> alone(out), together(kSkinnyMaxRows * out);
-  skinny_linear(x.data(), kSkinnyMaxRows, w.data(), nullptr, in, out, Activation::None, together.data());
-  for (int64_t r = 0; r < kSkinnyMaxRows; ++r) {
-    skinny_linear(x.data() + r * in, 1, w.data(), nullptr, in, out, Activation::None, alone.data());
-    for (int64_t n = 0; n < out; ++n) EXPECT_EQ(alone[n], together[r * out + n]);
+  for (int64_t rows = 2; rows <= kSkinnyMaxRows; ++rows) {
+    skinny_linear(x.data(), rows, w.data(), b.data(), in, out, Activation::None, together.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      skinny_linear(x.data() + r * in, 1, w.data(), b.data(), in, out, Activation::None, alone.data());
+      for (int64_t n = 0; n < out; ++n) ASSERT_EQ(alone[n], together[r * out + n]) << rows << " rows, row " << r;
+    }
   }
+}
+
+// A large layer (threads split it; every tile prefetches the next) matches the reference.
+TEST_P(SkinnyLevels, WideLayerMatchesReference) {
+  const int64_t in = 771, out = 1030, rows = 3;
+  auto x = random_vector(rows * in, 9), w = random_vector(out * in, 10);
+  std::vector<float> y(rows * out);
+  skinny_linear(x.data(), rows, w.data(), nullptr, in, out, Activation::None, y.data());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t n = 0; n < out; ++n) {
+      double s = 0.0;
+      for (int64_t k = 0; k < in; ++k) s += double(x[r * in + k]) * w[n * in + k];
+      ASSERT_NEAR(y[r * out + n], s, 1e-3) << "row " << r << " col " << n;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, SkinnyLevels, ::testing::Values(SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Plain),
+                         [](const ::testing::TestParamInfo<SimdLevel>& info) { return level_name(info.param); });
+
+TEST(SkinnyLinear, LevelIsClampedToTheCpu) {
+  set_skinny_simd_level(SimdLevel::Avx512);
+  EXPECT_EQ(skinny_simd_level(), cpu_simd_level());
+  set_skinny_simd_level(SimdLevel::Plain);
+  EXPECT_EQ(skinny_simd_level(), SimdLevel::Plain);
+  set_skinny_simd_level(cpu_simd_level());
 }
 
 // Linear sends up to 8 rows to skinny_linear and more to oneDNN: both agree.
