@@ -5,8 +5,9 @@
 // (peak RSS ≈ weights), with one primitive for every row count; few rows (decoding) go to
 // ops/gemv.h instead. Encoders, which multiply whole sequences, ask for
 // WeightPacking::BlockedWhenFaster: on CPUs where oneDNN has brgemm (AVX-512) the weight is
-// reordered once into brgemm's blocked layout and the file's pages are given back (linear.cpp
-// has the figures); elsewhere it stays plain.
+// reordered into brgemm's blocked layout after the layer's first few calls (so a one-input
+// run does not pay for the copy) and the file's pages are given back (linear.cpp has the
+// figures); elsewhere it stays plain.
 #pragma once
 
 #include <cstdint>
