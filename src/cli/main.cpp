@@ -18,9 +18,12 @@
 #include "cli/inspect_command.h"
 #include "cli/logits_command.h"
 #include "cli/tokenize_command.h"
+#include "core/json_dump.h"
 #include "hfpipe/hfpipe.h"
 
 namespace {
+
+using hfpipe::to_json;
 
 constexpr const char* kUsage =
     "usage: hfpipe TASK --model M [--revision R] [--batch-size N] [--threads N]\n"
@@ -112,8 +115,6 @@ CliArgs parse_args(int argc, char** argv) {
     throw UsageError("no input given (pass INPUT arguments or --jsonl)");
   return args;
 }
-
-std::string to_json(const hfpipe::Value& v) { return v.dump(-1, ' ', false, hfpipe::Value::error_handler_t::replace); }
 
 std::vector<hfpipe::Value> read_jsonl(std::istream& in) {
   std::vector<hfpipe::Value> items;

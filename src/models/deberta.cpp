@@ -261,7 +261,8 @@ std::string layer_name(int64_t i, const std::string& rest) { return "encoder.lay
 
 ops::Linear linear(const WeightReader& reader, const std::string& name, bool bias = true,
                    ops::Activation act = ops::Activation::None) {
-  return ops::Linear(reader.base(name + ".weight"), bias ? reader.base(name + ".bias") : Tensor(), act);
+  return ops::Linear(reader.base(name + ".weight"), bias ? reader.base(name + ".bias") : Tensor(), act,
+                     ops::WeightPacking::BlockedWhenFaster);
 }
 
 // Rows [first, first + count) of each head's block of `per_head` rows of a [heads * per_head, in]
@@ -340,9 +341,10 @@ class Deberta : public EncoderModel {
       const Tensor w = reader.base(self("in_proj.weight"));
       const int64_t heads = o_.shape.heads, d = o_.shape.hidden / heads;
       check(w.ndim() == 2 && w.dim(0) == 3 * o_.shape.hidden, ErrorKind::CorruptFile, "DeBERTa in_proj has the wrong shape");
-      l.query = ops::Linear(head_rows(w, heads, 3 * d, 0, d), reader.base(self("q_bias")));
-      l.key = ops::Linear(head_rows(w, heads, 3 * d, d, d), Tensor());
-      l.value = ops::Linear(head_rows(w, heads, 3 * d, 2 * d, d), reader.base(self("v_bias")));
+      constexpr auto packing = ops::WeightPacking::BlockedWhenFaster;
+      l.query = ops::Linear(head_rows(w, heads, 3 * d, 0, d), reader.base(self("q_bias")), ops::Activation::None, packing);
+      l.key = ops::Linear(head_rows(w, heads, 3 * d, d, d), Tensor(), ops::Activation::None, packing);
+      l.value = ops::Linear(head_rows(w, heads, 3 * d, 2 * d, d), reader.base(self("v_bias")), ops::Activation::None, packing);
       if (o_.relative_attention && o_.c2p) l.pos_key = linear(reader, self("pos_proj"), /*bias=*/false);
       if (o_.relative_attention && o_.p2c) l.pos_query = linear(reader, self("pos_q_proj"));
     } else {

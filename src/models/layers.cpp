@@ -144,7 +144,8 @@ PostNormEncoder::PostNormEncoder(const WeightReader& reader, const EncoderLayerN
             std::to_string(shape.heads));
   auto linear = [&](const std::string& pattern, int64_t i, ops::Activation act = ops::Activation::None) {
     std::string name = with_index(pattern, i);
-    return ops::Linear(reader.base(name + ".weight"), reader.base(name + ".bias"), act);
+    return ops::Linear(reader.base(name + ".weight"), reader.base(name + ".bias"), act,
+                       ops::WeightPacking::BlockedWhenFaster);
   };
   for (int64_t i = 0; i < shape.layers; ++i) {
     Layer layer;

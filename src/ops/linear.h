@@ -1,11 +1,13 @@
 // Linear layers on oneDNN: y = x W^T + b with an optional fused activation.
 //
-// The weight keeps PyTorch's [out, in] layout. At construction we ask oneDNN which weight
-// layout its matmul wants for a runtime number of rows (format_tag::any); when that is a
-// blocked layout (AVX-512 machines with brgemm) the weight is reordered once into it, and
-// when it is the plain layout we hand oneDNN the checkpoint's own memory as the transposed
-// ("ba") matrix: measured equal or faster on AVX2 and it keeps the weights zero-copy from the
-// mmapped file (peak RSS ≈ weights). One primitive serves every batch size.
+// The weight keeps PyTorch's [out, in] layout. By default (WeightPacking::Plain) oneDNN gets
+// the checkpoint's own memory as the transposed ("ba") matrix, zero-copy from the mmapped file
+// (peak RSS ≈ weights), with one primitive for every row count; few rows (decoding) go to
+// ops/gemv.h instead. Encoders, which multiply whole sequences, ask for
+// WeightPacking::BlockedWhenFaster: on CPUs where oneDNN has brgemm (AVX-512) the weight is
+// reordered into brgemm's blocked layout after the layer's first few calls (so a one-input
+// run does not pay for the copy) and the file's pages are given back (linear.cpp has the
+// figures); elsewhere it stays plain.
 #pragma once
 
 #include <cstdint>
@@ -21,11 +23,14 @@ enum class Activation { None, GeluErf, GeluTanh, Relu, Tanh, Silu };
 // to an Activation; throws Error(UnsupportedModel) for the ones not implemented.
 Activation activation_from_name(const std::string& name);
 
+enum class WeightPacking { Plain, BlockedWhenFaster };
+
 class Linear {
  public:
   Linear() = default;
   // weight: F32 [out, in]; bias: F32 [out] or an undefined Tensor.
-  Linear(const Tensor& weight, const Tensor& bias, Activation activation = Activation::None);
+  Linear(const Tensor& weight, const Tensor& bias, Activation activation = Activation::None,
+         WeightPacking packing = WeightPacking::Plain);
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

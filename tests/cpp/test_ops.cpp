@@ -42,6 +42,25 @@ TEST(Linear, SameRowResultsWhateverTheRowCount) {
   for (int64_t o = 0; o < out; ++o) EXPECT_NEAR(all[3 * out + o], one[o], 1e-5);
 }
 
+// BlockedWhenFaster runs brgemm over a packed copy on AVX-512 once the layer has had a few
+// calls (one primitive per row count, big inputs in 512-row chunks) and the plain path elsewhere (ctest runs this file again with
+// DNNL_MAX_CPU_ISA=AVX2): either way the same products as the plain layer, for row counts on
+// both sides of the few-rows kernel's limit and of a chunk boundary.
+TEST(Linear, BlockedPackingMatchesPlain) {
+  const int64_t in = 72, out = 40, max_rows = 1100;
+  auto x = random_vector(max_rows * in, 11), w = random_vector(out * in, 12), b = random_vector(out, 13);
+  Linear plain(tensor_of(w, {out, in}), tensor_of(b, {out}), Activation::GeluTanh);
+  Linear blocked(tensor_of(w, {out, in}), tensor_of(b, {out}), Activation::GeluTanh, WeightPacking::BlockedWhenFaster);
+  std::vector<float> warm_up(9 * out);
+  for (int call = 0; call < 5; ++call) blocked.forward(x.data(), 9, warm_up.data());  // packs
+  for (int64_t rows : {int64_t{1}, int64_t{8}, int64_t{9}, int64_t{37}, int64_t{512}, int64_t{513}, max_rows}) {
+    std::vector<float> expected(rows * out), got(rows * out);
+    plain.forward(x.data(), rows, expected.data());
+    blocked.forward(x.data(), rows, got.data());
+    for (int64_t i = 0; i < rows * out; ++i) ASSERT_NEAR(got[i], expected[i], 1e-5) << rows << " rows, element " << i;
+  }
+}
+
 TEST(LayerNorm, MatchesDefinitionWithResidual) {
   const int64_t rows = 3, dim = 10;
   auto x = random_vector(rows * dim, 6), res = random_vector(rows * dim, 7);
