@@ -21,7 +21,7 @@ import pytest
 
 import hfpipe_helpers as H
 from test_generation_strategies import (BEAMS, ENV, GREEDY, PROMPTS, TASK, _error, _greedy_new,
-                                        _reference_processed, hfpipe, new_ids, reference, reference_model)
+                                        _reference_processed, hfpipe, new_ids, reference)
 
 # ------------------------------------------------------------------------------ processed scores
 
@@ -50,7 +50,7 @@ PROCESSOR_CONFIGS = {
 @pytest.mark.parametrize("name", list(PROCESSOR_CONFIGS))
 def test_processed_scores(tiny_models, repo_root, name):
     import torch
-    model = reference_model(str(tiny_models / "llama-causal-lm"))
+    model = H.reference_model("AutoModelForCausalLM", tiny_models / "llama-causal-lm")
     vocab = model.config.vocab_size
     scores = torch.randn(3, vocab, generator=torch.Generator().manual_seed(4321)) * 3.0
     # Rows that end with the biased sequences' prefixes (3; 21; 9 5), length 8.
