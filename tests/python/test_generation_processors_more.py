@@ -15,13 +15,12 @@ decoders:
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 import hfpipe_helpers as H
 from test_generation_strategies import (BEAMS, ENV, GREEDY, PROMPTS, TASK, _error, _greedy_new,
-                                        _reference_processed, hfpipe, new_ids, reference)
+                                        _check_processed, _reference_processed, hfpipe, new_ids, reference)
 
 # ------------------------------------------------------------------------------ processed scores
 
@@ -48,7 +47,7 @@ PROCESSOR_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", list(PROCESSOR_CONFIGS))
-def test_processed_scores(tiny_models, repo_root, name):
+def test_processed_scores(tiny_models, name):
     import torch
     model = H.reference_model("AutoModelForCausalLM", tiny_models / "llama-causal-lm")
     vocab = model.config.vocab_size
@@ -62,20 +61,11 @@ def test_processed_scores(tiny_models, repo_root, name):
     want, _ = _reference_processed(model, config, prompt_length, sequences, scores)
     request = {"config": {"eos_token_id": 2, **config}, "prompt_length": prompt_length,
                "sequences": sequences, "scores": scores.tolist()}
-    tool = os.environ.get("HFPIPE_GENERATION_PROCESSORS_BIN", str(repo_root / "build" / "hfpipe_generation_processors"))
+    tool = H.tool_binary("HFPIPE_GENERATION_PROCESSORS_BIN", "hfpipe_generation_processors")
     proc = H.run_raw([tool], stdin=json.dumps(request), env=ENV)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     got = json.loads(proc.stdout)["scores"]
-    changed = False
-    for r, (g_row, w_row) in enumerate(zip(got, want.tolist())):
-        w_inf = [i for i, v in enumerate(w_row) if v == float("-inf")]
-        g_inf = [i for i, v in enumerate(g_row) if v is None]
-        assert g_inf == w_inf, f"{name} row {r}: -inf at {g_inf[:20]} (hfpipe) vs {w_inf[:20]} (transformers)"
-        finite = [(g, w) for g, w in zip(g_row, w_row) if g is not None]
-        worst = max(abs(g - w) for g, w in finite)
-        assert worst <= 1e-5, f"{name} row {r}: max |score diff| {worst:.3g}"
-        changed = changed or bool(w_inf) or any(abs(w - s) > 1e-6 for w, s in zip(w_row, scores[r].tolist()))
-    assert changed, f"{name}: the processors changed nothing (the test would not catch a missing one)"
+    _check_processed(name, got, want, scores)
     if name == "begin_suppress_not_yet":  # only suppress_tokens acted: the rows are past the first new token
         assert all(row[8] is not None and row[9] is None for row in got)
 
