@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "ops/linear.h"
+#include "ops/ops.h"
 
 #define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 
@@ -220,8 +221,11 @@ void causal_attention(const float* q, const float* new_keys, const float* new_va
   }
 }
 
+// tanh(x / cap) * cap with the vector tanh (final soft-capping runs over the whole vocabulary).
 void soft_cap(float* x, int64_t n, float cap) {
-  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
+  for (int64_t i = 0; i < n; ++i) x[i] /= cap;
+  apply_activation(x, n, Activation::Tanh);
+  for (int64_t i = 0; i < n; ++i) x[i] *= cap;
 }
 
 HFPIPE_CLONES
