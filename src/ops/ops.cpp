@@ -1,6 +1,7 @@
 #include "ops/ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <oneapi/dnnl/dnnl.h>
@@ -8,95 +9,32 @@
 
 #include "core/error.h"
 #include "ops/avx2_math.h"
+#include "ops/avx512_math.h"
 
 #define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 
 namespace hfpipe::ops {
 
-// ---------------------------------------------------------------- AVX2 kernels
+// ---------------------------------------------------------------- kernel choice
 // GCC does not vectorise float reductions without -ffast-math (it may not reorder the sums)
-// nor std::exp (no vector libm at -O2), so the two row kernels the encoders spend their
-// non-GEMM time in (softmax over attention scores, LayerNorm) are written with AVX2+FMA
-// intrinsics, chosen at run time; the plain loops below them serve other CPUs.
+// nor std::exp / tanh / erf (no vector libm at -O2), so softmax, LayerNorm and the
+// transcendental activations have vector kernels (ops/row_kernels.inc) compiled for AVX-512
+// and AVX2+FMA and chosen at run time; the plain loops below serve other CPUs.
 
 namespace {
 
-using avx2::cpu_has_avx2_fma;
-
-__attribute__((target("avx2,fma"))) void softmax_row_avx2(float* x, int64_t dim) {
-  const int64_t full = dim & ~int64_t{7};
-  const __m256i mask = avx2::tail_mask(dim - full);
-  const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  __m256 vmax = neg_inf;
-  for (int64_t i = 0; i < full; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
-  if (full < dim) vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + full, mask),
-                                                                _mm256_castsi256_ps(mask)));
-  const __m256 m = _mm256_set1_ps(avx2::hmax(vmax));
-  __m256 vsum = _mm256_setzero_ps();
-  for (int64_t i = 0; i < full; i += 8) {
-    const __m256 e = avx2::exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
-    _mm256_storeu_ps(x + i, e);
-    vsum = _mm256_add_ps(vsum, e);
-  }
-  if (full < dim) {
-    const __m256 e = _mm256_and_ps(avx2::exp(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), m)),
-                                   _mm256_castsi256_ps(mask));
-    _mm256_maskstore_ps(x + full, mask, e);
-    vsum = _mm256_add_ps(vsum, e);
-  }
-  const __m256 inv = _mm256_set1_ps(1.f / avx2::hsum(vsum));
-  for (int64_t i = 0; i < full; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-  if (full < dim) _mm256_maskstore_ps(x + full, mask, _mm256_mul_ps(_mm256_maskload_ps(x + full, mask), inv));
-}
-
-// Mean, then the variance around it (two passes as torch, not E[x²] - mean²), then the
-// affine map; the residual is added in the first pass.
-__attribute__((target("avx2,fma"))) void layer_norm_row_avx2(float* x, const float* residual, int64_t dim,
-                                                            const float* gamma, const float* beta, float eps) {
-  const int64_t full = dim & ~int64_t{7};
-  const __m256i mask = avx2::tail_mask(dim - full);
-  __m256 vsum = _mm256_setzero_ps();
-  for (int64_t i = 0; i < full; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    if (residual) {
-      v = _mm256_add_ps(v, _mm256_loadu_ps(residual + i));
-      _mm256_storeu_ps(x + i, v);
-    }
-    vsum = _mm256_add_ps(vsum, v);
-  }
-  if (full < dim) {
-    __m256 v = _mm256_maskload_ps(x + full, mask);
-    if (residual) {
-      v = _mm256_add_ps(v, _mm256_maskload_ps(residual + full, mask));
-      _mm256_maskstore_ps(x + full, mask, v);
-    }
-    vsum = _mm256_add_ps(vsum, v);  // masked-off lanes loaded as 0
-  }
-  const float mean = avx2::hsum(vsum) / static_cast<float>(dim);
-  const __m256 vmean = _mm256_set1_ps(mean);
-  __m256 vsq = _mm256_setzero_ps();
-  for (int64_t i = 0; i < full; i += 8) {
-    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmean);
-    vsq = _mm256_fmadd_ps(d, d, vsq);
-  }
-  if (full < dim) {
-    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), vmean),
-                                   _mm256_castsi256_ps(mask));
-    vsq = _mm256_fmadd_ps(d, d, vsq);
-  }
-  const __m256 inv = _mm256_set1_ps(1.f / std::sqrt(avx2::hsum(vsq) / static_cast<float>(dim) + eps));
-  for (int64_t i = 0; i < full; i += 8) {
-    const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmean), inv);
-    _mm256_storeu_ps(x + i, _mm256_fmadd_ps(n, _mm256_loadu_ps(gamma + i), _mm256_loadu_ps(beta + i)));
-  }
-  if (full < dim) {
-    const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), vmean), inv);
-    _mm256_maskstore_ps(x + full, mask,
-                        _mm256_fmadd_ps(n, _mm256_maskload_ps(gamma + full, mask), _mm256_maskload_ps(beta + full, mask)));
-  }
+std::atomic<SimdLevel>& chosen_level() {
+  static std::atomic<SimdLevel> level{cpu_simd_level()};
+  return level;
 }
 
 }  // namespace
+
+SimdLevel row_simd_level() { return chosen_level().load(std::memory_order_relaxed); }
+
+void set_row_simd_level(SimdLevel level) {
+  chosen_level().store(std::min(level, cpu_simd_level()), std::memory_order_relaxed);
+}
 
 // ---------------------------------------------------------------- portable kernels
 
@@ -130,17 +68,19 @@ static void softmax_row_plain(float* x, int64_t dim) {
 
 static void layer_norm_row(float* x, const float* residual, int64_t dim, const float* gamma, const float* beta,
                            float eps) {
-  if (cpu_has_avx2_fma())
-    layer_norm_row_avx2(x, residual, dim, gamma, beta, eps);
-  else
-    layer_norm_row_plain(x, residual, dim, gamma, beta, eps);
+  switch (row_simd_level()) {
+    case SimdLevel::Avx512: return avx512::layer_norm_row(x, residual, dim, gamma, beta, eps);
+    case SimdLevel::Avx2: return avx2::layer_norm_row(x, residual, dim, gamma, beta, eps);
+    case SimdLevel::Plain: return layer_norm_row_plain(x, residual, dim, gamma, beta, eps);
+  }
 }
 
 static void softmax_row(float* x, int64_t dim) {
-  if (cpu_has_avx2_fma())
-    softmax_row_avx2(x, dim);
-  else
-    softmax_row_plain(x, dim);
+  switch (row_simd_level()) {
+    case SimdLevel::Avx512: return avx512::softmax_row(x, dim);
+    case SimdLevel::Avx2: return avx2::softmax_row(x, dim);
+    case SimdLevel::Plain: return softmax_row_plain(x, dim);
+  }
 }
 
 void add_layer_norm(float* x, const float* residual, int64_t rows, int64_t dim, const float* gamma,
@@ -159,7 +99,8 @@ void add(const float* a, const float* b, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
-void apply_activation(float* x, int64_t n, Activation activation) {
+// The scalar definitions: the reference the vector kernels are tested against.
+static void apply_activation_plain(float* x, int64_t n, Activation activation) {
   switch (activation) {
     case Activation::None: return;
     case Activation::GeluErf:
@@ -181,6 +122,19 @@ void apply_activation(float* x, int64_t n, Activation activation) {
       for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
       return;
   }
+}
+
+void apply_activation(float* x, int64_t n, Activation activation) {
+  switch (row_simd_level()) {
+    case SimdLevel::Avx512:
+      if (avx512::apply_activation(x, n, activation)) return;
+      break;
+    case SimdLevel::Avx2:
+      if (avx2::apply_activation(x, n, activation)) return;
+      break;
+    case SimdLevel::Plain: break;
+  }
+  apply_activation_plain(x, n, activation);
 }
 
 // One (sequence, head) pair over the sequence's own `len` tokens (padding is at the end and

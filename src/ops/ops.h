@@ -1,14 +1,23 @@
 // Element-wise and row-wise CPU kernels over plain float buffers. One binary runs on every
-// x86-64: softmax and LayerNorm have AVX2+FMA intrinsic kernels (ops/avx2_math.h: a vector
-// exp, which GCC cannot produce from std::exp) chosen at run time, with plain loops as the
-// fallback; simple loops are compiled twice with target_clones.
+// x86-64: softmax, LayerNorm and the tanh / erf / exp activations have vector kernels
+// (ops/row_kernels.inc over vector exp, tanh and erf, which GCC cannot produce from libm)
+// compiled for AVX-512 and AVX2+FMA and chosen at run time, with plain loops as the fallback;
+// simple loops are compiled twice with target_clones.
 #pragma once
 
 #include <cstdint>
 
+#include "ops/gemv.h"
 #include "ops/linear.h"
 
 namespace hfpipe::ops {
+
+// The level softmax, LayerNorm and apply_activation run at: cpu_simd_level() unless lowered
+// (as the tests do, to run every kernel the machine has); a level above the CPU's is lowered
+// to it. Levels differ in the last bits (sums over 1, 8 or 16 lanes; vector tanh / erf / exp
+// against libm's), never between calls on one.
+SimdLevel row_simd_level();
+void set_row_simd_level(SimdLevel level);
 
 // x[r] = LayerNorm(x[r] + residual[r]) * gamma + beta for each of `rows` rows of `dim`
 // floats; residual may be null. Matches torch.nn.LayerNorm (biased variance).

@@ -10,15 +10,13 @@
 #include "ops/gemv.h"
 #include "ops/linear.h"
 #include "random_vector.h"
+#include "simd_levels.h"
 
 namespace hfpipe::ops {
 namespace {
 
+using testing::level_name;
 using testing::random_vector;
-
-const char* level_name(SimdLevel l) {
-  return l == SimdLevel::Avx512 ? "avx512" : l == SimdLevel::Avx2 ? "avx2" : "plain";
-}
 
 // Runs the test body on one kernel level, restoring the widest afterwards.
 class SkinnyLevels : public ::testing::TestWithParam<SimdLevel> {
@@ -96,8 +94,7 @@ TEST_P(SkinnyLevels, WideLayerMatchesReference) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, SkinnyLevels, ::testing::Values(SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Plain),
-                         [](const ::testing::TestParamInfo<SimdLevel>& info) { return level_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Kernels, SkinnyLevels, testing::all_simd_levels(), testing::simd_level_test_name);
 
 TEST(SkinnyLinear, LevelIsClampedToTheCpu) {
   set_skinny_simd_level(SimdLevel::Avx512);

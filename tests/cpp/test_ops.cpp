@@ -1,7 +1,9 @@
 // Kernels against naive reference implementations.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <random>
 #include <vector>
@@ -9,11 +11,26 @@
 #include "hfpipe/errors.h"
 #include "ops/ops.h"
 #include "random_vector.h"
+#include "simd_levels.h"
 
 namespace hfpipe::ops {
 namespace {
 
+using testing::level_name;
 using testing::random_vector;
+
+// Runs the test body with softmax, LayerNorm and the activations at one SIMD level, restoring
+// the CPU's own afterwards.
+class RowKernels : public ::testing::TestWithParam<SimdLevel> {
+ protected:
+  void SetUp() override {
+    if (GetParam() > cpu_simd_level()) GTEST_SKIP() << "this CPU has no " << level_name(GetParam());
+    set_row_simd_level(GetParam());
+    ASSERT_EQ(row_simd_level(), GetParam());
+  }
+  void TearDown() override { set_row_simd_level(cpu_simd_level()); }
+};
+INSTANTIATE_TEST_SUITE_P(Levels, RowKernels, testing::all_simd_levels(), testing::simd_level_test_name);
 
 Tensor tensor_of(std::vector<float>& data, Shape shape) { return Tensor::view(DType::F32, shape, data.data(), nullptr); }
 
@@ -88,9 +105,9 @@ TEST(Softmax, RowsSumToOneAndKeepOrder) {
   EXPECT_NEAR(x[5], 0.f, 1e-6);
 }
 
-// Every width from 1 to 40 (full 8-lane blocks and each tail length of the vector path), with
+// Every width from 1 to 40 (full 8- and 16-lane blocks and each tail length of the vector paths), with
 // a spread of magnitudes and -inf (a masked score), against exp in double.
-TEST(Softmax, MatchesDoublePrecisionAtEveryWidth) {
+TEST_P(RowKernels, SoftmaxMatchesDoublePrecisionAtEveryWidth) {
   for (int64_t dim = 1; dim <= 40; ++dim) {
     auto x = random_vector(static_cast<size_t>(dim), static_cast<unsigned>(100 + dim));
     for (int64_t i = 0; i < dim; ++i) x[i] *= 1.f + static_cast<float>(i % 5) * 10.f;
@@ -104,7 +121,7 @@ TEST(Softmax, MatchesDoublePrecisionAtEveryWidth) {
   }
 }
 
-TEST(LayerNorm, MatchesDefinitionAtEveryWidth) {
+TEST_P(RowKernels, LayerNormMatchesDefinitionAtEveryWidth) {
   for (int64_t dim = 1; dim <= 40; ++dim) {
     auto x = random_vector(static_cast<size_t>(dim), static_cast<unsigned>(200 + dim));
     auto gamma = random_vector(static_cast<size_t>(dim), 3), beta = random_vector(static_cast<size_t>(dim), 4);
@@ -120,6 +137,100 @@ TEST(LayerNorm, MatchesDefinitionAtEveryWidth) {
     add_layer_norm(x.data(), nullptr, 1, dim, gamma.data(), beta.data(), 1e-12f);
     for (int64_t i = 0; i < dim; ++i) EXPECT_NEAR(x[i], expected[i], 1e-4) << "dim " << dim << " i " << i;
   }
+}
+
+// The activations' scalar definitions (the plain level's loops), the reference for the
+// vector kernels.
+float scalar_activation(Activation a, float v) {
+  switch (a) {
+    case Activation::GeluErf: return 0.5f * v * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2)));
+    case Activation::GeluTanh: return 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    case Activation::Tanh: return std::tanh(v);
+    case Activation::Silu: return v / (1.f + std::exp(-v));
+    default: return v;
+  }
+}
+
+// A dense sweep of [-12, 12], every 2^k from 2^-149 (the smallest denormal) up, a stride
+// through every float's bit pattern (both signs), and the edges.
+std::vector<float> activation_inputs() {
+  std::vector<float> v;
+  for (int i = -120000; i <= 120000; ++i) v.push_back(static_cast<float>(i) * 1e-4f);
+  for (int k = -149; k <= 127; ++k)
+    for (float sign : {1.f, -1.f}) v.push_back(sign * std::ldexp(1.f, k));
+  for (uint32_t bits = 0; bits < 0x7f800000u; bits += 4099)
+    for (uint32_t sign : {0u, 0x80000000u}) v.push_back(std::bit_cast<float>(bits | sign));
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float e : {0.f, -0.f, 1e-30f, -1e-30f, 0.625f, -0.625f, 1.f, -1.f, 4.f, -4.f, 9.f, -9.f, 10.f, -10.f,
+                  20.f, -20.f, 88.f, -88.f, 90.f, -90.f, inf, -inf, std::numeric_limits<float>::quiet_NaN()})
+    v.push_back(e);
+  return v;
+}
+
+// Each value's activation against the scalar definition: within `rel` relative, or `abs_per_x`
+// times |x| where 1 + tanh / 1 + erf cancel (GELU of a negative x; torch's formula has the same
+// cancellation, so only a rounding of 1 is at stake there), or `abs`. NaN in, NaN out; zeros
+// keep their sign.
+void expect_activation_close(Activation a, double rel, double abs_per_x, double abs = 0) {
+  const std::vector<float> in = activation_inputs();
+  std::vector<float> out = in;
+  apply_activation(out.data(), static_cast<int64_t>(out.size()), a);
+  int failures = 0;
+  for (size_t i = 0; i < in.size() && failures < 10; ++i) {
+    const float want = scalar_activation(a, in[i]), got = out[i];
+    if (std::isnan(want) || std::isnan(got)) {
+      failures += std::isnan(want) != std::isnan(got);
+      EXPECT_EQ(std::isnan(want), std::isnan(got)) << "x = " << in[i] << " want " << want << " got " << got;
+      continue;
+    }
+    const double error = std::fabs(static_cast<double>(got) - want);
+    const bool close = want == 0.f ? got == 0.f && std::signbit(want) == std::signbit(got)
+                       : got == want || error <= rel * std::fabs(want) + abs_per_x * std::fabs(in[i]) + abs;
+    failures += !close;
+    EXPECT_TRUE(close) << "x = " << in[i] << " want " << want << " got " << got << " (error " << error << ")";
+  }
+}
+
+TEST_P(RowKernels, TanhWithinAMillionthOfLibm) { expect_activation_close(Activation::Tanh, 1e-6, 0); }
+TEST_P(RowKernels, GeluTanhMatchesItsDefinition) { expect_activation_close(Activation::GeluTanh, 1e-6, 1e-7); }
+TEST_P(RowKernels, GeluErfMatchesItsDefinition) { expect_activation_close(Activation::GeluErf, 1e-6, 1e-7); }
+// SiLU of x in [-88.7, -88.4] is ~1e-37, where the vector exp stops short of libm's range.
+TEST_P(RowKernels, SiluMatchesItsDefinition) { expect_activation_close(Activation::Silu, 1e-6, 0, 1e-36); }
+
+// At the plain level the activations are the scalar definitions themselves.
+TEST(Activation, PlainLevelIsTheScalarDefinition) {
+  set_row_simd_level(SimdLevel::Plain);
+  const std::vector<float> in = activation_inputs();
+  for (Activation a : {Activation::GeluErf, Activation::GeluTanh, Activation::Tanh, Activation::Silu}) {
+    std::vector<float> out = in;
+    apply_activation(out.data(), static_cast<int64_t>(out.size()), a);
+    for (size_t i = 0; i < in.size(); ++i)
+      if (!std::isnan(out[i])) ASSERT_EQ(out[i], scalar_activation(a, in[i])) << "x = " << in[i];
+  }
+  set_row_simd_level(cpu_simd_level());
+}
+
+// A value's activation does not depend on where it sits (a full vector or the masked tail),
+// so a row's result does not depend on how many rows come with it.
+TEST_P(RowKernels, ActivationSameInTheTailAsInFullVectors) {
+  const auto base = random_vector(40, 9);
+  for (Activation a : {Activation::GeluErf, Activation::GeluTanh, Activation::Tanh, Activation::Silu}) {
+    std::vector<float> all = base;
+    apply_activation(all.data(), 40, a);
+    for (int64_t n = 1; n < 40; ++n) {
+      std::vector<float> part(base.begin(), base.begin() + n);
+      apply_activation(part.data(), n, a);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(part[i], all[i]) << "n " << n << " i " << i;
+    }
+  }
+}
+
+TEST(RowSimdLevel, IsClampedToTheCpu) {
+  set_row_simd_level(SimdLevel::Avx512);
+  EXPECT_EQ(row_simd_level(), cpu_simd_level());
+  set_row_simd_level(SimdLevel::Plain);
+  EXPECT_EQ(row_simd_level(), SimdLevel::Plain);
+  set_row_simd_level(cpu_simd_level());
 }
 
 TEST(Attention, MatchesNaiveWithPaddingMaskAndBias) {

@@ -1,0 +1,88 @@
+// CPU time of hfpipe's own row and element-wise kernels at each SIMD level this CPU runs:
+//   hfpipe_bench_ops
+// Shapes: softmax over MiniLM's attention scores at 32 x 128 tokens (32 x 12 heads x 128 rows
+// of 128), LayerNorm with residual over 32 x 128 rows of 384, the activations over a batch-8
+// decoding step's 8 x 3072 MLP, RmsNorm over a SmolLM2-135M batch-8 step (61 x [8, 576]). Each
+// figure is the best of many repeats in process CPU time (one thread: run with
+// OMP_NUM_THREADS=1), minus the time of restoring the input, in microseconds.
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <vector>
+
+#include "ops/decoder_ops.h"
+#include "ops/ops.h"
+
+namespace {
+
+using namespace hfpipe::ops;
+
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// Best-of-`repeats` CPU microseconds of reset(); body(), minus those of reset() alone.
+template <class Reset, class Body>
+double best_us(int repeats, Reset reset, Body body) {
+  double with = 1e30, without = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    double t0 = cpu_seconds();
+    reset();
+    body();
+    with = std::min(with, cpu_seconds() - t0);
+    t0 = cpu_seconds();
+    reset();
+    without = std::min(without, cpu_seconds() - t0);
+  }
+  return (with - without) * 1e6;
+}
+
+std::vector<float> normal_floats(size_t n, float stddev, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, stddev);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+const char* level_name(SimdLevel l) {
+  return l == SimdLevel::Avx512 ? "avx512" : l == SimdLevel::Avx2 ? "avx2" : "plain";
+}
+
+}  // namespace
+
+int main() {
+  const auto scores = normal_floats(32 * 12 * 128 * 128, 3.f, 1);
+  const auto hidden = normal_floats(32 * 128 * 384, 3.f, 2), residual = normal_floats(hidden.size(), 1.f, 3);
+  const std::vector<float> gamma(384, 1.1f), beta(384, 0.1f), rms_weight(576, 1.01f);
+  const auto mlp = normal_floats(8 * 3072, 3.f, 4), rms_rows = normal_floats(8 * 576, 3.f, 5);
+  std::vector<float> buffer;
+  const auto reset_to = [&buffer](const std::vector<float>& source) {
+    return [&buffer, from = &source] { buffer = *from; };
+  };
+  for (SimdLevel level : {SimdLevel::Plain, SimdLevel::Avx2, SimdLevel::Avx512}) {
+    if (level > cpu_simd_level()) continue;
+    set_row_simd_level(level);
+    std::printf("%-6s softmax %.0f  add_layer_norm %.0f", level_name(level),
+                best_us(20, reset_to(scores), [&] { softmax_rows(buffer.data(), 32 * 12 * 128, 128); }),
+                best_us(20, reset_to(hidden), [&] {
+                  add_layer_norm(buffer.data(), residual.data(), 32 * 128, 384, gamma.data(), beta.data(), 1e-12f);
+                }));
+    const std::pair<const char*, Activation> activations[] = {{"gelu_tanh", Activation::GeluTanh},
+                                                              {"gelu_erf", Activation::GeluErf},
+                                                              {"silu", Activation::Silu},
+                                                              {"tanh", Activation::Tanh}};
+    for (const auto& [name, activation] : activations)
+      std::printf("  %s %.1f", name, best_us(300, reset_to(mlp), [&] {
+                    apply_activation(buffer.data(), static_cast<int64_t>(buffer.size()), activation);
+                  }));
+    std::printf(" us\n");
+  }
+  set_row_simd_level(cpu_simd_level());
+  std::printf("rms_norm (target_clones, any level) %.0f us\n", best_us(50, reset_to(rms_rows), [&] {
+                for (int layer = 0; layer < 61; ++layer) rms_norm(buffer.data(), 8, 576, rms_weight.data(), 1e-5f);
+              }));
+}
