@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -72,15 +73,26 @@ class VocabTable {
     ++count_;
     if (tok.size() > max_len_) max_len_ = tok.size();
     rev_.clear();
+    sparse_rev_.clear();
   }
-  // Builds the id -> token index (after the last insert).
+  // Builds the id -> token index (after the last insert): a dense table, or a hash map when the
+  // ids are sparse. tokenizers keeps ids in a hash map, so a vocab like {"a": 0, "b": 4000000000}
+  // is valid; a dense table for it would be 16 GB (found by fuzz_tokenizer_json).
   void finalize() {
     uint32_t max_id = 0;
     for (const Slot& s : slots_)
       if (s.tag && s.id > max_id) max_id = s.id;
-    rev_.assign(count_ ? size_t(max_id) + 1 : 0, -1);
-    for (size_t i = 0; i < slots_.size(); ++i)
-      if (slots_[i].tag) rev_[slots_[i].id] = int32_t(i);
+    rev_.clear();
+    sparse_rev_.clear();
+    const bool dense = count_ && size_t(max_id) < 4 * count_ + kDenseSlack;
+    if (dense) rev_.assign(size_t(max_id) + 1, -1);
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (!slots_[i].tag) continue;
+      if (dense)
+        rev_[slots_[i].id] = int32_t(i);
+      else
+        sparse_rev_[slots_[i].id] = int32_t(i);
+    }
   }
 
   const uint32_t* find(std::string_view tok) const {
@@ -100,6 +112,11 @@ class VocabTable {
   }
   // The token of `id`; nullopt when no token has that id.
   std::optional<std::string_view> token(uint32_t id) const {
+    if (!sparse_rev_.empty()) {
+      auto it = sparse_rev_.find(id);
+      if (it == sparse_rev_.end()) return std::nullopt;
+      return view(slots_[size_t(it->second)]);
+    }
     if (id >= rev_.size() || rev_[id] < 0) return std::nullopt;
     return view(slots_[size_t(rev_[id])]);
   }
@@ -135,7 +152,9 @@ class VocabTable {
   size_t mask_ = 0;
   size_t count_ = 0;
   std::string arena_;
+  static constexpr size_t kDenseSlack = size_t(1) << 20;  // ids up to 4 x count + 1M: dense table
   std::vector<int32_t> rev_;
+  std::unordered_map<uint32_t, int32_t> sparse_rev_;
   size_t max_len_ = 0;
 };
 

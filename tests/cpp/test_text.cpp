@@ -547,3 +547,14 @@ TEST(TextRegex, NegatedShorthandsInsideClasses) {
     EXPECT_NE(std::string(e.what()).find("test pattern"), std::string::npos);
   }
 }
+
+// tokenizers keeps a vocab's ids in a hash map, so sparse ids are valid; hfpipe's id -> token
+// index used to be a dense table sized by the largest id (fuzz_tokenizer_json: 11 GB malloc).
+TEST(TextWordLevel, SparseIdsNeedNoDenseTable) {
+  Tokenizer tok = Tokenizer::from_json(R"({"version": "1.0", "added_tokens": [], "normalizer": null,
+    "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null, "decoder": null,
+    "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "hello": 2000000000}, "unk_token": "[UNK]"}})");
+  Encoding e = tok.encode("hello there");
+  EXPECT_EQ(e.ids, (std::vector<int32_t>{2000000000, 0}));
+  EXPECT_EQ(tok.decode(e.ids), "hello [UNK]");
+}
