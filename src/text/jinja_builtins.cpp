@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/numeric.h"
 #include "text/jinja_internal.h"
 #include "text/unicode.h"
 
@@ -397,17 +398,14 @@ std::optional<int64_t> parse_py_int(std::string s, int64_t base) {
   return std::nullopt;
 }
 
-// A double that converts to int64_t without undefined behaviour (finite, within ±2^63).
-// Python's int() would give a big integer for 1e300; hfpipe's integers are 64-bit, so such a
-// value takes the filter's default, as inf and nan do.
-bool fits_int64(double d) { return d >= -9223372036854775808.0 && d < 9223372036854775808.0; }
-
 Val f_int(Evaluator&, Val in, CallArgs& a) {
   const int64_t dflt = need_int(a.take(0, "default"), 0, "default");
   const int64_t base = need_int(a.take(1, "base"), 10, "base");
   a.done();
   if (in.is_int()) return in;
   if (in.kind == Val::Kind::Bool) return Val::integer(in.b);
+  // Python's int() would give a big integer for 1e300; hfpipe's integers are 64-bit, so such a
+  // value takes the filter's default, as inf and nan do.
   if (in.kind == Val::Kind::Float) return fits_int64(in.f) ? Val::integer(int64_t(in.f)) : Val::integer(dflt);
   if (in.is_str()) {
     if (auto v = parse_py_int(in.s, base)) return Val::integer(*v);

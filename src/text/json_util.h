@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/numeric.h"
 
 namespace hfpipe::text::json {
 
@@ -52,9 +53,7 @@ inline int64_t as_int(const element& e, const std::string& where) {
   double d;
   // An integral double such as 3.0 is accepted; the range check comes first because converting
   // an out-of-range double (1e21) to int64_t is undefined behaviour (found by fuzz_tokenizer_json).
-  if (e.get(d) == simdjson::SUCCESS && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
-      d == double(int64_t(d)))
-    return int64_t(d);
+  if (e.get(d) == simdjson::SUCCESS && fits_int64(d) && d == double(int64_t(d))) return int64_t(d);
   corrupt(where, "expected an integer");
 }
 inline uint32_t as_u32(const element& e, const std::string& where) {
