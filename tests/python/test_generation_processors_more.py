@@ -20,7 +20,7 @@ import pytest
 
 import hfpipe_helpers as H
 from test_generation_strategies import (BEAMS, ENV, GREEDY, PROMPTS, TASK, _error, _greedy_new,
-                                        _check_processed, _reference_processed, hfpipe, new_ids, reference)
+                                        _compare_processed, hfpipe, new_ids, reference)
 
 # ------------------------------------------------------------------------------ processed scores
 
@@ -56,16 +56,7 @@ def test_processed_scores(tiny_models, name):
     sequences = [[1, 3, 4, 11, 3, 4, 17, 3], [1, 20, 21, 22, 20, 21, 40, 21], [1, 5, 6, 7, 8, 3, 9, 5]]
     config = dict(PROCESSOR_CONFIGS[name])
     prompt_length = config.pop("prompt_length", 3)
-    if "max_length" not in config:
-        config["max_new_tokens"] = 20
-    want, _ = _reference_processed(model, config, prompt_length, sequences, scores)
-    request = {"config": {"eos_token_id": 2, **config}, "prompt_length": prompt_length,
-               "sequences": sequences, "scores": scores.tolist()}
-    tool = H.tool_binary("HFPIPE_GENERATION_PROCESSORS_BIN", "hfpipe_generation_processors")
-    proc = H.run_raw([tool], stdin=json.dumps(request), env=ENV)
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    got = json.loads(proc.stdout)["scores"]
-    _check_processed(name, got, want, scores)
+    got = _compare_processed(name, model, config, prompt_length, sequences, scores)
     if name == "begin_suppress_not_yet":  # only suppress_tokens acted: the rows are past the first new token
         assert all(row[8] is not None and row[9] is None for row in got)
 

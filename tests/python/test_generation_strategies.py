@@ -270,16 +270,23 @@ def test_processed_scores(tiny_models, name):
     prompt_length = 3
     if name == "forced_bos_first":
         sequences, prompt_length = [[1], [4], [9]], 1
-    config = dict(PROCESSOR_CONFIGS[name])
+    _compare_processed(name, model, dict(PROCESSOR_CONFIGS[name]), prompt_length, sequences, scores)
+
+
+def _compare_processed(name, model, config, prompt_length, sequences, scores):
+    """Runs `config`'s logits processors over (sequences, scores) in transformers and in
+    hfpipe_generation_processors, checks they agree (_check_processed) and returns hfpipe's rows."""
     if "max_length" not in config:
         config["max_new_tokens"] = 20
-    want, gc = _reference_processed(model, config, prompt_length, sequences, scores)
+    want, _ = _reference_processed(model, config, prompt_length, sequences, scores)
     request = {"config": {"eos_token_id": 2, **config}, "prompt_length": prompt_length,
                "sequences": sequences, "scores": scores.tolist()}
     tool = H.tool_binary("HFPIPE_GENERATION_PROCESSORS_BIN", "hfpipe_generation_processors")
     proc = H.run_raw([tool], stdin=json.dumps(request), env=ENV)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    _check_processed(name, json.loads(proc.stdout)["scores"], want, scores)
+    got = json.loads(proc.stdout)["scores"]
+    _check_processed(name, got, want, scores)
+    return got
 
 
 def _check_processed(name, got, want, scores):
