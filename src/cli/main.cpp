@@ -150,21 +150,35 @@ int run_streaming(const hfpipe::Pipeline& pipe, const CliArgs& args) {
   return 0;
 }
 
+// Prints a result as one JSON line, then empties it (hfpipe::release: cheaper than its
+// destructor). The text buffer is reused: a fresh megabyte-sized string per result (token
+// embeddings) costs page faults every time.
+void print_result(hfpipe::Value& result) {
+  static std::string text;
+  text.clear();
+  hfpipe::append_json(result, text);
+  text += '\n';
+  std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
+  hfpipe::release(result);
+}
+
+hfpipe::Value call_without_jsonl(const hfpipe::Pipeline& pipe, const CliArgs& args) {
+  if (args.input_json) return pipe(*args.input_json);
+  if (args.inputs.empty()) return pipe(hfpipe::Value());
+  if (args.inputs.size() == 1) return pipe(hfpipe::Value(args.inputs.front()));
+  hfpipe::Value list = hfpipe::Value::array();
+  for (const auto& input : args.inputs) list.push_back(input);
+  return pipe(list);
+}
+
 int run_task(const CliArgs& args) {
   auto pipe = hfpipe::pipeline(args.task, args.options);
   if (args.stream) return run_streaming(pipe, args);
   if (args.jsonl) {
-    for (const auto& result : pipe.each(read_jsonl(std::cin))) std::cout << to_json(result) << '\n';
-  } else if (args.input_json) {
-    std::cout << to_json(pipe(*args.input_json)) << '\n';
-  } else if (args.inputs.empty()) {
-    std::cout << to_json(pipe(hfpipe::Value())) << '\n';
-  } else if (args.inputs.size() == 1) {
-    std::cout << to_json(pipe(hfpipe::Value(args.inputs.front()))) << '\n';
+    for (auto& result : pipe.each(read_jsonl(std::cin))) print_result(result);
   } else {
-    hfpipe::Value list = hfpipe::Value::array();
-    for (const auto& input : args.inputs) list.push_back(input);
-    std::cout << to_json(pipe(list)) << '\n';
+    hfpipe::Value result = call_without_jsonl(pipe, args);
+    print_result(result);
   }
   return 0;
 }

@@ -75,7 +75,9 @@ class FeatureExtraction : public Task {
   static Value token_embeddings(const float* x, int64_t seq, int64_t hidden) {
     Value rows = Value::array();
     for (int64_t s = 0; s < seq; ++s) rows.push_back(std::vector<float>(x + s * hidden, x + (s + 1) * hidden));
-    return Value::array({rows});
+    Value batch_of_one = Value::array();
+    batch_of_one.push_back(std::move(rows));  // Value::array({rows}) would copy every number
+    return batch_of_one;
   }
 
   text::Tokenizer tokenizer_;
