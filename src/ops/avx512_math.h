@@ -73,6 +73,7 @@ inline float max_of(Vec v) {
 
 #include "ops/vector_math.inc"
 #include "ops/row_kernels.inc"
+#include "ops/attention_kernels.inc"
 
 #pragma GCC diagnostic pop
 #pragma GCC pop_options

@@ -139,10 +139,12 @@ void apply_activation(float* x, int64_t n, Activation activation) {
 
 // One (sequence, head) pair over the sequence's own `len` tokens (padding is at the end and
 // never attended to, so it is left out of the products entirely: less work, and a row's
-// result does not depend on how much padding its batch carries).
-static void attend_one_head(const float* q, const float* k, const float* v, float* out, int64_t len, int64_t seq,
-                            int64_t head_dim, int64_t row_stride, const float* bias, float* scores) {
-  const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+// result does not depend on how much padding its batch carries). The vector kernels of
+// ops/attention_kernels.inc on AVX-512 and AVX2 (attention_kernels.inc says why not
+// dnnl_sgemm there); sgemm on other CPUs.
+static void attend_one_head_sgemm(const float* q, const float* k, const float* v, float* out, int64_t len, int64_t seq,
+                                  int64_t head_dim, int64_t row_stride, const float* bias, float scale,
+                                  float* scores) {
   dnnl_sgemm('N', 'T', len, len, head_dim, scale, q, row_stride, k, row_stride, 0.f, scores, len);
   for (int64_t i = 0; i < len; ++i) {
     float* row = scores + i * len;
@@ -151,6 +153,28 @@ static void attend_one_head(const float* q, const float* k, const float* v, floa
     softmax_row(row, len);
   }
   dnnl_sgemm('N', 'N', len, head_dim, len, 1.f, scores, len, v, row_stride, 0.f, out, row_stride);
+}
+
+static int64_t attention_scratch_floats(int64_t seq, int64_t head_dim) {
+  switch (row_simd_level()) {
+    case SimdLevel::Avx512: return avx512::attention_scratch_floats(seq, head_dim);
+    case SimdLevel::Avx2: return avx2::attention_scratch_floats(seq, head_dim);
+    case SimdLevel::Plain: break;
+  }
+  return seq * seq;
+}
+
+static void attend_one_head(const float* q, const float* k, const float* v, float* out, int64_t len, int64_t seq,
+                            int64_t head_dim, int64_t row_stride, const float* bias, float* scratch) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+  switch (row_simd_level()) {
+    case SimdLevel::Avx512:
+      return avx512::attend_one_head(q, k, v, out, len, seq, head_dim, row_stride, bias, scale, scratch);
+    case SimdLevel::Avx2:
+      return avx2::attend_one_head(q, k, v, out, len, seq, head_dim, row_stride, bias, scale, scratch);
+    case SimdLevel::Plain: break;
+  }
+  attend_one_head_sgemm(q, k, v, out, len, seq, head_dim, row_stride, bias, scale, scratch);
 }
 
 // Tokens of a sequence up to its last real one; hfpipe pads on the right.
@@ -174,14 +198,14 @@ void self_attention(const float* q, const float* k, const float* v, float* out, 
     std::fill(out + (b * s.seq + lengths[b]) * hidden, out + (b + 1) * s.seq * hidden, 0.f);
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(s.seq * s.seq));
+    std::vector<float> scratch(static_cast<size_t>(attention_scratch_floats(s.seq, s.head_dim)));
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < pairs; ++p) {
       const int64_t b = p / s.heads, h = p % s.heads;
       if (lengths[b] == 0) continue;
       const int64_t offset = b * s.seq * hidden + h * s.head_dim;
       attend_one_head(q + offset, k + offset, v + offset, out + offset, lengths[b], s.seq, s.head_dim, hidden,
-                      position_bias ? position_bias + h * s.seq * s.seq : nullptr, scores.data());
+                      position_bias ? position_bias + h * s.seq * s.seq : nullptr, scratch.data());
     }
   }
 }

@@ -233,14 +233,13 @@ TEST(RowSimdLevel, IsClampedToTheCpu) {
   set_row_simd_level(cpu_simd_level());
 }
 
-TEST(Attention, MatchesNaiveWithPaddingMaskAndBias) {
-  const AttentionShape s{2, 5, 3, 4};
+// softmax(q k^T / sqrt(d) + bias) v in double, over the sequence's unpadded keys.
+void expect_attention_matches_naive(const AttentionShape& s, const std::vector<int32_t>& mask, bool with_bias) {
   const int64_t hidden = s.heads * s.head_dim, n = s.batch * s.seq * hidden;
   auto q = random_vector(n, 10), k = random_vector(n, 11), v = random_vector(n, 12);
   auto bias = random_vector(s.heads * s.seq * s.seq, 13);
-  std::vector<int32_t> mask = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
   std::vector<float> out(n, 0.f);
-  self_attention(q.data(), k.data(), v.data(), out.data(), s, mask.data(), bias.data());
+  self_attention(q.data(), k.data(), v.data(), out.data(), s, mask.data(), with_bias ? bias.data() : nullptr);
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h)
       for (int64_t i = 0; i < s.seq; ++i) {
@@ -252,16 +251,44 @@ TEST(Attention, MatchesNaiveWithPaddingMaskAndBias) {
           double dot = 0;
           for (int64_t d = 0; d < s.head_dim; ++d)
             dot += q[(b * s.seq + i) * hidden + h * s.head_dim + d] * k[(b * s.seq + j) * hidden + h * s.head_dim + d];
-          p[j] = dot / std::sqrt(static_cast<double>(s.head_dim)) + bias[(h * s.seq + i) * s.seq + j];
+          p[j] = dot / std::sqrt(static_cast<double>(s.head_dim)) + (with_bias ? bias[(h * s.seq + i) * s.seq + j] : 0.0);
           m = std::max(m, p[j]);
         }
         for (int64_t j = 0; j < s.seq; ++j) sum += p[j] = mask[b * s.seq + j] ? std::exp(p[j] - m) : 0.0;
         for (int64_t d = 0; d < s.head_dim; ++d) {
           double acc = 0;
           for (int64_t j = 0; j < s.seq; ++j) acc += p[j] / sum * v[(b * s.seq + j) * hidden + h * s.head_dim + d];
-          EXPECT_NEAR(out[(b * s.seq + i) * hidden + h * s.head_dim + d], acc, 1e-4);
+          ASSERT_NEAR(out[(b * s.seq + i) * hidden + h * s.head_dim + d], acc, 1e-4)
+              << "seq " << s.seq << " head_dim " << s.head_dim << " b " << b << " h " << h << " i " << i << " d " << d;
         }
       }
+}
+
+// The vector kernels tile rows by 8, 4 and 1, key columns by one or two vectors and head
+// dims by one or two vectors with a masked tail: these shapes reach every combination.
+TEST_P(RowKernels, AttentionMatchesNaiveWithPaddingMaskAndBias) {
+  expect_attention_matches_naive({2, 5, 3, 4}, {1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, true);
+  for (int64_t head_dim : {1, 8, 20, 32, 40, 64}) {
+    for (int64_t seq : {1, 3, 13, 16, 37}) {
+      std::vector<int32_t> mask(static_cast<size_t>(2 * seq), 1);
+      for (int64_t j = seq / 2 + 1; j < seq; ++j) mask[static_cast<size_t>(seq + j)] = 0;  // second one shorter
+      expect_attention_matches_naive({2, seq, 2, head_dim}, mask, head_dim % 2 == 0);
+    }
+  }
+}
+
+// A sequence's rows come out bit-identical alone and padded into a batch with a longer one.
+TEST_P(RowKernels, AttentionRowDoesNotDependOnItsBatch) {
+  const int64_t heads = 2, head_dim = 24, hidden = heads * head_dim, short_len = 11, seq = 29;
+  auto q = random_vector(2 * seq * hidden, 20), k = random_vector(2 * seq * hidden, 21),
+       v = random_vector(2 * seq * hidden, 22);
+  std::vector<int32_t> mask(2 * seq, 1);
+  for (int64_t j = short_len; j < seq; ++j) mask[static_cast<size_t>(j)] = 0;  // first sequence short
+  std::vector<float> batched(q.size());
+  self_attention(q.data(), k.data(), v.data(), batched.data(), {2, seq, heads, head_dim}, mask.data(), nullptr);
+  std::vector<float> alone(static_cast<size_t>(short_len * hidden));
+  self_attention(q.data(), k.data(), v.data(), alone.data(), {1, short_len, heads, head_dim}, nullptr, nullptr);
+  for (size_t i = 0; i < alone.size(); ++i) ASSERT_EQ(alone[i], batched[i]) << i;
 }
 
 TEST(Attention, LeftPaddingIsRefused) {
