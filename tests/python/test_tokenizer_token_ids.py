@@ -113,3 +113,21 @@ def test_token_id_range_matches_tokenizers_or_is_refused(name, tmp_path):
     assert got["input_ids"] == ids, name
     if "token_type_ids" in got:
         assert got["token_type_ids"] == type_ids, name
+
+
+def test_decoder_start_token_id_outside_int32_is_refused():
+    """A text2text-generation parameter: decoder_start_token_id 2^32 was cast to int32, i.e. 0,
+    T5's real start id, so generation went on as if it were valid. Now a clear error.
+    (The tiny models folder is read as it is, without the tiny_models fixture's rebuild.)"""
+    import os
+    from pathlib import Path
+    folder = Path(os.environ.get("HFPIPE_TINY_MODELS", HFPIPE.parent / "tiny-models")) / "t5-seq2seq"
+    if not folder.is_dir():
+        pytest.skip(f"no tiny model at {folder}")
+    for value in (2**32, -(2**31) - 1):
+        proc = subprocess.run([str(HFPIPE), "text2text-generation", "--model", str(folder), "--param",
+                               f"decoder_start_token_id={value}", "--param", "max_new_tokens=2", "hello"],
+                              capture_output=True, timeout=300)
+        stderr = proc.stderr.decode("utf-8", "replace")
+        assert proc.returncode > 0, f"{value}: exit {proc.returncode}, stdout {proc.stdout[:200]!r}"
+        assert "decoder_start_token_id" in stderr and str(value) in stderr, stderr
