@@ -32,13 +32,21 @@ std::optional<int64_t> as_optional_int(const char* source, const std::string& ke
   return as_int(source, key, v);
 }
 
+// A token id: the models' ids are int32, and a larger value would wrap (4294967297 -> 1) into
+// a different, valid id. Negative values stay allowed (they match no token).
+int32_t as_id(const char* source, const std::string& key, const Value& v) {
+  int64_t id = as_int(source, key, v);
+  if (id < INT32_MIN || id > INT32_MAX) bad(source, key, v, "a token id within the 32-bit range");
+  return static_cast<int32_t>(id);
+}
+
 // eos_token_id: an int or a list of ints (null = none).
 std::vector<int32_t> as_id_list(const char* source, const std::string& key, const Value& v) {
   std::vector<int32_t> ids;
   if (v.is_null()) return ids;
-  if (v.is_number_integer()) return {static_cast<int32_t>(v.get<int64_t>())};
+  if (v.is_number_integer()) return {as_id(source, key, v)};
   if (!v.is_array()) bad(source, key, v, "an integer or a list of integers");
-  for (const Value& id : v) ids.push_back(static_cast<int32_t>(as_int(source, key, id)));
+  for (const Value& id : v) ids.push_back(as_id(source, key, id));
   return ids;
 }
 
@@ -48,8 +56,8 @@ std::optional<int32_t> as_optional_id(const char* source, const std::string& key
     auto ids = as_id_list(source, key, v);
     return ids.empty() ? std::nullopt : std::optional<int32_t>(ids.front());
   }
-  auto id = as_optional_int(source, key, v);
-  return id ? std::optional<int32_t>(static_cast<int32_t>(*id)) : std::nullopt;
+  if (v.is_null()) return std::nullopt;
+  return as_id(source, key, v);
 }
 
 // bad_words_ids: a non-empty list of non-empty lists of non-negative ids, as

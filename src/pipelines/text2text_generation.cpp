@@ -50,8 +50,9 @@ Value model_generation_json(const std::filesystem::path& model_dir, const format
 
 std::optional<int32_t> optional_id(const char* source, const std::string& key, const Value& v) {
   if (v.is_null()) return std::nullopt;
-  if (!v.is_number_integer())
-    fail(ErrorKind::InvalidArgument, std::string(source) + " '" + key + "' must be an integer, got " + v.dump());
+  // Checked against int32 before the cast: 4294967297 would otherwise wrap to the id 1.
+  if (!v.is_number_integer() || v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX)
+    fail(ErrorKind::InvalidArgument, std::string(source) + " '" + key + "' must be a 32-bit integer, got " + v.dump());
   return static_cast<int32_t>(v.get<int64_t>());
 }
 

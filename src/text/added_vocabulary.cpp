@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include "text/token_id.h"
+
 namespace hfpipe::text {
 
 namespace u = unicode;
@@ -75,7 +77,7 @@ const AddedToken* AddedVocabulary::by_id(uint32_t id) const {
 }
 
 size_t AddedVocabulary::add_tokens(const std::vector<AddedToken>& tokens, const Model& model,
-                                   const Normalizer* normalizer) {
+                                   const Normalizer* normalizer, const std::string& where) {
   for (const auto& t : tokens) {
     if (t.special && !t.content.empty() && !special_set_.count(t.content)) {
       special_.push_back(t);
@@ -83,8 +85,12 @@ size_t AddedVocabulary::add_tokens(const std::vector<AddedToken>& tokens, const 
     }
   }
   size_t ignored = 0;
-  uint32_t max_id = 0;
-  for (const auto& [k, v] : map_) max_id = std::max(max_id, v);
+  // The largest id given out so far. As in tokenizers 0.22, a token that is in the model's
+  // vocabulary keeps its model id and does not count: with the model holding "b" at 7 of 3
+  // entries, adding ["b", "X"] gives X the id 3, not 8.
+  std::optional<uint32_t> max_id;
+  for (const auto& [k, v] : map_)
+    if (!model.token_to_id(k)) max_id = std::max(max_id.value_or(0), v);
   for (const auto& t : tokens) {
     // tokenizers: ignored when an identical AddedToken (all flags) is already there.
     bool known = false;
@@ -100,16 +106,14 @@ size_t AddedVocabulary::add_tokens(const std::vector<AddedToken>& tokens, const 
     if (auto id = token_to_id(t.content, model)) {
       new_id = *id;
     } else {
-      // The next id after the model's vocabulary and every added id.
-      uint32_t vocab_size = uint32_t(model.vocab_size());
-      if (map_.empty()) {
-        new_id = vocab_size;
-      } else {
-        new_id = (max_id >= vocab_size || vocab_size == 0) ? max_id + 1 : vocab_size;
-      }
+      // The next id after the model's vocabulary and every id given out, in 64 bits so that
+      // the int32 check sees it before it could wrap.
+      uint64_t vocab_size = model.vocab_size();
+      uint64_t next = !max_id ? vocab_size : (*max_id >= vocab_size || vocab_size == 0) ? uint64_t(*max_id) + 1 : vocab_size;
+      new_id = checked_token_id(next, where + ": added token '" + t.content + "'");
+      max_id = std::max(max_id.value_or(0), new_id);
     }
     map_[t.content] = new_id;
-    max_id = std::max(max_id, new_id);
     map_r_[new_id] = t;
     if (!special_set_.count(t.content)) added_.push_back(t);
   }

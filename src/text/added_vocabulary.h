@@ -30,7 +30,10 @@ class AddedVocabulary {
  public:
   // Adds tokens; returns how many were new. Ids come from the model's vocabulary when the
   // content is there, else the next free id after it.
-  size_t add_tokens(const std::vector<AddedToken>& tokens, const Model& model, const Normalizer* normalizer);
+  // `where` names the file the tokens come from, for the error when a token's new id would
+  // pass the int32 limit (token_id.h).
+  size_t add_tokens(const std::vector<AddedToken>& tokens, const Model& model, const Normalizer* normalizer,
+                    const std::string& where = "added tokens");
 
   std::optional<uint32_t> token_to_id(std::string_view token, const Model& model) const;
   const AddedToken* by_id(uint32_t id) const;

@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "text/token_id.h"
 #include "text/tokenizer_impl.h"
 #include "text/unicode.h"
 
@@ -64,6 +65,10 @@ std::optional<uint32_t> token_id(const Value& meta, const std::string& key, size
                                      "-token vocabulary");
   return uint32_t(v->get<int64_t>());
 }
+
+// A token's id is its position in tokenizer.ggml.tokens, an array the GGUF reader caps well
+// below the int32 limit of ids.
+static_assert(formats::kMaxGgufArray <= uint64_t(kMaxTokenId) + 1);
 
 GgufVocab read_vocab(const Value& meta, const std::string& where) {
   GgufVocab g;
@@ -201,7 +206,7 @@ void build_llama(Tokenizer::Impl& impl, const GgufVocab& g, const std::string& w
     if (g.bos) specials.push_back(special_token(g.tokens[*g.bos]));
     if (g.eos && g.bos) specials.push_back(special_token(g.tokens[*g.bos]));
   }
-  impl.add_tokens(specials);
+  impl.add_tokens(specials, where);
 
   if (llama3) {
     impl.normalizer = make_sequence_normalizer({});

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/numeric.h"
+#include "text/token_id.h"
 
 namespace hfpipe::text::json {
 
@@ -56,11 +57,16 @@ inline int64_t as_int(const element& e, const std::string& where) {
   if (e.get(d) == simdjson::SUCCESS && fits_int64(d) && d == double(int64_t(d))) return int64_t(d);
   corrupt(where, "expected an integer");
 }
-inline uint32_t as_u32(const element& e, const std::string& where) {
-  int64_t v = as_int(e, where);
-  if (v < 0 || v > int64_t(UINT32_MAX)) corrupt(where, "expected a non-negative 32-bit integer");
-  return uint32_t(v);
+// A token id (or type id, `what`) as the `tokenizers` library reads it: a JSON integer (serde
+// refuses 5.0 or -1 for a u32), then hfpipe's int32 limit (token_id.h).
+inline uint32_t as_token_id(const element& e, const std::string& where, const char* what = "token id") {
+  uint64_t u;
+  if (e.get(u) == simdjson::SUCCESS) return checked_token_id(u, where, what);
+  int64_t i;
+  if (e.get(i) == simdjson::SUCCESS) corrupt(where, std::string("a ") + what + " cannot be negative (" + std::to_string(i) + ")");
+  corrupt(where, std::string("expected a ") + what + " (a non-negative integer)");
 }
+inline uint32_t as_type_id(const element& e, const std::string& where) { return as_token_id(e, where, "type id"); }
 inline bool is_null(const element& e) { return e.is_null(); }
 
 // Member lookup: nullopt when absent (or null when `null_is_absent`).

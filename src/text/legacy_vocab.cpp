@@ -26,6 +26,8 @@ VocabTable read_vocab_txt(const std::filesystem::path& p) {
   while (start < text.size()) {
     size_t nl = text.find('\n', start);
     if (nl == std::string::npos) nl = text.size();
+    // A line number is the id: refused before it could pass int32 (a 2^31-line file).
+    if (id > kMaxTokenId) checked_token_id(id, p.string() + ": line " + std::to_string(uint64_t(id) + 1));
     vocab.insert(std::string_view(text).substr(start, nl - start), id++);
     start = nl + 1;
   }
@@ -79,7 +81,7 @@ void load_byte_level_bpe(Tokenizer::Impl& impl, const std::filesystem::path& voc
     auto obj = json::as_object(doc, where);
     vocab.reserve(obj.size(), text.size());
     for (auto field : obj)
-      vocab.insert(field.key, json::as_u32(field.value, where + "[\"" + std::string(field.key) + "\"]"));
+      vocab.insert(field.key, json::as_token_id(field.value, where + "[\"" + std::string(field.key) + "\"]"));
     vocab.finalize();
   }
   // GPT2Tokenizer: read().split("\n")[1:-1], each line split on whitespace; a repeated merge

@@ -184,12 +184,14 @@ class PrecompiledNormalizer final : public Normalizer {
     uint32_t trie_bytes;
     std::memcpy(&trie_bytes, blob.data(), 4);  // little-endian hosts only (x86-64, aarch64)
     if (size_t(trie_bytes) > blob.size() - 4) json::corrupt(where, "precompiled_charsmap: trie size out of range");
+    // Checked before the copy: an empty vector's data() may be null, and memcpy to null is
+    // undefined even for 0 bytes (UBSan, found by fuzz_sentencepiece_model).
+    if (trie_bytes < 4) json::corrupt(where, "precompiled_charsmap: empty trie");
     units_.resize(trie_bytes / 4);
     std::memcpy(units_.data(), blob.data() + 4, units_.size() * 4);
     normalized_.assign(blob.substr(4 + units_.size() * 4));
     if (u::first_invalid_utf8(normalized_))
       json::corrupt(where, "precompiled_charsmap: replacement strings are not valid UTF-8");
-    if (units_.empty()) json::corrupt(where, "precompiled_charsmap: empty trie");
   }
 
   void normalize(NormalizedString& s) const override {

@@ -202,7 +202,7 @@ std::pair<std::string, uint32_t> parse_token_pair(const JsonValue& v, const std:
   auto it = a.begin();
   std::string tok(json::as_string(*it, where));
   ++it;
-  return {tok, json::as_u32(*it, where)};
+  return {tok, json::as_token_id(*it, where)};
 }
 
 std::vector<TemplatePiece> parse_pieces(const JsonValue& v, const std::string& where) {
@@ -217,12 +217,12 @@ std::vector<TemplatePiece> parse_pieces(const JsonValue& v, const std::string& w
       std::string id = json::require_string(*s, "id", here + ".Sequence");
       if (id != "A" && id != "B") json::corrupt(here + ".Sequence.id", "expected \"A\" or \"B\"");
       piece.sequence = id == "A" ? 0 : 1;
-      piece.type_id = json::as_u32(json::required(*s, "type_id", here + ".Sequence"), here + ".Sequence.type_id");
+      piece.type_id = json::as_type_id(json::required(*s, "type_id", here + ".Sequence"), here + ".Sequence.type_id");
     } else if (auto t = json::member(p, "SpecialToken")) {
       piece.is_sequence = false;
       piece.special_id = json::require_string(*t, "id", here + ".SpecialToken");
       piece.type_id =
-          json::as_u32(json::required(*t, "type_id", here + ".SpecialToken"), here + ".SpecialToken.type_id");
+          json::as_type_id(json::required(*t, "type_id", here + ".SpecialToken"), here + ".SpecialToken.type_id");
     } else {
       json::corrupt(here, "expected {\"Sequence\": ...} or {\"SpecialToken\": ...}");
     }
@@ -315,7 +315,7 @@ std::unique_ptr<PostProcessor> make_post_processor(const JsonValue& v, const std
         for (auto t : json::as_array(*st, sw)) {
           std::string id = json::require_string(t, "id", sw);
           TemplateSpecialToken tok;
-          for (auto x : json::as_array(json::required(t, "ids", sw), sw + ".ids")) tok.ids.push_back(json::as_u32(x, sw));
+          for (auto x : json::as_array(json::required(t, "ids", sw), sw + ".ids")) tok.ids.push_back(json::as_token_id(x, sw + ".ids"));
           for (auto x : json::as_array(json::required(t, "tokens", sw), sw + ".tokens"))
             tok.tokens.emplace_back(json::as_string(x, sw));
           specials[id] = std::move(tok);
@@ -325,7 +325,7 @@ std::unique_ptr<PostProcessor> make_post_processor(const JsonValue& v, const std
           std::string here = sw + "[\"" + std::string(field.key) + "\"]";
           TemplateSpecialToken tok;
           for (auto x : json::as_array(json::required(field.value, "ids", here), here + ".ids"))
-            tok.ids.push_back(json::as_u32(x, here + ".ids"));
+            tok.ids.push_back(json::as_token_id(x, here + ".ids"));
           for (auto x : json::as_array(json::required(field.value, "tokens", here), here + ".tokens"))
             tok.tokens.emplace_back(json::as_string(x, here + ".tokens"));
           specials[std::string(field.key)] = std::move(tok);

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "text/token_id.h"
 #include "text/tokenizer_impl.h"
 
 namespace hfpipe::text {
@@ -29,6 +30,14 @@ class ProtoReader {
       if (!(b & 0x80)) return v;
     }
     bad("varint longer than 10 bytes");
+  }
+  // A protobuf int32 field: a non-negative value, or a negative one sign-extended to ten
+  // bytes. protobuf's own reader keeps the low 32 bits of anything else (2^32 + 5 reads as 5);
+  // such a varint is no writer's output, so it is refused rather than wrapped.
+  int32_t int32_varint(const char* name) {
+    uint64_t v = varint();
+    if (v <= uint64_t(INT32_MAX) || v >= uint64_t(0) - (uint64_t(1) << 31)) return int32_t(int64_t(v));
+    bad(std::string(name) + " " + std::to_string(v) + " is not a 32-bit integer");
   }
   // (field number, wire type)
   std::pair<uint32_t, uint32_t> tag() {
@@ -124,7 +133,7 @@ void read_trainer_spec(std::string_view data, const std::string& where, SpmModel
         break;
       case 40:
         r.expect(wire, 0, "unk_id");
-        m.unk_id = int32_t(r.varint());
+        m.unk_id = r.int32_varint("unk_id");
         break;
       case 45:
         r.expect(wire, 2, "unk_piece");
@@ -259,6 +268,11 @@ bool looks_like_sentencepiece(std::string_view data) {
 void load_sentencepiece(Tokenizer::Impl& impl, const SpmModel& m, const SpmConvertOptions& o, const std::string& where) {
   // The converter's vocabulary: the pieces with their scores, with the class's changes.
   std::vector<std::pair<std::string, double>> scored;
+  // T5's extra_ids (tokenizer_config.json; 100 in every T5) add that many tokens: a count
+  // past kMaxExtraIds is a broken config, not a vocabulary (it would exhaust memory first).
+  if (o.extra_ids > kMaxExtraIds)
+    fail(ErrorKind::CorruptFile, where + ": extra_ids " + std::to_string(o.extra_ids) + " is more than " +
+                                     std::to_string(kMaxExtraIds));
   scored.reserve(m.pieces.size() + o.extra_ids + 1);
   size_t skip = 0;
   if (o.flavor == SpmFlavor::XlmRoberta) {
@@ -272,6 +286,7 @@ void load_sentencepiece(Tokenizer::Impl& impl, const SpmModel& m, const SpmConve
   if (o.flavor == SpmFlavor::T5)
     for (size_t i = o.extra_ids; i-- > 0;) scored.emplace_back("<extra_id_" + std::to_string(i) + ">", 0.0);
   if (o.flavor == SpmFlavor::XlmRoberta) scored.emplace_back("<mask>", 0.0);
+  check_vocab_size(scored.size(), where);  // ids are positions
 
   bool byte_fallback = o.flavor == SpmFlavor::Llama;  // only LlamaConverter handles it
   if (m.model_type == 1) {
@@ -326,7 +341,7 @@ void load_sentencepiece(Tokenizer::Impl& impl, const SpmModel& m, const SpmConve
       added.push_back(t);
     }
   }
-  impl.add_tokens(added);
+  impl.add_tokens(added, where);
 
   const std::string meta = "\xE2\x96\x81";
   MetaspaceOptions ms;

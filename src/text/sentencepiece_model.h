@@ -41,6 +41,8 @@ bool looks_like_sentencepiece(std::string_view data);
 
 // Which converter: SpmConverter itself (Generic), LlamaConverter, T5Converter, XLMRobertaConverter.
 enum class SpmFlavor { Generic, Llama, T5, XlmRoberta };
+inline constexpr size_t kMaxExtraIds = size_t(1) << 20;  // see load_sentencepiece
+
 struct SpmConvertOptions {
   SpmFlavor flavor = SpmFlavor::Generic;
   bool legacy = true;  // the slow class's `legacy`

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "formats/json_depth.h"
 #include "text/sentencepiece_processor.h"
+#include "text/token_id.h"
 #include "text/tokenizer_impl.h"
 #include "text/unicode.h"
 
@@ -63,9 +64,9 @@ std::shared_ptr<const VocabJson> load_vocab(const fs::path& file) {
     fail(ErrorKind::CorruptFile, file.string() + ": expected a JSON object of piece -> id");
   auto v = std::make_shared<VocabJson>();
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!it.value().is_number_unsigned() || it.value().get<uint64_t>() > UINT32_MAX)
+    if (!it.value().is_number_unsigned())
       fail(ErrorKind::CorruptFile, file.string() + ": the id of '" + it.key() + "' is not a non-negative integer");
-    uint32_t id = it.value().get<uint32_t>();
+    uint32_t id = checked_token_id(it.value().get<uint64_t>(), file.string() + ": the id of '" + it.key() + "'");
     v->encoder[it.key()] = id;
     v->decoder[id] = it.key();  // {v: k}: the last piece with an id wins, as the dict does
   }
@@ -197,6 +198,8 @@ void load_m2m100(Tokenizer::Impl& impl, const fs::path& dir, const std::string& 
   auto vocab = load_vocab(dir / "vocab.json");
   uint32_t unk = unk_of(*vocab, unk_token, dir / "vocab.json");
   LangTokens lang;
+  // The language tokens' ids follow the vocabulary's size.
+  check_vocab_size(vocab->encoder.size() + codes.size(), (dir / "vocab.json").string());
   for (size_t i = 0; i < codes.size(); ++i) {
     uint32_t id = uint32_t(vocab->encoder.size() + i);
     lang.to_id["__" + codes[i] + "__"] = id;

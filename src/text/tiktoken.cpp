@@ -8,6 +8,7 @@
 
 #include "text/sentencepiece_model.h"
 #include "core/error.h"
+#include "text/token_id.h"
 #include "text/tokenizer_impl.h"
 
 namespace hfpipe::text {
@@ -40,7 +41,7 @@ std::vector<std::pair<std::string, uint32_t>> read_ranks(std::string_view data, 
         !std::all_of(rank_s.begin(), rank_s.end(), [](char c) { return c >= '0' && c <= '9'; }))
       fail(ErrorKind::CorruptFile, here + ": the rank is not a number");
     uint64_t rank = std::stoull(std::string(rank_s));
-    if (rank > UINT32_MAX) fail(ErrorKind::CorruptFile, here + ": rank out of range");
+    checked_token_id(rank, here, "rank (token id)");
     std::string token = base64_decode(line.substr(0, sp), here);
     // An empty token ("=": Whisper's multilingual.tiktoken ends with one at rank 50256) is kept:
     // tiktoken and TikTokenConverter read it as b"" and give that rank to the empty string,
@@ -117,7 +118,7 @@ void load_tiktoken(Tokenizer::Impl& impl, std::string_view data, const std::stri
     t.special = true;
     added.push_back(t);
   }
-  impl.add_tokens(added);
+  impl.add_tokens(added, where);
   impl.post_processor = make_byte_level_processing(false, true);
 }
 

@@ -140,8 +140,8 @@ void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, cons
     }
     if (auto d = json::member(*p, "direction")) o.direction = parse_side(json::as_string(*d, w), w + ".direction");
     o.pad_to_multiple_of = size_t(json::get_int(*p, "pad_to_multiple_of", 0, w));
-    pp.pad_id = uint32_t(json::get_int(*p, "pad_id", 0, w));
-    pp.pad_type_id = uint32_t(json::get_int(*p, "pad_type_id", 0, w));
+    if (auto id = json::member(*p, "pad_id")) pp.pad_id = json::as_token_id(*id, w + ".pad_id");
+    if (auto id = json::member(*p, "pad_type_id")) pp.pad_type_id = json::as_type_id(*id, w + ".pad_type_id");
     pp.pad_token = json::get_string(*p, "pad_token", "[PAD]", w);
     impl.file_padding = o;
     impl.file_pad = pp;
@@ -154,6 +154,12 @@ void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, cons
       std::string w = where + ": added_tokens[" + std::to_string(i++) + "]";
       AddedToken tok;
       tok.content = json::require_string(t, "content", w);
+      // The library reads the id as a u32 and then ignores it (a token gets the model's id for
+      // its content, else the next free one), so any u32 is accepted here and nothing else.
+      if (auto id = json::member(t, "id")) {
+        uint64_t u;
+        if (id->get(u) != simdjson::SUCCESS || u > UINT32_MAX) json::corrupt(w + ".id", "expected a u32 id");
+      }
       tok.single_word = json::get_bool(t, "single_word", false, w);
       tok.lstrip = json::get_bool(t, "lstrip", false, w);
       tok.rstrip = json::get_bool(t, "rstrip", false, w);
@@ -162,14 +168,14 @@ void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, cons
       added.push_back(std::move(tok));
     }
   }
-  impl.add_tokens(added);
+  impl.add_tokens(added, where);
 }
 
 // ---------------------------------------------------------------------------------------
 // The pipeline
 
-void Tokenizer::Impl::add_tokens(const std::vector<AddedToken>& tokens) {
-  added.add_tokens(tokens, *model, normalizer.get());
+void Tokenizer::Impl::add_tokens(const std::vector<AddedToken>& tokens, const std::string& where) {
+  added.add_tokens(tokens, *model, normalizer.get(), where);
 }
 
 Enc Tokenizer::Impl::encode_single(std::string_view text, uint32_t type_id, bool char_offsets, bool target) const {

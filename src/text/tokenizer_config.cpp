@@ -468,7 +468,7 @@ Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
     for (auto& t : to_add)
       for (const auto& sp : all_specials)
         if (sp.token.content == t.content) t.special = true;
-    impl->add_tokens(to_add);
+    impl->add_tokens(to_add, (dir / "tokenizer_config.json").string());
   }
   for (const char* name : kNames)
     if (specials.count(name)) impl->special_tokens[name] = specials[name].token.content;

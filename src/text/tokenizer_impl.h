@@ -80,7 +80,7 @@ struct Tokenizer::Impl {
   Enc encode_single(std::string_view text, uint32_t type_id, bool char_offsets, bool target = false) const;
   Enc post_process(Enc enc, std::optional<Enc> pair, const EncodeOptions& options) const;
   std::optional<PadParams> pad_params() const;
-  void add_tokens(const std::vector<AddedToken>& tokens);
+  void add_tokens(const std::vector<AddedToken>& tokens, const std::string& where = "added tokens");
 };
 
 // Builds the pipeline from a tokenizer.json document.

@@ -21,6 +21,7 @@ class Unigram final : public Model {
   Unigram(std::vector<std::pair<std::string, double>> pieces, UnigramOptions o, const std::string& where)
       : pieces_(std::move(pieces)), unk_id_(o.unk_id), byte_fallback_(o.byte_fallback) {
     if (pieces_.empty()) json::corrupt(where, "Unigram vocabulary is empty");
+    check_vocab_size(pieces_.size(), where);  // a piece's position is its id
     if (unk_id_ && *unk_id_ >= pieces_.size())
       json::corrupt(where, "unk_id " + std::to_string(*unk_id_) + " is outside the vocabulary of " +
                                std::to_string(pieces_.size()) + " pieces");
@@ -251,7 +252,7 @@ std::unique_ptr<Model> make_unigram_from_json(const JsonValue& v, const std::str
   if (raw_scores && raw_scores->size() == pieces.size())
     for (size_t k = 0; k < pieces.size(); ++k)
       if (auto f = serde_json_f64((*raw_scores)[k])) pieces[k].second = *f;
-  if (auto u = json::member(v, "unk_id")) o.unk_id = json::as_u32(*u, where + ".unk_id");
+  if (auto u = json::member(v, "unk_id")) o.unk_id = json::as_token_id(*u, where + ".unk_id");
   o.byte_fallback = json::get_bool(v, "byte_fallback", false, where);
   return make_unigram(std::move(pieces), o, where);
 }

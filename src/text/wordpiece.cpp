@@ -118,8 +118,10 @@ VocabTable parse_vocab_object(const JsonValue& v, const std::string& where) {
   vocab.reserve(obj.size(), obj.size() * 8);
   for (auto field : obj) {
     uint64_t id = 0;
-    if (field.value.get(id) != simdjson::SUCCESS || id > UINT32_MAX)
-      json::as_u32(field.value, where + "[\"" + std::string(field.key) + "\"]");  // raises the error
+    // The fast path takes the common case; anything else (5.0, -1, 2^31) gets as_token_id's
+    // verdict, whose value is the id when it accepts.
+    if (field.value.get(id) != simdjson::SUCCESS || id > kMaxTokenId)
+      id = json::as_token_id(field.value, where + "[\"" + std::string(field.key) + "\"]");
     vocab.insert(field.key, uint32_t(id));
   }
   vocab.finalize();

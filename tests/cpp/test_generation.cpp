@@ -57,6 +57,27 @@ TEST(Limits, MaxNewTokensWinsAndDefaultMaxLengthCountsFromThePrompt) {
   EXPECT_THROW(resolve_limits(c, 5, true, 1000), Error);
 }
 
+TEST(Limits, TokenIdsOutsideInt32AreRefusedNotWrapped) {
+  // eos / pad / bos and the forced ids were cast from int64 to int32: 4294967297 became 1.
+  for (const char* key : {"eos_token_id", "pad_token_id", "bos_token_id", "forced_bos_token_id", "forced_eos_token_id"}) {
+    for (const char* value : {"4294967297", "[2, 4294967297]", "-2147483649"}) {
+      GenerationConfig c;
+      try {
+        c.update(Value::parse(std::string("{\"") + key + "\": " + value + "}"), "generation_config.json");
+        ADD_FAILURE() << key << " = " << value << " was accepted";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::InvalidArgument);
+        EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("generation_config.json"), std::string::npos) << e.what();
+      }
+    }
+  }
+  GenerationConfig c;
+  c.update(Value::parse(R"({"eos_token_id": [2147483647, -1], "pad_token_id": 2147483647})"));
+  EXPECT_EQ(c.eos_token_id, (std::vector<int32_t>{2147483647, -1}));
+  EXPECT_EQ(c.pad_token_id, 2147483647);
+}
+
 TEST(Rng, SameSeedSameStream) {
   Rng a(42), b(42), c(43);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(a.next(), b.next());

@@ -1,11 +1,15 @@
 """Regenerates the seed corpora of the fuzz targets (corpus/<target>/) with torch and
-safetensors (and gguf-py for GGUF). Seeds are small, valid files of each kind; the fuzzer mutates them.
+safetensors (and gguf-py for GGUF, the sentencepiece trainer for .model files). Seeds are small,
+valid files of each kind; the fuzzer mutates them.
 
-    .venv/bin/python tests/fuzz/make_corpus.py
+    .venv/bin/python tests/fuzz/make_corpus.py                        # every target
+    .venv/bin/python tests/fuzz/make_corpus.py sentencepiece_model    # only some
 """
 
+import contextlib
 import io
 import shutil
+import sys
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -85,13 +89,65 @@ def gguf_seeds():
                                          "b": (Q.Q4_0, rng.normal(size=(1, 32)))})
 
 
+# A few normalisation rules in sentencepiece's TSV form (source code points, tab, target code
+# points), so that a seed carries a precompiled charsmap of a few hundred bytes instead of
+# nmt_nfkc's 240 KB: fullwidth A-C, the fi ligature, no-break space, a two-code-point source.
+CHARSMAP_RULES = "FF21\t41\nFF22\t42\nFF23\t43\nFB01\t66 69\nA0\t20\n65 301\tE9\n"
+
+
+def sentencepiece_bytes(tmp, **options):
+    """A sentencepiece model trained on the Latin-script lines of the tokenizer parity corpus."""
+    import sentencepiece as spm
+    lines = (HERE.parent / "python" / "tokenizer_corpus.txt").read_text(encoding="utf-8").splitlines()
+    latin = [line for line in lines if line and all(ord(c) < 0x250 for c in line)]
+    if options.pop("charsmap", False):
+        (Path(tmp) / "rules.tsv").write_text(CHARSMAP_RULES)
+        options["normalization_rule_tsv"] = "rules.tsv"  # relative: the model records the path
+    else:
+        options["normalization_rule_name"] = "identity"
+    buf = io.BytesIO()
+    # One thread, a fixed corpus and no temporary path in the trainer spec: the same bytes on every run.
+    with contextlib.chdir(tmp):
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(latin), model_writer=buf, character_coverage=0.9995,
+                                       hard_vocab_limit=False, num_threads=1, minloglevel=2, **options)
+    return buf.getvalue()
+
+
+def sentencepiece_seeds():
+    """Small models (a few hundred pieces, < 10 KB) so that mutations reach the Unigram / BPE
+    converters and the tokenizer rather than only the protobuf reader's error paths."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = "sentencepiece_model"
+        yield f"{folder}/small_unigram.model", sentencepiece_bytes(tmp, model_type="unigram", vocab_size=300)
+        yield f"{folder}/small_unigram_byte_fallback.model", sentencepiece_bytes(
+            tmp, model_type="unigram", vocab_size=450, byte_fallback=True, charsmap=True,
+            user_defined_symbols=["<sep>", "<mask>"], control_symbols=["<cls>"])
+        yield f"{folder}/small_bpe.model", sentencepiece_bytes(
+            tmp, model_type="bpe", vocab_size=300, add_dummy_prefix=False, unk_surface="<?>")
+        yield f"{folder}/small_bpe_byte_fallback.model", sentencepiece_bytes(
+            tmp, model_type="bpe", vocab_size=450, byte_fallback=True, charsmap=True, split_digits=True,
+            remove_extra_whitespaces=False, pad_id=3, unk_id=1, bos_id=0, eos_id=2)
+
+
+# The folders make_corpus.py owns outright (cleared and rewritten); sentencepiece_model also
+# holds older seeds and fuzz reproducers, so its seeds are only (re)written.
+GENERATORS = {"safetensors": seeds, "pytorch_bin": seeds, "torch_pickle": seeds, "gguf": gguf_seeds,
+              "sentencepiece_model": sentencepiece_seeds}
+OWNED = {"safetensors", "pytorch_bin", "torch_pickle", "gguf"}
+
+
 def main():
-    for target in ["safetensors", "pytorch_bin", "torch_pickle", "gguf"]:
-        shutil.rmtree(HERE / "corpus" / target, ignore_errors=True)
-        (HERE / "corpus" / target).mkdir(parents=True)
-    for name, data in [*seeds(), *gguf_seeds()]:
-        (HERE / "corpus" / name).write_bytes(data)
-        print(f"{name}: {len(data)} bytes")
+    targets = sys.argv[1:] or list(GENERATORS)
+    for target in targets:
+        if target in OWNED:
+            shutil.rmtree(HERE / "corpus" / target, ignore_errors=True)
+        (HERE / "corpus" / target).mkdir(parents=True, exist_ok=True)
+    for generator in dict.fromkeys(GENERATORS[t] for t in targets):
+        for name, data in generator():
+            if name.split("/")[0] in targets:
+                (HERE / "corpus" / name).write_bytes(data)
+                print(f"{name}: {len(data)} bytes")
 
 
 if __name__ == "__main__":
