@@ -4,9 +4,12 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "formats/gguf.h"
+#include "hfpipe/errors.h"
+#include "models/decoder.h"
 #include "test_formats_helpers.h"
 
 namespace hfpipe::formats {
@@ -58,3 +61,34 @@ TEST(FormatsGguf, RejectsATensorPastTheEnd) {
 
 }  // namespace
 }  // namespace hfpipe::formats
+
+namespace hfpipe::models {
+namespace {
+
+// The GGUF llama query / key un-permutation, done in place along the permutation's cycles,
+// against the direct definition (a second matrix, as transformers' LlamaTensorProcessor builds
+// it): out row (h, a, b) = in row (h, b, a) for rotary half a, index b < half.
+TEST(GgufLlamaPermutation, InPlaceMatchesTheDirectDefinition) {
+  for (const auto& [heads, half, cols] : {std::tuple{1, 1, 3}, {3, 4, 5}, {2, 32, 7}, {4, 5, 1}}) {
+    const int64_t rows = heads * 2 * half;
+    Tensor w = Tensor::empty(DType::F32, {rows, cols});
+    for (int64_t i = 0; i < rows * cols; ++i) w.f32()[i] = static_cast<float>(i);
+    std::vector<float> want(static_cast<size_t>(rows * cols));
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t a = 0; a < 2; ++a)
+        for (int64_t b = 0; b < half; ++b)
+          for (int64_t c = 0; c < cols; ++c)
+            want[((h * 2 + a) * half + b) * cols + c] = w.f32()[((h * half + b) * 2 + a) * cols + c];
+    reverse_permute_in_place(w, heads);
+    for (int64_t i = 0; i < rows * cols; ++i)
+      ASSERT_EQ(w.f32()[i], want[i]) << heads << " heads, half " << half << ", element " << i;
+  }
+}
+
+TEST(GgufLlamaPermutation, RowsNotAMultipleOfTwoHeadsAreAnError) {
+  Tensor w = Tensor::zeros(DType::F32, {6, 2});
+  EXPECT_THROW(reverse_permute_in_place(w, 4), Error);
+}
+
+}  // namespace
+}  // namespace hfpipe::models
