@@ -2,7 +2,11 @@
 // gguf.cpp found, built byte by byte (magic, version 3, counts, tensor infos, padding).
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -57,6 +61,47 @@ TEST(FormatsGguf, RejectsAnElementCountThatOverflows) {
 TEST(FormatsGguf, RejectsATensorPastTheEnd) {
   expect_error([] { GgufFile::parse(view_of(one_tensor_gguf({64, 2}, kF32))); }, ErrorKind::CorruptFile,
                "past the end");
+}
+
+}  // namespace
+}  // namespace hfpipe::formats
+
+namespace hfpipe::formats {
+namespace {
+
+// Resident KiB of the process's mappings of `path` (/proc/self/smaps).
+int64_t resident_kib_of(const std::string& path) {
+  std::ifstream smaps("/proc/self/smaps");
+  int64_t kib = 0;
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' '))
+      inside = line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0;
+    else if (inside && line.rfind("Rss:", 0) == 0)
+      kib += std::stoll(line.substr(4));
+  }
+  return kib;
+}
+
+// The header (a real file's tokenizer vocabulary and merges: megabytes) is parsed into the
+// metadata and never read again, so open() gives its pages back instead of keeping them
+// resident for the model's lifetime.
+TEST(FormatsGguf, OpenGivesTheParsedHeaderPagesBack) {
+  const std::string big(2 << 20, 'x');
+  std::string out = "GGUF";
+  put_le(out, 3, 4), put_le(out, 1, 8), put_le(out, 1, 8);
+  put_le(out, 4, 8), out += "big.";
+  put_le(out, 8, 4), put_le(out, big.size(), 8), out += big;  // type 8: string
+  put_le(out, 1, 8), out += "w";
+  put_le(out, 1, 4), put_le(out, 8, 8), put_le(out, kF32, 4), put_le(out, 0, 8);
+  out.append((32 - out.size() % 32) % 32, '\0');
+  out += std::string(32, '\0');
+  const std::string path = (std::filesystem::path(::testing::TempDir()) / "hfpipe_gguf_header_pages.gguf").string();
+  std::ofstream(path, std::ios::binary) << out;
+  const GgufFile file = GgufFile::open(path);
+  ASSERT_EQ(file.metadata()["big."].get<std::string>().size(), big.size());
+  EXPECT_LT(resident_kib_of(path), 256);  // the 2 MiB string was read through the mapping
+  std::remove(path.c_str());
 }
 
 }  // namespace
