@@ -193,12 +193,18 @@ GgufFile GgufFile::parse(const ByteView& bytes) {
   const uint64_t alignment = alignment_of(file.metadata_, bytes.name);
   const uint64_t data_start = (r.position() + alignment - 1) / alignment * alignment;
   check_tensor_ranges(file.tensors_, data_start, alignment, bytes.size, bytes.name);
+  file.data_start_ = data_start;
   return file;
 }
 
 GgufFile GgufFile::open(const std::filesystem::path& path) {
   std::shared_ptr<const MappedFile> mapped = MappedFile::open(path);
-  return parse(ByteView{mapped->data(), mapped->size(), mapped, path.string()});
+  GgufFile file = parse(ByteView{mapped->data(), mapped->size(), mapped, path.string()});
+  // Everything in the header is in metadata_ and tensors_ now and is never read again: its
+  // pages (mostly the tokenizer's vocabulary and merges, ~2.5 MB for SmolLM2) are given back
+  // rather than kept resident for as long as the model lives.
+  MappedFile::release_pages(mapped->data(), std::min<uint64_t>(file.data_start_, mapped->size()));
+  return file;
 }
 
 Tensor GgufFile::load(const GgufTensorInfo& info) const {

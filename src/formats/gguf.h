@@ -53,6 +53,7 @@ class GgufFile {
 
  private:
   ByteView bytes_;
+  uint64_t data_start_ = 0;  // where the tensor data begins: the header ends before it
   uint32_t version_ = 0;
   Value metadata_;
   std::vector<GgufTensorInfo> tensors_;

@@ -120,6 +120,11 @@ std::vector<std::string> supported_decoder_types();
 std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path);
 // The config.json transformers derives from a GGUF file's metadata (load_gguf_checkpoint).
 Value gguf_model_config(const std::filesystem::path& path);
+// Undoes llama.cpp's interleaving of each head's rotary halves in a GGUF llama query / key
+// projection ([heads * 2 * half, in], writable), in place (LlamaTensorProcessor's
+// _reverse_permute_weights): row a * half + b of each head takes its old row b * 2 + a. A row
+// count that is not a multiple of 2 x heads is Error(CorruptFile).
+void reverse_permute_in_place(Tensor& weight, int64_t heads);
 
 // Family factories, one per file (llama.cpp, gpt2.cpp).
 std::unique_ptr<DecoderModel> make_llama(const formats::ModelConfig&, formats::WeightMap);

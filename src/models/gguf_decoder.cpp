@@ -6,7 +6,9 @@
 //   gemma3: every *norm.weight minus 1 (llama.cpp's converter stores Gemma's (1 + w) RMSNorm
 //           scale; Gemma2TensorProcessor undoes it), as a "gemma3_text" model.
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <vector>
 
 #include "core/error.h"
 #include "formats/gguf.h"
@@ -98,17 +100,10 @@ std::string hf_name(const std::string& gguf, const KeyMap& parts) {
   return "model.layers." + gguf.substr(4, dot - 4) + "." + it->second + gguf.substr(last);
 }
 
-// LlamaTensorProcessor._reverse_permute_weights: rows (head, dim, 2) → (head, 2, dim).
-Tensor reverse_permute(const Tensor& w, int64_t heads) {
-  const int64_t rows = w.dim(0), cols = w.numel() / rows, half = rows / heads / 2;
-  check(heads > 0 && rows % (2 * heads) == 0, ErrorKind::CorruptFile,
-        "a GGUF attention projection has a row count that is not a multiple of 2 x heads");
+// An owned, writable copy of `w`.
+Tensor copy_of(const Tensor& w) {
   Tensor out = Tensor::empty(DType::F32, w.shape());
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t a = 0; a < 2; ++a)
-      for (int64_t b = 0; b < half; ++b)
-        std::memcpy(out.f32() + ((h * 2 + a) * half + b) * cols, w.f32() + ((h * half + b) * 2 + a) * cols,
-                    sizeof(float) * cols);
+  std::memcpy(out.f32(), w.f32(), w.nbytes());
   return out;
 }
 
@@ -166,6 +161,36 @@ Tensor minus_one(const Tensor& w) {
 
 }  // namespace
 
+// LlamaTensorProcessor._reverse_permute_weights, in place: within each head's 2 x half rows,
+// row a * half + b takes the old row b * 2 + a. Rows move along the permutation's cycles through
+// one row of scratch instead of into a second matrix: a copy per q/k projection, freed at once,
+// left ~30 MB of freed heap resident after loading SmolLM2 (glibc keeps such holes mapped).
+void reverse_permute_in_place(Tensor& w, int64_t heads) {
+  const int64_t rows = w.dim(0), cols = w.numel() / rows;
+  check(heads > 0 && rows % (2 * heads) == 0, ErrorKind::CorruptFile,
+        "a GGUF attention projection has a row count that is not a multiple of 2 x heads");
+  const int64_t half = rows / heads / 2, block = 2 * half;
+  const size_t row_bytes = sizeof(float) * static_cast<size_t>(cols);
+  const auto source_of = [half](int64_t i) { return (i % half) * 2 + i / half; };
+  std::vector<float> held(static_cast<size_t>(cols));
+  std::vector<char> done(static_cast<size_t>(block));
+  for (int64_t h = 0; h < heads; ++h) {
+    float* head = w.f32() + h * block * cols;
+    std::fill(done.begin(), done.end(), 0);
+    for (int64_t start = 0; start < block; ++start) {
+      if (done[start] || source_of(start) == start) continue;
+      std::memcpy(held.data(), head + start * cols, row_bytes);
+      int64_t i = start;
+      for (int64_t from = source_of(i); from != start; i = from, from = source_of(i)) {
+        std::memcpy(head + i * cols, head + from * cols, row_bytes);
+        done[i] = 1;
+      }
+      std::memcpy(head + i * cols, held.data(), row_bytes);
+      done[i] = 1;
+    }
+  }
+}
+
 Value gguf_model_config(const std::filesystem::path& path) {
   const auto file = formats::GgufFile::open(path);
   return config_of(file, arch_of(file, path.string()));
@@ -182,9 +207,12 @@ std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& pat
   for (const auto& info : file.tensors()) {
     const std::string name = hf_name(info.name, arch.layer_names());
     if (name.empty()) continue;
-    Tensor t = file.load(info);
-    if (llama && info.name.find(".attn_q.") != std::string::npos) t = reverse_permute(t, heads);
-    if (llama && info.name.find(".attn_k.") != std::string::npos) t = reverse_permute(t, kv_heads);
+    const bool query = llama && info.name.find(".attn_q.") != std::string::npos;
+    const bool key = llama && info.name.find(".attn_k.") != std::string::npos;
+    // Permuted in place, so an F32 tensor (a read-only view of the file) is copied out first.
+    Tensor t = (query || key) && info.type == formats::GgmlType::F32 ? copy_of(file.load(info)) : file.load(info);
+    if (query) reverse_permute_in_place(t, heads);
+    if (key) reverse_permute_in_place(t, kv_heads);
     if (!llama && info.name.find("norm.weight") != std::string::npos) t = minus_one(t);
     weights.insert(name, std::move(t));
   }

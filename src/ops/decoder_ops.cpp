@@ -143,6 +143,15 @@ struct QueryRow {
   int64_t first, last;  // visible positions first .. last (the window, up to the query's own)
 };
 
+// Gemma 2's attention soft-capping of one head's scores, over the whole row with the vector
+// tanh (a libm tanh per score was scalar); transformers caps before masking, so the masked
+// positions (-inf, capped to -cap) are set back to -inf.
+static void soft_cap_scores(float* scores, const QueryRow& row, float cap) {
+  soft_cap(scores, row.last - row.first + 1, cap);
+  for (int64_t t = row.first; t <= row.last; ++t)
+    if (!row.mask[t]) scores[t - row.first] = -std::numeric_limits<float>::infinity();
+}
+
 // The query heads of key/value heads [kv_begin, kv_end) attend over their visible positions.
 // Positions are the outer loop: each cache row holds every head's key (value) contiguously,
 // so the cache streams through once per query instead of once per head at a stride of a row
@@ -162,11 +171,11 @@ static void attend_row(const QueryRow& row, int64_t kv_begin, int64_t kv_end, co
     }
     const float* key = row.keys + t * kv_dim;
     for (int64_t h = h_begin; h < h_end; ++h) {
-      float score = dot(row.q + h * d, key + (h / group) * d, d) * s.scale;
-      if (s.softcap > 0.f) score = std::tanh(score / s.softcap) * s.softcap;  // capped before masking
-      column[(h - h_begin) * span] = score;
+      column[(h - h_begin) * span] = dot(row.q + h * d, key + (h / group) * d, d) * s.scale;
     }
   }
+  if (s.softcap > 0.f)
+    for (int64_t h = h_begin; h < h_end; ++h) soft_cap_scores(scores + (h - h_begin) * span, row, s.softcap);
   // Softmax per head; the probabilities replace the scores, already divided by their sum.
   bool any_visible = false;
   for (int64_t h = h_begin; h < h_end; ++h) {
@@ -218,13 +227,6 @@ void causal_attention(const float* q, const float* new_keys, const float* new_va
       attend_row(row, kv_begin, kv_end, s, scores.data());
     }
   }
-}
-
-// tanh(x / cap) * cap with the vector tanh (final soft-capping runs over the whole vocabulary).
-void soft_cap(float* x, int64_t n, float cap) {
-  for (int64_t i = 0; i < n; ++i) x[i] /= cap;
-  apply_activation(x, n, Activation::Tanh);
-  for (int64_t i = 0; i < n; ++i) x[i] *= cap;
 }
 
 HFPIPE_CLONES

@@ -76,10 +76,6 @@ struct CausalAttentionShape {
 void causal_attention(const float* q, const float* new_keys, const float* new_values, const CacheView& cache,
                       const int32_t* key_mask, float* out, const CausalAttentionShape& shape);
 
-// x[i] = tanh(x[i] / cap) * cap: Gemma 2's final logit soft-capping, in f32 as transformers
-// divides, takes tanh and multiplies.
-void soft_cap(float* x, int64_t n, float cap);
-
 // out[i] = a[i] * b[i] (SwiGLU: the activated gate times the up projection).
 void multiply(const float* a, const float* b, float* out, int64_t n);
 

@@ -137,6 +137,16 @@ void apply_activation(float* x, int64_t n, Activation activation) {
   apply_activation_plain(x, n, activation);
 }
 
+void soft_cap(float* x, int64_t n, float cap) {
+  switch (row_simd_level()) {
+    case SimdLevel::Avx512: return avx512::soft_cap(x, n, cap);
+    case SimdLevel::Avx2: return avx2::soft_cap(x, n, cap);
+    case SimdLevel::Plain:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
+      return;
+  }
+}
+
 // One (sequence, head) pair over the sequence's own `len` tokens (padding is at the end and
 // never attended to, so it is left out of the products entirely: less work, and a row's
 // result does not depend on how much padding its batch carries). The vector kernels of

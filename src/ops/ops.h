@@ -30,6 +30,11 @@ void softmax_rows(float* x, int64_t rows, int64_t dim);
 // In-place activation over n floats.
 void apply_activation(float* x, int64_t n, Activation activation);
 
+// x[i] = tanh(x[i] / cap) * cap over n floats: Gemma 2's soft-capping of attention scores and
+// final logits, in f32 as transformers divides, takes tanh and multiplies (vector tanh above the
+// plain level, within 1e-6 relative of libm's).
+void soft_cap(float* x, int64_t n, float cap);
+
 // out[i] = a[i] + b[i]
 void add(const float* a, const float* b, float* out, int64_t n);
 

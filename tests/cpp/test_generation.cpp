@@ -11,6 +11,7 @@
 #include "generation/logits_processors.h"
 #include "hfpipe/errors.h"
 #include "ops/decoder_ops.h"
+#include "ops/ops.h"
 
 namespace hfpipe::generation {
 namespace {
@@ -124,6 +125,23 @@ TEST(CausalAttention, SoftCapsScaledScoresAndSlidesTheWindow) {
   ops::soft_cap(logits.data(), 3, 30.f);
   EXPECT_NEAR(logits[0], std::tanh(-2.f) * 30, 1e-5);
   EXPECT_EQ(logits[1], 0.f);
+}
+
+// The soft-capped scores of a row are capped as a whole (vector tanh); a masked key (left
+// padding) must still get no weight: capping turns its -inf into -cap, so it is masked again.
+TEST(CausalAttention, SoftCapKeepsPaddedKeysMasked) {
+  // batch 1, 3 tokens, 1 head of dim 1, scale 1, no window, softcap 2; key 0 is padding.
+  ops::CausalAttentionShape s{1, 3, 0, 1, 1, 1, 0, 1.f};
+  s.softcap = 2.f;
+  const std::vector<float> q = {1, 1, 1}, k = {5, 1, 3}, v = {100, 10, 20};
+  std::vector<float> keys(3), values(3), out(3);
+  const std::vector<int32_t> mask = {0, 1, 1};
+  ops::causal_attention(q.data(), k.data(), v.data(), {keys.data(), values.data(), 3}, mask.data(), out.data(), s);
+  EXPECT_EQ(out[0], 0.f);                // the padding query sees nothing
+  EXPECT_NEAR(out[1], 10.f, 1e-5);       // token 1 sees itself only, not the padded key 0
+  const float s1 = std::tanh(1.f / 2.f) * 2.f, s2 = std::tanh(3.f / 2.f) * 2.f;
+  const float w1 = std::exp(s1) / (std::exp(s1) + std::exp(s2));
+  EXPECT_NEAR(out[2], w1 * 10 + (1 - w1) * 20, 1e-5);
 }
 
 }  // namespace

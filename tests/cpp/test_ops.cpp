@@ -197,6 +197,25 @@ TEST_P(RowKernels, GeluErfMatchesItsDefinition) { expect_activation_close(Activa
 // SiLU of x in [-88.7, -88.4] is ~1e-37, where the vector exp stops short of libm's range.
 TEST_P(RowKernels, SiluMatchesItsDefinition) { expect_activation_close(Activation::Silu, 1e-6, 0, 1e-36); }
 
+// Soft-capping (Gemma 2) at every level against tanh(x / cap) * cap in libm: within a millionth
+// relative, exact at the plain level; NaN passes through, +-inf give +-cap.
+TEST_P(RowKernels, SoftCapWithinAMillionthOfLibm) {
+  const std::vector<float> in = activation_inputs();
+  for (float cap : {50.f, 30.f, 1.5f}) {
+    std::vector<float> out = in;
+    soft_cap(out.data(), static_cast<int64_t>(out.size()), cap);
+    for (size_t i = 0; i < in.size(); ++i) {
+      const float want = std::tanh(in[i] / cap) * cap;
+      if (std::isnan(want)) {
+        ASSERT_TRUE(std::isnan(out[i])) << "x = " << in[i];
+        continue;
+      }
+      const double tolerance = GetParam() == SimdLevel::Plain ? 0.0 : 1e-6 * std::fabs(want);
+      ASSERT_LE(std::fabs(static_cast<double>(out[i]) - want), tolerance) << "x = " << in[i] << ", cap " << cap;
+    }
+  }
+}
+
 // At the plain level the activations are the scalar definitions themselves.
 TEST(Activation, PlainLevelIsTheScalarDefinition) {
   set_row_simd_level(SimdLevel::Plain);
