@@ -274,8 +274,8 @@ std::unique_ptr<Decoder> make_decoder(const JsonValue& v, const std::string& whe
     std::string content = json::get_string(v, "content", " ", where);
     std::u32string c = u::decode_all(content);
     if (c.size() != 1) json::corrupt(where + ".content", "expected a single character");
-    return std::make_unique<StripDecoder>(c[0], size_t(json::get_int(v, "start", 0, where)),
-                                          size_t(json::get_int(v, "stop", 0, where)));
+    return std::make_unique<StripDecoder>(c[0], json::get_count(v, "start", 0, where),
+                                          json::get_count(v, "stop", 0, where));
   }
   if (type == "Replace") {
     std::string literal;

@@ -113,6 +113,18 @@ inline int64_t get_int(const element& obj, std::string_view key, int64_t dflt, c
   return v ? as_int(*v, field_where(where, key)) : dflt;
 }
 
+// A count or length (a usize in the `tokenizers` library, whose serde refuses -1): negative
+// values are refused here rather than cast to a size_t near 2^64.
+inline size_t as_count(const element& e, const std::string& where) {
+  const int64_t v = as_int(e, where);
+  if (v < 0) corrupt(where, "expected a non-negative integer, got " + std::to_string(v));
+  return size_t(v);
+}
+inline size_t get_count(const element& obj, std::string_view key, size_t dflt, const std::string& where) {
+  auto v = member(obj, key);
+  return v ? as_count(*v, field_where(where, key)) : dflt;
+}
+
 // The "type" tag of a component.
 inline std::string type_of(const element& obj, const std::string& where) {
   as_object(obj, where);

@@ -115,8 +115,8 @@ void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, cons
   if (auto t = json::member(doc, "truncation")) {
     std::string w = where + ": truncation";
     TruncationOptions o;
-    o.max_length = size_t(json::as_int(json::required(*t, "max_length", w), w + ".max_length"));
-    o.stride = size_t(json::get_int(*t, "stride", 0, w));
+    o.max_length = json::as_count(json::required(*t, "max_length", w), w + ".max_length");
+    o.stride = json::get_count(*t, "stride", 0, w);
     std::string strategy = json::get_string(*t, "strategy", "LongestFirst", w);
     if (strategy == "LongestFirst")
       o.strategy = TruncationStrategy::LongestFirst;
@@ -135,11 +135,11 @@ void load_tokenizer_json(Tokenizer::Impl& impl, std::string_view json_text, cons
     PadParams pp;
     if (auto s = json::member(*p, "strategy")) {
       if (s->is_object()) {
-        if (auto f = json::member(*s, "Fixed")) o.length = size_t(json::as_int(*f, w + ".strategy.Fixed"));
+        if (auto f = json::member(*s, "Fixed")) o.length = json::as_count(*f, w + ".strategy.Fixed");
       }
     }
     if (auto d = json::member(*p, "direction")) o.direction = parse_side(json::as_string(*d, w), w + ".direction");
-    o.pad_to_multiple_of = size_t(json::get_int(*p, "pad_to_multiple_of", 0, w));
+    o.pad_to_multiple_of = json::get_count(*p, "pad_to_multiple_of", 0, w);
     if (auto id = json::member(*p, "pad_id")) pp.pad_id = json::as_token_id(*id, w + ".pad_id");
     if (auto id = json::member(*p, "pad_type_id")) pp.pad_type_id = json::as_type_id(*id, w + ".pad_type_id");
     pp.pad_token = json::get_string(*p, "pad_token", "[PAD]", w);

@@ -150,7 +150,7 @@ std::unique_ptr<Model> make_model(const JsonValue& v, const std::string& where,
     return make_wordpiece(parse_vocab_object(json::required(v, "vocab", where), where + ".vocab"),
                           json::get_string(v, "unk_token", "[UNK]", where),
                           json::get_string(v, "continuing_subword_prefix", "##", where),
-                          size_t(json::get_int(v, "max_input_chars_per_word", 100, where)));
+                          json::get_count(v, "max_input_chars_per_word", 100, where));
   }
   if (type == "BPE") return make_bpe_from_json(v, where);
   if (type == "Unigram") return make_unigram_from_json(v, where, raw_unigram_scores);

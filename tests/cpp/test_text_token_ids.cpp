@@ -239,3 +239,25 @@ TEST(TextTokenIds, T5ExtraIdsCountIsBounded) {
   load_sentencepiece(ok, read_sentencepiece_model(spm_model(0), "spiece.model"), o, "spiece.model");
   EXPECT_EQ(ok.model->vocab_size(), 104u);
 }
+
+// Counts and lengths are usize in the library, whose serde refuses -1; cast to size_t they
+// used to become ~2^64 (a pad_to_multiple_of of -1 would pad every encoding towards it).
+TEST(TokenizerCounts, NegativeLengthsAndCountsAreRefused) {
+  const std::string vocab = R"({"[UNK]":0,"a":1})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("truncation":{"max_length":-1,"stride":0,"strategy":"LongestFirst","direction":"Right"})", "max_length"},
+      {R"("truncation":{"max_length":8,"stride":-2,"strategy":"LongestFirst","direction":"Right"})", "stride"},
+      {R"("padding":{"strategy":{"Fixed":-4},"direction":"Right","pad_to_multiple_of":null,"pad_id":0,"pad_type_id":0,"pad_token":"[UNK]"})",
+       "Fixed"},
+      {R"("padding":{"strategy":"BatchLongest","direction":"Right","pad_to_multiple_of":-1,"pad_id":0,"pad_type_id":0,"pad_token":"[UNK]"})",
+       "pad_to_multiple_of"},
+  };
+  for (const auto& [extra, field] : cases)
+    expect_corrupt([&] { Tokenizer::from_json(word_level(vocab, extra)); }, {field, "non-negative"});
+  expect_corrupt(
+      [&] {
+        Tokenizer::from_json(R"({"model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0},)"
+                             R"("max_input_chars_per_word":-1}})");
+      },
+      {"max_input_chars_per_word", "non-negative"});
+}
