@@ -107,14 +107,20 @@ TEST(CausalAttention, MatchesDirectSoftmaxWithPaddingAndGqa) {
   EXPECT_NEAR(out[11], w1 * 0 + w2 * 1, 1e-6);
 }
 
-TEST(CausalAttention, SoftCapsScaledScoresAndSlidesTheWindow) {
-  // batch 1, 3 tokens, 1 head of dim 1, scale 2, window 2, softcap 1.5: token 2 sees tokens 1, 2.
-  ops::CausalAttentionShape s{1, 3, 0, 1, 1, 1, 2, 2.f};
-  s.softcap = 1.5f;
-  const std::vector<float> q = {1, 1, 1}, k = {50, 1, 3}, v = {100, 10, 20};
+// Batch 1, 3 tokens, 1 head of dim 1, all queries 1, with the given window, scale and softcap.
+std::vector<float> soft_capped_three_tokens(int64_t window, float scale, float softcap, const std::vector<float>& k,
+                                            const std::vector<float>& v, const std::vector<int32_t>& mask) {
+  ops::CausalAttentionShape s{1, 3, 0, 1, 1, 1, window, scale};
+  s.softcap = softcap;
+  const std::vector<float> q = {1, 1, 1};
   std::vector<float> keys(3), values(3), out(3);
-  const std::vector<int32_t> mask = {1, 1, 1};
   ops::causal_attention(q.data(), k.data(), v.data(), {keys.data(), values.data(), 3}, mask.data(), out.data(), s);
+  return out;
+}
+
+TEST(CausalAttention, SoftCapsScaledScoresAndSlidesTheWindow) {
+  // scale 2, window 2, softcap 1.5: token 2 sees tokens 1, 2.
+  const auto out = soft_capped_three_tokens(2, 2.f, 1.5f, {50, 1, 3}, {100, 10, 20}, {1, 1, 1});
   const float s1 = std::tanh(2.f / 1.5f) * 1.5f, s2 = std::tanh(6.f / 1.5f) * 1.5f;
   const float w1 = std::exp(s1) / (std::exp(s1) + std::exp(s2));
   EXPECT_NEAR(out[2], w1 * 10 + (1 - w1) * 20, 1e-5);  // token 0 (v = 100) is outside the window
@@ -130,13 +136,8 @@ TEST(CausalAttention, SoftCapsScaledScoresAndSlidesTheWindow) {
 // The soft-capped scores of a row are capped as a whole (vector tanh); a masked key (left
 // padding) must still get no weight: capping turns its -inf into -cap, so it is masked again.
 TEST(CausalAttention, SoftCapKeepsPaddedKeysMasked) {
-  // batch 1, 3 tokens, 1 head of dim 1, scale 1, no window, softcap 2; key 0 is padding.
-  ops::CausalAttentionShape s{1, 3, 0, 1, 1, 1, 0, 1.f};
-  s.softcap = 2.f;
-  const std::vector<float> q = {1, 1, 1}, k = {5, 1, 3}, v = {100, 10, 20};
-  std::vector<float> keys(3), values(3), out(3);
-  const std::vector<int32_t> mask = {0, 1, 1};
-  ops::causal_attention(q.data(), k.data(), v.data(), {keys.data(), values.data(), 3}, mask.data(), out.data(), s);
+  // scale 1, no window, softcap 2; key 0 is padding.
+  const auto out = soft_capped_three_tokens(0, 1.f, 2.f, {5, 1, 3}, {100, 10, 20}, {0, 1, 1});
   EXPECT_EQ(out[0], 0.f);                // the padding query sees nothing
   EXPECT_NEAR(out[1], 10.f, 1e-5);       // token 1 sees itself only, not the padded key 0
   const float s1 = std::tanh(1.f / 2.f) * 2.f, s2 = std::tanh(3.f / 2.f) * 2.f;
