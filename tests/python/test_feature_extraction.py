@@ -81,6 +81,21 @@ def test_two_threads_match_one(run_hfpipe, reference, tiny_models, model):
     H.assert_identical(t2, t1, what=f"{model} --threads 2 vs 1")
 
 
+def test_jsonl_over_several_windows(run_hfpipe, run_hfpipe_raw, reference, tiny_models):
+    """--jsonl runs the pipeline over windows of max(64, 2 x batch size) stdin lines and prints
+    each window's results before reading on (so a long input does not hold every result):
+    150 mixed-length inputs at batch 4 come back in input order with transformers' values, and
+    a bad line after the first window is still an error naming its line number."""
+    folder = tiny_models / "bert-base"
+    pool = H.MIXED_BATCH + list(H.TEXTS.values())
+    inputs = [f"{i} {pool[i % len(pool)]}" for i in range(150)]
+    _check(run_hfpipe, reference, folder, inputs, {}, batch_size=4)
+    stdin = "".join(json.dumps(t) + "\n" for t in inputs[:100]) + "{not json\n"
+    proc = run_hfpipe_raw([TASK, "--model", str(folder), "--batch-size", "4", "--jsonl"], stdin=stdin.encode())
+    assert "stdin line 101" in H.error_line(proc)
+    assert len(proc.stdout.decode().splitlines()) == 64  # the first window was printed
+
+
 def test_truncation_given_twice_is_an_error(run_hfpipe_raw, reference, tiny_models):
     """transformers: ValueError "truncation parameter defined twice"."""
     folder = tiny_models / "bert-base"
