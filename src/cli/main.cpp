@@ -200,8 +200,8 @@ int run_task(const CliArgs& args) {
   if (args.stream) return run_streaming(pipe, args);
   if (args.jsonl) {
     JsonlReader reader(std::cin);
-    for (auto window = reader.next(jsonl_window(args.options.batch_size)); !window.empty();
-         window = reader.next(jsonl_window(args.options.batch_size)))
+    const size_t window_size = jsonl_window(args.options.batch_size);
+    for (auto window = reader.next(window_size); !window.empty(); window = reader.next(window_size))
       for (auto& result : pipe.each(window)) print_result(result);
   } else {
     hfpipe::Value result = call_without_jsonl(pipe, args);
