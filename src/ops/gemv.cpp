@@ -113,15 +113,39 @@ void set_skinny_simd_level(SimdLevel level) {
   chosen_level().store(std::min(level, cpu_simd_level()), std::memory_order_relaxed);
 }
 
-void skinny_linear(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
-                   Activation activation, float* y) {
+namespace {
+
+void run_rows(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out, float* y,
+              int64_t ldy, bool parallel) {
   check(rows >= 1 && rows <= kSkinnyMaxRows, ErrorKind::Internal, "skinny_linear takes 1 to 8 rows");
   switch (skinny_simd_level()) {
-    case SimdLevel::Avx512: avx512::linear_rows(x, rows, w, bias, in, out, y); break;
-    case SimdLevel::Avx2: avx2::linear_rows(x, rows, w, bias, in, out, y); break;
-    case SimdLevel::Plain: plain::linear_rows(x, rows, w, bias, in, out, y); break;
+    case SimdLevel::Avx512: return avx512::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+    case SimdLevel::Avx2: return avx2::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+    case SimdLevel::Plain: return plain::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
   }
+}
+
+}  // namespace
+
+void skinny_linear(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
+                   Activation activation, float* y) {
+  run_rows(x, rows, w, bias, in, out, y, out, true);
   if (activation != Activation::None) apply_activation(y, rows * out, activation);
+}
+
+int64_t skinny_tile_columns(int64_t rows) {
+  const int r = static_cast<int>(std::clamp<int64_t>(rows, 1, kSkinnyMaxRows));
+  switch (skinny_simd_level()) {
+    case SimdLevel::Avx512: return avx512::columns_for(r);
+    case SimdLevel::Avx2: return avx2::columns_for(r);
+    case SimdLevel::Plain: break;
+  }
+  return plain::columns_for(r);
+}
+
+void skinny_linear_columns(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
+                           float* y, int64_t ldy) {
+  run_rows(x, rows, w, bias, in, out, y, ldy, false);
 }
 
 }  // namespace hfpipe::ops

@@ -34,4 +34,14 @@ inline constexpr int64_t kSkinnyMaxRows = 8;
 void skinny_linear(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
                    Activation activation, float* y);
 
+// How many weight rows skinny_linear's kernel multiplies together for `rows` input rows (its
+// tile width at the current level): slices of a multiple of it run without a narrower tail.
+int64_t skinny_tile_columns(int64_t rows);
+
+// skinny_linear's product (no activation) for `out` weight rows that are a slice of a wider
+// layer: row r's results go to y[r * ldy ...]. One thread: the caller splits the slices.
+// Bit for bit the results skinny_linear gives for those weight rows.
+void skinny_linear_columns(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
+                           float* y, int64_t ldy);
+
 }  // namespace hfpipe::ops
