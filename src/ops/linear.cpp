@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "ops/gemv.h"
+#include "ops/ops.h"
 
 namespace hfpipe::ops {
 
@@ -75,6 +77,7 @@ struct Linear::Impl {
   memory plain_weights;  // a view of the checkpoint
   memory bias;           // empty when there is no bias
   Tensor keep_weight, keep_bias;
+  std::optional<QuantizedMatrix> quantized;  // set: the weight stays block-quantised
   int64_t in = 0, out = 0;
   Activation activation = Activation::None;
 
@@ -176,9 +179,28 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
   impl_ = std::move(impl);
 }
 
+Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation) {
+  auto impl = std::make_shared<Impl>();
+  out_ = impl->out = weight.rows;
+  in_ = impl->in = weight.cols;
+  if (bias.defined() && bias.numel() > 0) {
+    check(bias.dtype() == DType::F32 && bias.numel() == out_, ErrorKind::Internal, "Linear bias must be F32 [out]");
+    impl->keep_bias = bias;
+  }
+  impl->activation = activation;
+  impl->quantized = std::move(weight);
+  impl_ = std::move(impl);
+}
+
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
+  if (impl_->quantized) {
+    const bool has_bias = impl_->keep_bias.defined() && impl_->keep_bias.numel() > 0;
+    quantized_linear(*impl_->quantized, x, rows, has_bias ? impl_->keep_bias.f32() : nullptr, y);
+    if (impl_->activation != Activation::None) apply_activation(y, rows * out_, impl_->activation);
+    return;
+  }
   if (impl_->use_blocked()) {
     for (int64_t first = 0; first < rows; first += Impl::kRowsPerChunk) {
       const int64_t count = std::min(Impl::kRowsPerChunk, rows - first);

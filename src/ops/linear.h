@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "core/tensor.h"
+#include "ops/quantized.h"
 
 namespace hfpipe::ops {
 
@@ -31,6 +32,10 @@ class Linear {
   // weight: F32 [out, in]; bias: F32 [out] or an undefined Tensor.
   Linear(const Tensor& weight, const Tensor& bias, Activation activation = Activation::None,
          WeightPacking packing = WeightPacking::Plain);
+  // A block-quantised weight [out, in] (ops/quantized.h), decoded inside the product: up to
+  // kSkinnyMaxRows rows give the same bits as the f32 weight would, more rows go through
+  // sgemm on decoded chunks (the f32 GEMM's results up to rounding).
+  Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation = Activation::None);
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

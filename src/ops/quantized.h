@@ -1,0 +1,57 @@
+// Weight matrices kept in ggml's block-quantised formats (as GGUF files store them) and
+// dequantised inside the matrix product instead of once at load.
+//
+// Why: decoding one token reads every weight once, and at batch 1 that read is the whole cost
+// (SmolLM2-135M: ~0.5 GB of f32 weights a step, ~50 ms at this machine's ~10 GB/s). Kept as
+// Q4_1 / Q8_0 the same weights are ~97 MB. The arithmetic does not change: a block is decoded
+// to exactly the f32 values load-time dequantisation gives (formats/gguf_quants.cpp, which
+// follows gguf-py, transformers' reference), and those values go through the same f32 kernels
+// in the same order — so results are bit-identical to dequantising at load.
+//
+// Only AVX-512 CPUs have the vector decoders; elsewhere (and for formats without one) the
+// loader dequantises at load as before.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace hfpipe::ops {
+
+// The block formats with vector decoders; the values are ggml's type ids.
+enum class QuantFormat : uint32_t { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q8_0 = 8, Q4_K = 12, Q6_K = 14 };
+
+// Weights per block and bytes per block of `format`.
+int64_t quant_block_size(QuantFormat format);
+size_t quant_block_bytes(QuantFormat format);
+
+// Whether this CPU decodes `ggml_type` (a ggml type id) inside the product; false for ids that
+// are not a QuantFormat.
+bool can_keep_quantized(uint32_t ggml_type);
+
+// A [rows, cols] matrix stored row by row in blocks of `format` (cols a multiple of the block
+// size). `bytes` holds rows * row_bytes() bytes: a view of a mapped file or an owned copy.
+struct QuantizedMatrix {
+  QuantFormat format = QuantFormat::Q8_0;
+  int64_t rows = 0, cols = 0;
+  Tensor bytes;  // U8
+
+  size_t row_bytes() const { return static_cast<size_t>(cols / quant_block_size(format)) * quant_block_bytes(format); }
+  const uint8_t* row(int64_t r) const { return bytes.data_as<uint8_t>() + static_cast<size_t>(r) * row_bytes(); }
+};
+
+// Checks shape and size (Error(CorruptFile) when `bytes` does not hold rows x cols weights of
+// `format`) and returns the matrix.
+QuantizedMatrix make_quantized_matrix(QuantFormat format, int64_t rows, int64_t cols, Tensor bytes);
+
+// Rows [first, first + count) as f32, row by row into `out` (count x cols floats).
+void dequantize_rows(const QuantizedMatrix& m, int64_t first, int64_t count, float* out);
+
+// y = x W^T + b for `rows` rows of x (rows x w.cols) into y (rows x w.rows); bias null or
+// w.rows floats. Up to kSkinnyMaxRows rows: slices of W decoded into a cache-sized buffer and
+// multiplied by skinny_linear's kernel, so results equal skinny_linear's on the f32 W. More
+// rows: sgemm over decoded slices.
+void quantized_linear(const QuantizedMatrix& w, const float* x, int64_t rows, const float* bias, float* y);
+
+}  // namespace hfpipe::ops

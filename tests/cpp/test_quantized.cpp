@@ -1,0 +1,195 @@
+// ops/quantized.h: block-quantised weights decoded inside the product. The promise is bit
+// identity with dequantising at load (formats::dequantize, gguf-py's arithmetic): the vector
+// decoders give the same floats, and up to 8 rows the product gives skinny_linear's bits on
+// those floats at every kernel level. Needs an AVX-512 CPU (elsewhere weights are dequantised
+// at load and these tests skip).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/gguf_quants.h"
+#include "formats/weights.h"
+#include "ops/gemv.h"
+#include "ops/linear.h"
+#include "ops/quantized.h"
+#include "random_vector.h"
+#include "simd_levels.h"
+
+namespace hfpipe::ops {
+namespace {
+
+using testing::level_name;
+using testing::random_vector;
+
+const QuantFormat kFormats[] = {QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q5_0,
+                                QuantFormat::Q8_0, QuantFormat::Q4_K, QuantFormat::Q6_K};
+
+const char* format_name(QuantFormat f) {
+  return formats::ggml_type_traits(static_cast<uint32_t>(f))->name;
+}
+
+// An f16 bit pattern of a finite value of moderate size (sign random): random bytes would hold
+// NaNs and infinities, which no real file's scales do.
+uint16_t random_scale(std::mt19937& rng) {
+  const uint16_t exponent = static_cast<uint16_t>(8 + rng() % 8);  // 2^-7 .. 2^0
+  return static_cast<uint16_t>((rng() & 1u) << 15 | exponent << 10 | (rng() & 0x3FF));
+}
+
+// `rows` rows of random blocks: random bytes, with the f16 fields of each block replaced by
+// finite scales (subnormal ones included, in the first block of each row).
+Tensor random_blocks(QuantFormat f, int64_t rows, int64_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  const size_t block_bytes = quant_block_bytes(f);
+  const int64_t blocks = rows * (cols / quant_block_size(f));
+  Tensor t = Tensor::empty(DType::U8, {rows, static_cast<int64_t>(blocks / rows * block_bytes)});
+  uint8_t* p = t.data_as<uint8_t>();
+  for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+  // Where each format keeps its f16 scales (d, and m / dmin).
+  std::vector<size_t> halves;
+  switch (f) {
+    case QuantFormat::Q4_0:
+    case QuantFormat::Q5_0:
+    case QuantFormat::Q8_0: halves = {0}; break;
+    case QuantFormat::Q4_1:
+    case QuantFormat::Q4_K: halves = {0, 2}; break;
+    case QuantFormat::Q6_K: halves = {208}; break;
+  }
+  for (int64_t b = 0; b < blocks; ++b)
+    for (size_t at : halves) {
+      uint16_t h = random_scale(rng);
+      if (b % (blocks / rows) == 0) h = static_cast<uint16_t>(h & 0x83FF);  // exponent 0: subnormal
+      std::memcpy(p + b * block_bytes + at, &h, 2);
+    }
+  return t;
+}
+
+std::vector<float> dequantized_at_load(QuantFormat f, const Tensor& bytes, int64_t rows, int64_t cols) {
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  formats::dequantize(static_cast<formats::GgmlType>(f), bytes.data_as<uint8_t>(), out.data(), rows * cols);
+  return out;
+}
+
+class Quantized : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cpu_simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "quantised weights need an AVX-512 CPU";
+  }
+};
+
+TEST_F(Quantized, DecodersGiveTheLoadTimeFloats) {
+  for (QuantFormat f : kFormats) {
+    const int64_t rows = 7, cols = 2 * quant_block_size(f) * 3;
+    const Tensor bytes = random_blocks(f, rows, cols, 11);
+    const QuantizedMatrix m = make_quantized_matrix(f, rows, cols, bytes);
+    const auto expected = dequantized_at_load(f, bytes, rows, cols);
+    std::vector<float> got(expected.size());
+    dequantize_rows(m, 0, rows, got.data());
+    ASSERT_EQ(std::memcmp(got.data(), expected.data(), sizeof(float) * got.size()), 0) << format_name(f);
+    dequantize_rows(m, 3, 2, got.data());  // a slice of rows
+    ASSERT_EQ(std::memcmp(got.data(), expected.data() + 3 * cols, sizeof(float) * 2 * cols), 0) << format_name(f);
+  }
+}
+
+TEST_F(Quantized, CanKeepOnlyTheDecodedFormats) {
+  for (QuantFormat f : kFormats) EXPECT_TRUE(can_keep_quantized(static_cast<uint32_t>(f))) << format_name(f);
+  for (formats::GgmlType t : {formats::GgmlType::F32, formats::GgmlType::F16, formats::GgmlType::Q5_1,
+                              formats::GgmlType::Q2_K, formats::GgmlType::Q3_K, formats::GgmlType::Q5_K})
+    EXPECT_FALSE(can_keep_quantized(static_cast<uint32_t>(t)));
+}
+
+TEST_F(Quantized, ShapeAndSizeAreChecked) {
+  const Tensor bytes = random_blocks(QuantFormat::Q8_0, 4, 64, 1);
+  EXPECT_NO_THROW(make_quantized_matrix(QuantFormat::Q8_0, 4, 64, bytes));
+  EXPECT_THROW(make_quantized_matrix(QuantFormat::Q8_0, 4, 48, bytes), Error);  // not whole blocks
+  EXPECT_THROW(make_quantized_matrix(QuantFormat::Q8_0, 5, 64, bytes), Error);  // too few bytes
+  EXPECT_THROW(make_quantized_matrix(QuantFormat::Q4_K, 4, 64, bytes), Error);
+}
+
+// Runs the body on one kernel level, restoring the widest afterwards.
+class QuantizedLevels : public ::testing::TestWithParam<SimdLevel> {
+ protected:
+  void SetUp() override {
+    if (cpu_simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "quantised weights need an AVX-512 CPU";
+    set_skinny_simd_level(GetParam());
+  }
+  void TearDown() override { set_skinny_simd_level(cpu_simd_level()); }
+};
+
+// Up to 8 rows: the same bits as skinny_linear over the load-time floats, for layers of one
+// slice and of several (the slices split between threads), with and without bias.
+TEST_P(QuantizedLevels, FewRowsAreBitIdenticalToTheF32Kernel) {
+  for (QuantFormat f : kFormats)
+    for (int64_t out : {3, 130, 1000})
+      for (bool with_bias : {false, true}) {
+        const int64_t in = 2 * quant_block_size(f);
+        const Tensor bytes = random_blocks(f, out, in, 5);
+        const QuantizedMatrix m = make_quantized_matrix(f, out, in, bytes);
+        const auto w = dequantized_at_load(f, bytes, out, in);
+        const auto b = random_vector(out, 6);
+        for (int64_t rows = 1; rows <= kSkinnyMaxRows; ++rows) {
+          const auto x = random_vector(rows * in, 7);
+          std::vector<float> expected(rows * out), got(rows * out);
+          skinny_linear(x.data(), rows, w.data(), with_bias ? b.data() : nullptr, in, out, Activation::None,
+                        expected.data());
+          quantized_linear(m, x.data(), rows, with_bias ? b.data() : nullptr, got.data());
+          ASSERT_EQ(std::memcmp(got.data(), expected.data(), sizeof(float) * got.size()), 0)
+              << format_name(f) << " out " << out << " rows " << rows;
+        }
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(Levels, QuantizedLevels, testing::all_simd_levels(), testing::simd_level_test_name);
+
+// More rows (prefill) go through sgemm on decoded slices: the f32 product up to rounding, for a
+// layer wider than one slice and with a bias and an activation through Linear.
+TEST_F(Quantized, ManyRowsMatchTheF32Product) {
+  for (QuantFormat f : {QuantFormat::Q4_1, QuantFormat::Q6_K}) {
+    const int64_t in = quant_block_size(f) * (f == QuantFormat::Q6_K ? 4 : 32), out = 4500, rows = 19;
+    const Tensor bytes = random_blocks(f, out, in, 8);
+    const auto w = dequantized_at_load(f, bytes, out, in);
+    const auto x = random_vector(rows * in, 9), b = random_vector(out, 10);
+    Tensor bias = Tensor::empty(DType::F32, {out});
+    std::memcpy(bias.f32(), b.data(), sizeof(float) * out);
+    const Linear quantized(make_quantized_matrix(f, out, in, bytes), bias, Activation::Silu);
+    std::vector<float> got(rows * out);
+    quantized.forward(x.data(), rows, got.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t n = 0; n < out; ++n) {
+        double s = b[n], magnitude = std::abs(b[n]);  // float32 sums err relative to the terms' size
+        for (int64_t k = 0; k < in; ++k) {
+          s += double(x[r * in + k]) * w[n * in + k];
+          magnitude += std::abs(double(x[r * in + k]) * w[n * in + k]);
+        }
+        const double expected = s / (1.0 + std::exp(-s));
+        ASSERT_NEAR(got[r * out + n], expected, 1e-4 + 1e-6 * magnitude) << format_name(f);
+      }
+  }
+}
+
+TEST_F(Quantized, WeightMapKeepsBothKinds) {
+  formats::WeightMap weights;
+  weights.insert("norm.weight", Tensor::zeros(DType::F32, {4}));
+  weights.insert_quantized("proj.weight",
+                           make_quantized_matrix(QuantFormat::Q8_0, 2, 32, random_blocks(QuantFormat::Q8_0, 2, 32, 1)));
+  EXPECT_TRUE(weights.contains("proj.weight"));
+  EXPECT_EQ(weights.size(), 2u);
+  EXPECT_EQ(weights.names(), (std::vector<std::string>{"norm.weight", "proj.weight"}));
+  ASSERT_NE(weights.quantized("proj.weight"), nullptr);
+  EXPECT_EQ(weights.quantized("norm.weight"), nullptr);
+  try {
+    weights.at("proj.weight");
+    FAIL() << "a quantised weight read as a Tensor";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("block-quantised"), std::string::npos);
+  }
+  weights.insert("proj.weight", Tensor::zeros(DType::F32, {2, 32}));  // replaces the quantised one
+  EXPECT_EQ(weights.quantized("proj.weight"), nullptr);
+  EXPECT_EQ(weights.size(), 2u);
+}
+
+}  // namespace
+}  // namespace hfpipe::ops
