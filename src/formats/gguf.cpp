@@ -217,6 +217,24 @@ Tensor GgufFile::load(const GgufTensorInfo& info) const {
   return out;
 }
 
+namespace {
+Shape byte_rows(const GgufTensorInfo& info) {
+  const int64_t rows = info.shape.empty() ? 1 : info.shape.front();
+  return {rows, rows > 0 ? static_cast<int64_t>(info.nbytes) / rows : 0};
+}
+}  // namespace
+
+Tensor GgufFile::bytes(const GgufTensorInfo& info) const {
+  return Tensor::view(DType::U8, byte_rows(info), bytes_.data + info.offset, bytes_.owner);
+}
+
+Tensor GgufFile::owned_bytes(const GgufTensorInfo& info) const {
+  Tensor out = Tensor::empty(DType::U8, byte_rows(info));
+  std::memcpy(out.data_as<uint8_t>(), bytes_.data + info.offset, info.nbytes);
+  MappedFile::release_pages(bytes_.data + info.offset, info.nbytes);  // only the copy is read from here on
+  return out;
+}
+
 WeightMap GgufFile::load_all() const {
   WeightMap weights;
   for (const auto& info : tensors_) weights.insert(info.name, load(info));

@@ -48,6 +48,10 @@ class GgufFile {
 
   // One tensor as F32: a zero-copy view for aligned F32 data, dequantised otherwise.
   Tensor load(const GgufTensorInfo& info) const;
+  // A tensor's bytes as stored, U8 [shape[0], bytes per row] (rows are whole blocks): a view of
+  // the mapped file, or an owned copy that may be written.
+  Tensor bytes(const GgufTensorInfo& info) const;
+  Tensor owned_bytes(const GgufTensorInfo& info) const;
   // Every tensor by its GGUF name ("token_embd.weight", "blk.0.attn_q.weight", ...).
   WeightMap load_all() const;
 

@@ -12,25 +12,45 @@ namespace hfpipe::formats {
 
 const Tensor& WeightMap::at(const std::string& name) const {
   auto it = tensors_.find(name);
-  if (it == tensors_.end()) fail(ErrorKind::NotFound, "tensor '" + name + "' is not in the checkpoint");
+  if (it == tensors_.end()) {
+    check(!quantized_.count(name), ErrorKind::UnsupportedModel,
+          "tensor '" + name + "' is block-quantised and this layer reads only float weights");
+    fail(ErrorKind::NotFound, "tensor '" + name + "' is not in the checkpoint");
+  }
   return it->second;
 }
 
-void WeightMap::insert(std::string name, Tensor tensor) { tensors_.insert_or_assign(std::move(name), std::move(tensor)); }
+void WeightMap::insert(std::string name, Tensor tensor) {
+  quantized_.erase(name);
+  tensors_.insert_or_assign(std::move(name), std::move(tensor));
+}
+
+void WeightMap::insert_quantized(std::string name, ops::QuantizedMatrix matrix) {
+  tensors_.erase(name);
+  quantized_.insert_or_assign(std::move(name), std::move(matrix));
+}
+
+const ops::QuantizedMatrix* WeightMap::quantized(const std::string& name) const {
+  auto it = quantized_.find(name);
+  return it == quantized_.end() ? nullptr : &it->second;
+}
 
 std::vector<std::string> WeightMap::names() const {
   std::vector<std::string> out;
-  out.reserve(tensors_.size());
+  out.reserve(size());
   for (const auto& [name, tensor] : tensors_) out.push_back(name);
+  for (const auto& [name, matrix] : quantized_) out.push_back(name);
   std::sort(out.begin(), out.end());
   return out;
 }
 
 void WeightMap::merge(WeightMap&& other) {
-  for (const auto& [name, tensor] : other.tensors_)
+  for (const std::string& name : other.names())
     if (contains(name)) fail(ErrorKind::CorruptFile, "tensor '" + name + "' appears in more than one weight file");
   for (auto& [name, tensor] : other.tensors_) tensors_.emplace(name, std::move(tensor));
+  for (auto& [name, matrix] : other.quantized_) quantized_.emplace(name, std::move(matrix));
   other.tensors_.clear();
+  other.quantized_.clear();
 }
 
 namespace {

@@ -9,23 +9,31 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/quantized.h"
 
 namespace hfpipe::formats {
 
 class WeightMap {
  public:
-  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
-  // Throws Error(NotFound) naming the tensor when it is absent.
+  // Whether `name` is stored, as a Tensor or block-quantised.
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0 || quantized_.count(name) != 0; }
+  // Throws Error(NotFound) naming the tensor when it is absent (or stored block-quantised).
   const Tensor& at(const std::string& name) const;
   // Adds `tensor`, replacing any tensor already stored under `name`.
   void insert(std::string name, Tensor tensor);
-  std::vector<std::string> names() const;  // sorted
-  size_t size() const { return tensors_.size(); }
+  // A weight matrix kept in its GGUF block format (ops/quantized.h), for the layers that read it
+  // that way (Linear, token embeddings); replaces what was stored under `name`.
+  void insert_quantized(std::string name, ops::QuantizedMatrix matrix);
+  // The block-quantised weight `name`, or null when it is stored as a Tensor or not at all.
+  const ops::QuantizedMatrix* quantized(const std::string& name) const;
+  std::vector<std::string> names() const;  // sorted, both kinds
+  size_t size() const { return tensors_.size() + quantized_.size(); }
   // Moves every tensor of `other` into this map; a name present in both is a CorruptFile error.
   void merge(WeightMap&& other);
 
  private:
   std::unordered_map<std::string, Tensor> tensors_;
+  std::unordered_map<std::string, ops::QuantizedMatrix> quantized_;
 };
 
 // Loads the checkpoint of `model_dir`, preferring model.safetensors, then

@@ -100,7 +100,9 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 }
 
 ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias, ops::Activation activation) {
-  return ops::Linear(reader.base(name + ".weight"), bias ? reader.base(name + ".bias") : Tensor(), activation);
+  const Tensor b = bias ? reader.base(name + ".bias") : Tensor();
+  if (const ops::QuantizedMatrix* q = reader.quantized_base(name + ".weight")) return ops::Linear(*q, b, activation);
+  return ops::Linear(reader.base(name + ".weight"), b, activation);
 }
 
 SelfAttention load_projection_attention(const WeightReader& reader, const std::string& prefix,
@@ -123,7 +125,30 @@ void RmsNormLayer::load_gated_mlp(const WeightReader& reader, const std::string&
 ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name) {
   check(tied || reader.has_head(name), ErrorKind::CorruptFile,
         "the checkpoint lacks " + name + " and tie_word_embeddings is false");
+  if (!tied)
+    if (const ops::QuantizedMatrix* q = reader.quantized_head(name)) return ops::Linear(*q, Tensor());
   return ops::Linear(tied ? embeddings : reader.head(name), Tensor());
+}
+
+TokenEmbeddings::TokenEmbeddings(const WeightReader& reader, const std::string& name) {
+  if (const ops::QuantizedMatrix* q = reader.quantized_base(name))
+    quantized_ = *q;
+  else
+    table_ = reader.base(name);
+}
+
+void TokenEmbeddings::lookup(const int32_t* ids, int64_t n, float* out) const {
+  if (!quantized_) return embedding_lookup(table_, ids, n, out, "token");
+  const ops::QuantizedMatrix& q = *quantized_;
+  for (int64_t i = 0; i < n; ++i) {
+    check_embedding_id(ids[i], q.rows, "token");
+    ops::dequantize_rows(q, ids[i], 1, out + i * q.cols);
+  }
+}
+
+ops::Linear TokenEmbeddings::lm_head(const WeightReader& reader, bool tied, const std::string& head_name) const {
+  if (tied && quantized_) return ops::Linear(*quantized_, Tensor());
+  return load_lm_head(reader, table_, tied, head_name);
 }
 
 DecoderScratch::DecoderScratch(int64_t rows, int64_t hidden, int64_t q_width, int64_t kv_width, int64_t inner_width,

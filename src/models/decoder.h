@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -187,6 +188,24 @@ ops::Linear load_linear(const WeightReader& reader, const std::string& name, boo
 // The LM head: the token embeddings when tied, else the head tensor `name` (missing →
 // Error(CorruptFile)).
 ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name);
+
+// The token embedding table of the families GGUF files load into (Llama, Gemma): f32, or kept
+// block-quantised as the file stores it with rows decoded on lookup. The table is also the
+// tied LM head, and as f32 it is the biggest tensor of small models (Gemma 3 270M: 671 MB for
+// 180 MB of Q8_0).
+class TokenEmbeddings {
+ public:
+  TokenEmbeddings() = default;
+  TokenEmbeddings(const WeightReader& reader, const std::string& name);
+  // Rows of `ids` (n of them) into out (n x dim); an id outside the table is InvalidArgument.
+  void lookup(const int32_t* ids, int64_t n, float* out) const;
+  // The LM head: this table when tied, else the head weight `head_name` (a Tensor or quantised).
+  ops::Linear lm_head(const WeightReader& reader, bool tied, const std::string& head_name) const;
+
+ private:
+  Tensor table_;
+  std::optional<ops::QuantizedMatrix> quantized_;
+};
 
 // Scratch of one forward call, sized for its rows and reused by every layer.
 struct DecoderScratch {

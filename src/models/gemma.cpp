@@ -184,10 +184,10 @@ class Gemma : public DecoderBase {
     WeightReader reader(weights_, prefixes.base, "embed_tokens.weight");
     const bool bias = config.get_bool("attention_bias", false);
     const auto windows = layer_windows(config, shape_.family, shape_.layers);
-    embed_ = reader.base("embed_tokens.weight");
+    embed_ = TokenEmbeddings(reader, "embed_tokens.weight");
     for (int64_t i = 0; i < shape_.layers; ++i) layers_.push_back(load_layer(reader, i, bias, windows[i]));
     norm_ = offset_norm(reader.base("norm.weight"));
-    lm_head_ = load_lm_head(reader, embed_, config.get_bool("tie_word_embeddings", true), prefixes.head + "lm_head.weight");
+    lm_head_ = embed_.lm_head(reader, config.get_bool("tie_word_embeddings", true), prefixes.head + "lm_head.weight");
     global_rope_ = rope_from_llama_config(config, shape_.head_dim);
     if (shape_.family == Family::Gemma3)  // the copied config of Gemma3TextModel.rotary_emb_local
       local_rope_ = ops::Rope(ops::default_rope_inv_freq(config.get_double("rope_local_base_freq", 10000.0),
@@ -199,7 +199,7 @@ class Gemma : public DecoderBase {
     const GemmaShape& s = shape_;
     const int64_t rows = step.batch * step.new_tokens;
     std::vector<float> x(static_cast<size_t>(rows * s.hidden));
-    embedding_lookup(embed_, step.ids, rows, x.data(), "token");
+    embed_.lookup(step.ids, rows, x.data());
     for (float& v : x) v *= s.embed_scale;
     AttentionParams params = AttentionParams::grouped(s.heads, s.kv_heads, s.head_dim, s.attention_scale);
     params.softcap = s.attention_softcap;
@@ -249,7 +249,8 @@ class Gemma : public DecoderBase {
 
   formats::WeightMap weights_;
   GemmaShape shape_{};
-  Tensor embed_, norm_;
+  TokenEmbeddings embed_;
+  Tensor norm_;
   std::vector<RmsNormLayer> layers_;
   ops::Linear lm_head_;
   ops::Rope global_rope_, local_rope_;

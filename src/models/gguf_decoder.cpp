@@ -5,6 +5,7 @@
 //           head's rotary halves; LlamaTensorProcessor);
 //   gemma3: every *norm.weight minus 1 (llama.cpp's converter stores Gemma's (1 + w) RMSNorm
 //           scale; Gemma2TensorProcessor undoes it), as a "gemma3_text" model.
+#include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <map>
@@ -159,33 +160,43 @@ Tensor minus_one(const Tensor& w) {
   return out;
 }
 
+// Whether a tensor stays block-quantised, decoded inside the products (ops/quantized.h; the
+// same results as dequantising here): a weight matrix in a format this CPU decodes, unless
+// HFPIPE_GGUF_DEQUANTIZE=1 asks for f32 copies at load (the tests compare the two).
+bool keep_quantized(const formats::GgufTensorInfo& info) {
+  const char* dequantize = std::getenv("HFPIPE_GGUF_DEQUANTIZE");
+  if (dequantize && std::string(dequantize) == "1") return false;
+  return info.shape.size() == 2 && ops::can_keep_quantized(static_cast<uint32_t>(info.type));
+}
+
 }  // namespace
 
 // LlamaTensorProcessor._reverse_permute_weights, in place: within each head's 2 x half rows,
 // row a * half + b takes the old row b * 2 + a. Rows move along the permutation's cycles through
 // one row of scratch instead of into a second matrix: a copy per q/k projection, freed at once,
 // left ~30 MB of freed heap resident after loading SmolLM2 (glibc keeps such holes mapped).
+// Rows are moved as bytes, so a block-quantised projection (whole blocks per row) permutes the same way.
 void reverse_permute_in_place(Tensor& w, int64_t heads) {
-  const int64_t rows = w.dim(0), cols = w.numel() / rows;
+  const int64_t rows = w.dim(0);
   check(heads > 0 && rows % (2 * heads) == 0, ErrorKind::CorruptFile,
         "a GGUF attention projection has a row count that is not a multiple of 2 x heads");
   const int64_t half = rows / heads / 2, block = 2 * half;
-  const size_t row_bytes = sizeof(float) * static_cast<size_t>(cols);
+  const size_t row_bytes = w.nbytes() / static_cast<size_t>(rows);
   const auto source_of = [half](int64_t i) { return (i % half) * 2 + i / half; };
-  std::vector<float> held(static_cast<size_t>(cols));
+  std::vector<uint8_t> held(row_bytes);
   std::vector<char> done(static_cast<size_t>(block));
   for (int64_t h = 0; h < heads; ++h) {
-    float* head = w.f32() + h * block * cols;
+    uint8_t* head = w.data_as<uint8_t>() + static_cast<size_t>(h * block) * row_bytes;
     std::fill(done.begin(), done.end(), 0);
     for (int64_t start = 0; start < block; ++start) {
       if (done[start] || source_of(start) == start) continue;
-      std::memcpy(held.data(), head + start * cols, row_bytes);
+      std::memcpy(held.data(), head + start * row_bytes, row_bytes);
       int64_t i = start;
       for (int64_t from = source_of(i); from != start; i = from, from = source_of(i)) {
-        std::memcpy(head + i * cols, head + from * cols, row_bytes);
+        std::memcpy(head + i * row_bytes, head + from * row_bytes, row_bytes);
         done[i] = 1;
       }
-      std::memcpy(head + i * cols, held.data(), row_bytes);
+      std::memcpy(head + i * row_bytes, held.data(), row_bytes);
       done[i] = 1;
     }
   }
@@ -209,6 +220,15 @@ std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& pat
     if (name.empty()) continue;
     const bool query = llama && info.name.find(".attn_q.") != std::string::npos;
     const bool key = llama && info.name.find(".attn_k.") != std::string::npos;
+    if (keep_quantized(info)) {
+      // Permuted in place, so the query / key rows are copied out of the read-only mapping.
+      Tensor bytes = query || key ? file.owned_bytes(info) : file.bytes(info);
+      if (query) reverse_permute_in_place(bytes, heads);
+      if (key) reverse_permute_in_place(bytes, kv_heads);
+      weights.insert_quantized(name, ops::make_quantized_matrix(static_cast<ops::QuantFormat>(info.type),
+                                                                info.shape.at(0), info.shape.at(1), std::move(bytes)));
+      continue;
+    }
     // Permuted in place, so an F32 tensor (a read-only view of the file) is copied out first.
     Tensor t = (query || key) && info.type == formats::GgmlType::F32 ? copy_of(file.load(info)) : file.load(info);
     if (query) reverse_permute_in_place(t, heads);

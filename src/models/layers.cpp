@@ -46,7 +46,17 @@ Tensor WeightReader::head(const std::string& name) const {
   return t;
 }
 
-bool WeightReader::has_head(const std::string& name) const { return find(name).raw() != nullptr; }
+bool WeightReader::has_head(const std::string& name) const {
+  return weights_.quantized(name) != nullptr || find(name).raw() != nullptr;
+}
+
+const ops::QuantizedMatrix* WeightReader::quantized_base(const std::string& name) const {
+  return weights_.quantized(prefix_ + name);
+}
+
+const ops::QuantizedMatrix* WeightReader::quantized_head(const std::string& name) const {
+  return weights_.quantized(name);
+}
 
 LayerNorm LayerNorm::load(const WeightReader& reader, const std::string& name, float eps) {
   return LayerNorm{reader.base(name + ".weight"), reader.base(name + ".bias"), eps};
@@ -60,14 +70,18 @@ void LayerNorm::apply(float* x, const float* residual, int64_t rows) const {
   ops::add_layer_norm(x, residual, rows, weight.numel(), weight.f32(), bias.f32(), eps);
 }
 
+void check_embedding_id(int32_t id, int64_t vocab, const char* what) {
+  if (id < 0 || id >= vocab)
+    fail(ErrorKind::InvalidArgument, std::string(what) + " id " + std::to_string(id) +
+                                         " is outside the model's table of " + std::to_string(vocab) +
+                                         " (the tokenizer and the model disagree)");
+}
+
 void embedding_lookup(const Tensor& table, const int32_t* ids, int64_t n, float* out, const char* what) {
   const int64_t vocab = table.dim(0), dim = table.dim(1);
   const float* data = table.f32();
   for (int64_t i = 0; i < n; ++i) {
-    if (ids[i] < 0 || ids[i] >= vocab)
-      fail(ErrorKind::InvalidArgument, std::string(what) + " id " + std::to_string(ids[i]) +
-                                           " is outside the model's table of " + std::to_string(vocab) +
-                                           " (the tokenizer and the model disagree)");
+    check_embedding_id(ids[i], vocab, what);
     std::memcpy(out + i * dim, data + static_cast<int64_t>(ids[i]) * dim, sizeof(float) * dim);
   }
 }

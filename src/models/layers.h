@@ -23,7 +23,11 @@ class WeightReader {
 
   Tensor base(const std::string& name) const;  // a base-model tensor; Error(CorruptFile) if missing
   Tensor head(const std::string& name) const;  // a head tensor (never prefixed)
-  bool has_head(const std::string& name) const;
+  bool has_head(const std::string& name) const;  // as a Tensor or block-quantised
+  // The block-quantised weight `name` (a base-model one, or a head one), or null when the
+  // checkpoint holds it as a Tensor or not at all.
+  const ops::QuantizedMatrix* quantized_base(const std::string& name) const;
+  const ops::QuantizedMatrix* quantized_head(const std::string& name) const;
 
  private:
   Tensor find(const std::string& name) const;
@@ -44,6 +48,8 @@ struct LayerNorm {
 // table: [vocab, dim]. Writes rows table[ids[i]] to out; an id outside the table is
 // Error(InvalidArgument) (a tokenizer whose vocabulary is larger than the model's).
 void embedding_lookup(const Tensor& table, const int32_t* ids, int64_t n, float* out, const char* what);
+// Error(InvalidArgument) unless 0 <= id < vocab; `what` names the table ("token", "position").
+void check_embedding_id(int32_t id, int64_t vocab, const char* what);
 
 // A padded batch of token sequences, row-major [batch, seq].
 struct EncoderInputs {

@@ -79,7 +79,7 @@ class Llama : public DecoderBase {
     const bool qk_norm = config.model_type() == "qwen3";
     const bool o_bias = config.get_bool("attention_bias", false), mlp_bias = config.get_bool("mlp_bias", false);
     const auto windows = sliding_windows(config, shape_.layers);
-    embed_ = reader.base("embed_tokens.weight");
+    embed_ = TokenEmbeddings(reader, "embed_tokens.weight");
     for (int64_t i = 0; i < shape_.layers; ++i) {
       const std::string p = "layers." + std::to_string(i) + ".";
       RmsNormLayer layer;
@@ -95,7 +95,7 @@ class Llama : public DecoderBase {
       layers_.push_back(std::move(layer));
     }
     norm_ = reader.base("norm.weight");
-    lm_head_ = load_lm_head(reader, embed_, config.get_bool("tie_word_embeddings", false), "lm_head.weight");
+    lm_head_ = embed_.lm_head(reader, config.get_bool("tie_word_embeddings", false), "lm_head.weight");
     rope_ = rope_from_config(config, llama_rope_params(config, shape_));
     sizes_ = {shape_.layers, shape_.kv_heads * shape_.head_dim, shape_.vocab, shape_.max_positions, false};
   }
@@ -104,7 +104,7 @@ class Llama : public DecoderBase {
     const LlamaShape& s = shape_;
     const int64_t rows = step.batch * step.new_tokens;
     std::vector<float> x(static_cast<size_t>(rows * s.hidden));
-    embedding_lookup(embed_, step.ids, rows, x.data(), "token");
+    embed_.lookup(step.ids, rows, x.data());
     AttentionParams params =
         AttentionParams::grouped(s.heads, s.kv_heads, s.head_dim, 1.f / std::sqrt(static_cast<float>(s.head_dim)));
     params.norm_eps = s.eps;
@@ -122,7 +122,8 @@ class Llama : public DecoderBase {
  private:
   formats::WeightMap weights_;
   LlamaShape shape_;
-  Tensor embed_, norm_;
+  TokenEmbeddings embed_;
+  Tensor norm_;
   std::vector<RmsNormLayer> layers_;
   ops::Linear lm_head_;
   ops::Rope rope_;

@@ -1,0 +1,66 @@
+"""GGUF weights kept block-quantised (ops/quantized.h) against the same file dequantised at load.
+
+On AVX-512 CPUs hfpipe keeps a GGUF file's Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K / Q6_K weight
+matrices as they are stored and decodes them inside the matrix products;
+HFPIPE_GGUF_DEQUANTIZE=1 makes it dequantise every tensor to f32 at load instead, as before.
+Decoding token by token (up to 8 rows a product) the two must give the same bits; a prefill
+(more rows) runs sgemm over decoded slices instead of oneDNN's matmul over the whole f32
+matrix, so there they agree up to float32 rounding. Both real files: SmolLM2 (Q4_1 layers, a Q8_0
+embedding that is also the tied LM head) and Gemma-3-270M (Q5_0, Q8_0, Q4_K, Q6_K).
+The comparisons with transformers live in test_gguf_decoder.py / test_gguf_pipeline.py and run
+on the quantised path.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import hfpipe_helpers as H
+
+FILES = {
+    "smollm2": ("SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                [1, 504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30]),
+    "gemma3": ("gemma-3-270m-GGUF", "gemma-3-270m-q4_k_m.gguf",
+               [2, 818, 5279, 529, 7001, 563, 9079, 236764, 532, 1041, 236764, 107]),
+}
+
+
+def has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f" in f.read()
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not has_avx512(), reason="weights stay quantised on AVX-512 CPUs only")
+
+
+def logits(run_hfpipe_raw, path, ids, step, dequantize):
+    args = ["logits", "--model", str(path), *(["--step", "1"] if step else []), json.dumps(ids)]
+    proc = run_hfpipe_raw(args, env={"HFPIPE_GGUF_DEQUANTIZE": "1" if dequantize else "0"})
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return json.loads(proc.stdout)["logits"]
+
+
+@pytest.mark.parametrize("which", sorted(FILES))
+def test_token_by_token_logits_are_bit_identical(run_hfpipe_raw, real_models, which):
+    folder, name, ids = FILES[which]
+    path = real_models / folder / name
+    quantized = logits(run_hfpipe_raw, path, ids, True, False)
+    dequantized = logits(run_hfpipe_raw, path, ids, True, True)
+    assert len(quantized) == len(ids)
+    assert quantized == dequantized
+
+
+@pytest.mark.parametrize("which", sorted(FILES))
+def test_prefill_logits_agree(run_hfpipe_raw, real_models, which):
+    import numpy as np
+    folder, name, ids = FILES[which]
+    path = real_models / folder / name
+    quantized = np.array(logits(run_hfpipe_raw, path, ids, False, False))
+    dequantized = np.array(logits(run_hfpipe_raw, path, ids, False, True))
+    assert quantized.shape == dequantized.shape == (len(ids), quantized.shape[1])
+    diff = np.abs(quantized - dequantized).max()
+    assert diff <= H.ATOL, f"max |logit diff| {diff:.3g}"
