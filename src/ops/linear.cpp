@@ -39,6 +39,13 @@ dnnl::algorithm eltwise_algorithm(Activation a) {
   fail(ErrorKind::Internal, "no oneDNN algorithm for activation");
 }
 
+// `bias` when it has floats (F32 [out], else Error(Internal)); an empty Tensor when it has none.
+Tensor checked_bias(const Tensor& bias, int64_t out) {
+  if (!bias.defined() || bias.numel() == 0) return Tensor();
+  check(bias.dtype() == DType::F32 && bias.numel() == out, ErrorKind::Internal, "Linear bias must be F32 [out]");
+  return bias;
+}
+
 }  // namespace
 
 Activation activation_from_name(const std::string& name) {
@@ -79,6 +86,9 @@ struct Linear::Impl {
   Tensor keep_weight, keep_bias;
   std::optional<QuantizedMatrix> quantized;  // set: the weight stays block-quantised
   int64_t in = 0, out = 0;
+
+  // keep_bias's floats, or null when the layer has no bias.
+  const float* bias_data() const { return keep_bias.defined() && keep_bias.numel() > 0 ? keep_bias.f32() : nullptr; }
   Activation activation = Activation::None;
 
   mutable std::atomic<int64_t> plain_calls{0};
@@ -155,11 +165,8 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
   impl->activation = activation;
   const memory::dim K = in_, N = out_;
   impl->plain_md = memory::desc({K, N}, memory::data_type::f32, tag::ba);  // PyTorch's [out, in]
-  if (bias.defined() && bias.numel() > 0) {
-    check(bias.dtype() == DType::F32 && bias.numel() == out_, ErrorKind::Internal, "Linear bias must be F32 [out]");
-    impl->bias_md = memory::desc({1, N}, memory::data_type::f32, tag::ab);
-    impl->keep_bias = bias;
-  }
+  impl->keep_bias = checked_bias(bias, out_);
+  if (impl->bias_data()) impl->bias_md = memory::desc({1, N}, memory::data_type::f32, tag::ab);
   if (activation != Activation::None) {
     dnnl::post_ops post;
     post.append_eltwise(1.f, eltwise_algorithm(activation), activation == Activation::Silu ? 1.f : 0.f, 0.f);
@@ -174,8 +181,7 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
   }
   impl->plain_weights = memory(impl->plain_md, eng, const_cast<void*>(weight.raw()));
   impl->runtime_rows = dnnl::matmul(impl->describe(DNNL_RUNTIME_DIM_VAL, impl->plain_md));
-  if (impl->keep_bias.defined() && impl->keep_bias.numel() > 0)
-    impl->bias = memory(impl->bias_md, eng, const_cast<void*>(impl->keep_bias.raw()));
+  if (impl->bias_data()) impl->bias = memory(impl->bias_md, eng, const_cast<void*>(impl->keep_bias.raw()));
   impl_ = std::move(impl);
 }
 
@@ -183,10 +189,7 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
   auto impl = std::make_shared<Impl>();
   out_ = impl->out = weight.rows;
   in_ = impl->in = weight.cols;
-  if (bias.defined() && bias.numel() > 0) {
-    check(bias.dtype() == DType::F32 && bias.numel() == out_, ErrorKind::Internal, "Linear bias must be F32 [out]");
-    impl->keep_bias = bias;
-  }
+  impl->keep_bias = checked_bias(bias, out_);
   impl->activation = activation;
   impl->quantized = std::move(weight);
   impl_ = std::move(impl);
@@ -196,8 +199,7 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
   if (impl_->quantized) {
-    const bool has_bias = impl_->keep_bias.defined() && impl_->keep_bias.numel() > 0;
-    quantized_linear(*impl_->quantized, x, rows, has_bias ? impl_->keep_bias.f32() : nullptr, y);
+    quantized_linear(*impl_->quantized, x, rows, impl_->bias_data(), y);
     if (impl_->activation != Activation::None) apply_activation(y, rows * out_, impl_->activation);
     return;
   }
@@ -209,8 +211,7 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
     return;
   }
   if (rows <= kSkinnyMaxRows) {  // decoding's few rows: ops/gemv.h says why not oneDNN
-    const float* bias = impl_->keep_bias.defined() && impl_->keep_bias.numel() > 0 ? impl_->keep_bias.f32() : nullptr;
-    return skinny_linear(x, rows, impl_->keep_weight.f32(), bias, in_, out_, impl_->activation, y);
+    return skinny_linear(x, rows, impl_->keep_weight.f32(), impl_->bias_data(), in_, out_, impl_->activation, y);
   }
   impl_->execute(impl_->runtime_rows, impl_->plain_weights, x, rows, y);
 }

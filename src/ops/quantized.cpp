@@ -151,8 +151,10 @@ inline void decode_q6_k(const float* halves, const uint8_t* block, float* y) {
 
 // Rows of whole blocks, the block decoder inlined into the loop (a call per block of 32
 // weights cost more than the decoding).
-template <void (*Decode)(const float*, const uint8_t*, float*), int64_t kBlock, size_t kBytes>
+template <void (*Decode)(const float*, const uint8_t*, float*), QuantFormat kFormat>
 void decode_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows, int64_t cols) {
+  constexpr int64_t kBlock = quant_block_size(kFormat);
+  constexpr size_t kBytes = quant_block_bytes(kFormat);
   const float* halves = half_table();
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* block = src + static_cast<size_t>(r) * row_bytes;
@@ -170,12 +172,12 @@ using RowDecoder = void (*)(const uint8_t* src, size_t row_bytes, float* dst, in
 RowDecoder decoder_of(QuantFormat format) {
   using namespace avx512;
   switch (format) {
-    case QuantFormat::Q4_0: return decode_rows<decode_q4_0, 32, 18>;
-    case QuantFormat::Q4_1: return decode_rows<decode_q4_1, 32, 20>;
-    case QuantFormat::Q5_0: return decode_rows<decode_q5_0, 32, 22>;
-    case QuantFormat::Q8_0: return decode_rows<decode_q8_0, 32, 34>;
-    case QuantFormat::Q4_K: return decode_rows<decode_q4_k, 256, 144>;
-    case QuantFormat::Q6_K: return decode_rows<decode_q6_k, 256, 210>;
+    case QuantFormat::Q4_0: return decode_rows<decode_q4_0, QuantFormat::Q4_0>;
+    case QuantFormat::Q4_1: return decode_rows<decode_q4_1, QuantFormat::Q4_1>;
+    case QuantFormat::Q5_0: return decode_rows<decode_q5_0, QuantFormat::Q5_0>;
+    case QuantFormat::Q8_0: return decode_rows<decode_q8_0, QuantFormat::Q8_0>;
+    case QuantFormat::Q4_K: return decode_rows<decode_q4_k, QuantFormat::Q4_K>;
+    case QuantFormat::Q6_K: return decode_rows<decode_q6_k, QuantFormat::Q6_K>;
   }
   fail(ErrorKind::Internal, "no decoder for a quantised format");
 }
@@ -193,22 +195,6 @@ bool is_quant_format(uint32_t id) {
 }
 
 }  // namespace
-
-int64_t quant_block_size(QuantFormat format) {
-  return format == QuantFormat::Q4_K || format == QuantFormat::Q6_K ? 256 : 32;
-}
-
-size_t quant_block_bytes(QuantFormat format) {
-  switch (format) {
-    case QuantFormat::Q4_0: return 18;
-    case QuantFormat::Q4_1: return 20;
-    case QuantFormat::Q5_0: return 22;
-    case QuantFormat::Q8_0: return 34;
-    case QuantFormat::Q4_K: return 144;
-    case QuantFormat::Q6_K: return 210;
-  }
-  fail(ErrorKind::Internal, "unknown quantised format");
-}
 
 bool can_keep_quantized(uint32_t ggml_type) {
   // F16C comes with every AVX-512 CPU.

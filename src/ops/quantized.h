@@ -22,9 +22,21 @@ namespace hfpipe::ops {
 // The block formats with vector decoders; the values are ggml's type ids.
 enum class QuantFormat : uint32_t { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q8_0 = 8, Q4_K = 12, Q6_K = 14 };
 
-// Weights per block and bytes per block of `format`.
-int64_t quant_block_size(QuantFormat format);
-size_t quant_block_bytes(QuantFormat format);
+// Weights per block and bytes per block of `format` (ggml's layouts).
+constexpr int64_t quant_block_size(QuantFormat format) {
+  return format == QuantFormat::Q4_K || format == QuantFormat::Q6_K ? 256 : 32;
+}
+constexpr size_t quant_block_bytes(QuantFormat format) {
+  switch (format) {
+    case QuantFormat::Q4_0: return 18;
+    case QuantFormat::Q4_1: return 20;
+    case QuantFormat::Q5_0: return 22;
+    case QuantFormat::Q8_0: return 34;
+    case QuantFormat::Q4_K: return 144;
+    case QuantFormat::Q6_K: return 210;
+  }
+  return 0;
+}
 
 // Whether this CPU decodes `ggml_type` (a ggml type id) inside the product; false for ids that
 // are not a QuantFormat.
