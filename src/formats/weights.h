@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/linear.h"
 #include "ops/quantized.h"
 
 namespace hfpipe::formats {
@@ -30,8 +31,13 @@ class WeightMap {
   size_t size() const { return tensors_.size() + quantized_.size(); }
   // Moves every tensor of `other` into this map; a name present in both is a CorruptFile error.
   void merge(WeightMap&& other);
+  // The precision the products of a model built from these weights run in: the pipeline's
+  // torch_dtype (Float32 unless asked).
+  void set_precision(ops::Precision precision) { precision_ = precision; }
+  ops::Precision precision() const { return precision_; }
 
  private:
+  ops::Precision precision_ = ops::Precision::Float32;
   std::unordered_map<std::string, Tensor> tensors_;
   std::unordered_map<std::string, ops::QuantizedMatrix> quantized_;
 };

@@ -262,7 +262,7 @@ std::string layer_name(int64_t i, const std::string& rest) { return "encoder.lay
 ops::Linear linear(const WeightReader& reader, const std::string& name, bool bias = true,
                    ops::Activation act = ops::Activation::None) {
   return ops::Linear(reader.base(name + ".weight"), bias ? reader.base(name + ".bias") : Tensor(), act,
-                     ops::WeightPacking::BlockedWhenFaster);
+                     reader.encoder_packing());
 }
 
 // Rows [first, first + count) of each head's block of `per_head` rows of a [heads * per_head, in]
@@ -341,7 +341,7 @@ class Deberta : public EncoderModel {
       const Tensor w = reader.base(self("in_proj.weight"));
       const int64_t heads = o_.shape.heads, d = o_.shape.hidden / heads;
       check(w.ndim() == 2 && w.dim(0) == 3 * o_.shape.hidden, ErrorKind::CorruptFile, "DeBERTa in_proj has the wrong shape");
-      constexpr auto packing = ops::WeightPacking::BlockedWhenFaster;
+      const auto packing = reader.encoder_packing();
       l.query = ops::Linear(head_rows(w, heads, 3 * d, 0, d), reader.base(self("q_bias")), ops::Activation::None, packing);
       l.key = ops::Linear(head_rows(w, heads, 3 * d, d, d), Tensor(), ops::Activation::None, packing);
       l.value = ops::Linear(head_rows(w, heads, 3 * d, 2 * d, d), reader.base(self("v_bias")), ops::Activation::None, packing);

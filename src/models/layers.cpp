@@ -58,6 +58,11 @@ const ops::QuantizedMatrix* WeightReader::quantized_head(const std::string& name
   return weights_.quantized(name);
 }
 
+ops::WeightPacking WeightReader::encoder_packing() const {
+  return weights_.precision() == ops::Precision::BFloat16 ? ops::WeightPacking::BlockedBf16
+                                                         : ops::WeightPacking::BlockedWhenFaster;
+}
+
 LayerNorm LayerNorm::load(const WeightReader& reader, const std::string& name, float eps) {
   return LayerNorm{reader.base(name + ".weight"), reader.base(name + ".bias"), eps};
 }
@@ -158,8 +163,7 @@ PostNormEncoder::PostNormEncoder(const WeightReader& reader, const EncoderLayerN
             std::to_string(shape.heads));
   auto linear = [&](const std::string& pattern, int64_t i, ops::Activation act = ops::Activation::None) {
     std::string name = with_index(pattern, i);
-    return ops::Linear(reader.base(name + ".weight"), reader.base(name + ".bias"), act,
-                       ops::WeightPacking::BlockedWhenFaster);
+    return ops::Linear(reader.base(name + ".weight"), reader.base(name + ".bias"), act, reader.encoder_packing());
   };
   for (int64_t i = 0; i < shape.layers; ++i) {
     Layer layer;

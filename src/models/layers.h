@@ -28,6 +28,9 @@ class WeightReader {
   // checkpoint holds it as a Tensor or not at all.
   const ops::QuantizedMatrix* quantized_base(const std::string& name) const;
   const ops::QuantizedMatrix* quantized_head(const std::string& name) const;
+  // How an encoder layer's Linear packs its weight: BlockedBf16 when the weights were loaded
+  // for bfloat16 products (torch_dtype), BlockedWhenFaster otherwise.
+  ops::WeightPacking encoder_packing() const;
 
  private:
   Tensor find(const std::string& name) const;

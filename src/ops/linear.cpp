@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
@@ -48,6 +49,23 @@ Tensor checked_bias(const Tensor& bias, int64_t out) {
 
 }  // namespace
 
+bool bf16_products_supported() {
+  static const bool supported = [] {
+    const memory::dim n = 64;
+    try {
+      dnnl::matmul::primitive_desc probe(
+          dnnl::matmul::desc(memory::desc({n, n}, memory::data_type::bf16, tag::ab),
+                             memory::desc({n, n}, memory::data_type::bf16, tag::any),
+                             memory::desc({n, n}, memory::data_type::f32, tag::ab)),
+          cpu_engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return supported;
+}
+
 Activation activation_from_name(const std::string& name) {
   if (name == "gelu") return Activation::GeluErf;
   if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GeluTanh;
@@ -76,8 +94,13 @@ Activation activation_from_name(const std::string& name) {
 //   Packing costs a copy of the weights (BERT-base: ~0.25 s CPU, most of it faulting in the
 //   fresh pages), which a one-input run would pay in start-up for nothing; so a layer runs
 //   plain for its first kPlainCallsBeforePacking calls and packs itself on the next one.
+// - bf16 (WeightPacking::BlockedBf16, torch_dtype="bfloat16"): the blocked path with bf16
+//   weights, packed at construction (the user asked for it: no plain phase), and bf16 inputs
+//   converted per call. oneDNN 2.6 picks brg:avx512_core_amx_bf16 on AMX CPUs: a BERT-base
+//   768x3072 layer at 128 rows runs ~6-8x the f32 brgemm's GFLOP/s (docs/performance.md).
 struct Linear::Impl {
   bool can_pack = false;  // BlockedWhenFaster asked for, and oneDNN wants a blocked layout
+  bool bf16 = false;      // BlockedBf16: blocked_weights are bf16 and inputs are rounded to bf16
   dnnl::matmul runtime_rows;  // plain: serves every row count
   memory::desc plain_md, blocked_md, bias_md;
   dnnl::primitive_attr attr;
@@ -100,18 +123,26 @@ struct Linear::Impl {
   mutable std::unordered_map<int64_t, dnnl::matmul> fixed_rows;  // blocked: by row count
 
   static constexpr int64_t kRowsPerChunk = 512;
+  // oneDNN 2.6's AMX bf16 kernel slows down 3-6x past ~100 rows on some shapes (one thread,
+  // GFLOP/s at 64 / 128 / 256 rows: 768x768 833 / 791 / 289, 3072x768 515 / 135 / -); 64-row
+  // chunks keep every BERT-base and MiniLM layer at 515-834.
+  static constexpr int64_t kBf16RowsPerChunk = 64;
+  int64_t rows_per_chunk() const { return bf16 ? kBf16RowsPerChunk : kRowsPerChunk; }
   static constexpr int64_t kPlainCallsBeforePacking = 4;
   // Kept primitives per layer; past it the map starts again (inputs of many lengths).
   static constexpr size_t kMaxFixedRowPrimitives = 128;
 
+  memory::data_type input_type() const { return bf16 ? memory::data_type::bf16 : memory::data_type::f32; }
+
   dnnl::matmul::primitive_desc describe(memory::dim rows, const memory::desc& weights_desc) const {
-    auto src_md = memory::desc({rows, in}, memory::data_type::f32, tag::ab);
+    auto src_md = memory::desc({rows, in}, input_type(), tag::ab);
     auto dst_md = memory::desc({rows, out}, memory::data_type::f32, tag::ab);
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_desc, bias_md, dst_md), attr, cpu_engine());
   }
 
   // Whether this call runs on the packed weights, packing them first when it is time.
   bool use_blocked() const {
+    if (bf16) return true;
     if (!can_pack) return false;
     if (packed_ready.load(std::memory_order_acquire)) return true;
     if (plain_calls.fetch_add(1, std::memory_order_relaxed) < kPlainCallsBeforePacking) return false;
@@ -133,6 +164,39 @@ struct Linear::Impl {
     MappedFile::release_pages(keep_weight.raw(), keep_weight.nbytes());
   }
 
+  // The weight rounded to bf16 in the blocked layout oneDNN's bf16 matmul wants (one reorder
+  // converts and re-lays it out), then the file's pages are given back.
+  void pack_bf16() {
+    auto& eng = cpu_engine();
+    check(bf16_products_supported(), ErrorKind::UnsupportedModel,
+          "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
+          "use float32");
+    bf16 = true;
+    blocked_md = describe(64, memory::desc({in, out}, memory::data_type::bf16, tag::any)).weights_desc();
+    packed = Tensor::empty(DType::U8, {static_cast<int64_t>(blocked_md.get_size())});
+    blocked_weights = memory(blocked_md, eng, packed.data_as<void>());
+    dnnl::stream s(eng);
+    memory source = plain_weights;
+    dnnl::reorder(source, blocked_weights).execute(s, source, blocked_weights);
+    s.wait();
+    packed_ready.store(true, std::memory_order_release);
+    MappedFile::release_pages(keep_weight.raw(), keep_weight.nbytes());
+  }
+
+  // `rows` rows of x rounded to bf16 (round to nearest even, as torch's .to(bfloat16)) in a
+  // buffer of the calling thread, valid until its next call.
+  const void* bf16_rows(const float* x, int64_t rows) const {
+    thread_local std::vector<uint16_t> buffer;
+    buffer.resize(static_cast<size_t>(rows * in));
+    auto& eng = cpu_engine();
+    memory from({{rows, in}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(x));
+    memory to({{rows, in}, memory::data_type::bf16, tag::ab}, eng, buffer.data());
+    dnnl::stream s(eng);
+    dnnl::reorder(from, to).execute(s, from, to);
+    s.wait();
+    return buffer.data();
+  }
+
   // A copy (a shared handle): another thread may clear the map while this one runs it.
   dnnl::matmul primitive_for_rows(int64_t rows) const {
     std::lock_guard<std::mutex> lock(fixed_rows_mutex);
@@ -142,9 +206,10 @@ struct Linear::Impl {
     return fixed_rows.emplace(rows, dnnl::matmul(describe(rows, blocked_md))).first->second;
   }
 
-  void execute(const dnnl::matmul& primitive, const memory& weights, const float* x, int64_t rows, float* y) const {
+  // x: rows x in values of input_type().
+  void execute(const dnnl::matmul& primitive, const memory& weights, const void* x, int64_t rows, float* y) const {
     auto& eng = cpu_engine();
-    memory src({{rows, in}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(x));
+    memory src({{rows, in}, input_type(), tag::ab}, eng, const_cast<void*>(x));
     memory dst({{rows, out}, memory::data_type::f32, tag::ab}, eng, y);
     // Streams are cheap and not thread-safe: one per call keeps the pipeline callable from
     // several threads at once.
@@ -180,8 +245,13 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
                        impl->blocked_md == impl->plain_md);
   }
   impl->plain_weights = memory(impl->plain_md, eng, const_cast<void*>(weight.raw()));
-  impl->runtime_rows = dnnl::matmul(impl->describe(DNNL_RUNTIME_DIM_VAL, impl->plain_md));
   if (impl->bias_data()) impl->bias = memory(impl->bias_md, eng, const_cast<void*>(impl->keep_bias.raw()));
+  if (packing == WeightPacking::BlockedBf16) {
+    impl->pack_bf16();
+    impl_ = std::move(impl);
+    return;
+  }
+  impl->runtime_rows = dnnl::matmul(impl->describe(DNNL_RUNTIME_DIM_VAL, impl->plain_md));
   impl_ = std::move(impl);
 }
 
@@ -204,9 +274,12 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
     return;
   }
   if (impl_->use_blocked()) {
-    for (int64_t first = 0; first < rows; first += Impl::kRowsPerChunk) {
-      const int64_t count = std::min(Impl::kRowsPerChunk, rows - first);
-      impl_->execute(impl_->primitive_for_rows(count), impl_->blocked_weights, x + first * in_, count, y + first * out_);
+    const int64_t chunk = impl_->rows_per_chunk();
+    for (int64_t first = 0; first < rows; first += chunk) {
+      const int64_t count = std::min(chunk, rows - first);
+      const float* rows_x = x + first * in_;
+      impl_->execute(impl_->primitive_for_rows(count), impl_->blocked_weights,
+                     impl_->bf16 ? impl_->bf16_rows(rows_x, count) : rows_x, count, y + first * out_);
     }
     return;
   }

@@ -24,7 +24,19 @@ enum class Activation { None, GeluErf, GeluTanh, Relu, Tanh, Silu };
 // to an Activation; throws Error(UnsupportedModel) for the ones not implemented.
 Activation activation_from_name(const std::string& name);
 
-enum class WeightPacking { Plain, BlockedWhenFaster };
+// BlockedBf16: what pipeline(..., torch_dtype="bfloat16") asks for. The weight is rounded to
+// bfloat16 and packed for oneDNN's bf16 matmul (AMX or AVX-512-BF16) at construction; every call
+// rounds its input rows to bfloat16 too, multiplies with f32 accumulation and writes f32, with
+// the bias and activation in f32. Throws Error(Unsupported) on CPUs where oneDNN has no bf16
+// matmul.
+enum class WeightPacking { Plain, BlockedWhenFaster, BlockedBf16 };
+
+// The precision of a model's matrix products (pipeline's torch_dtype / dtype).
+enum class Precision { Float32, BFloat16 };
+
+// Whether oneDNN has a bf16 matrix product for this CPU (AVX-512 and up), i.e. whether
+// WeightPacking::BlockedBf16 can be built.
+bool bf16_products_supported();
 
 class Linear {
  public:

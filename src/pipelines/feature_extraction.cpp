@@ -21,7 +21,7 @@ class FeatureExtraction : public Task {
   explicit FeatureExtraction(const TaskContext& context)
       : Task(context),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_encoder(context.config, formats::load_checkpoint(context.model_dir), models::Head::None)),
+        model_(models::load_encoder(context.config, load_weights(context), models::Head::None)),
         pooling_(SentencePooling::load(context.model_dir)),
         batch_size_(context.options.batch_size) {}
 

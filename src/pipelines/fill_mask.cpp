@@ -44,7 +44,7 @@ class FillMask : public Task {
   explicit FillMask(const TaskContext& context)
       : Task(context),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_encoder(context.config, formats::load_checkpoint(context.model_dir), models::Head::MaskedLM)),
+        model_(models::load_encoder(context.config, load_weights(context), models::Head::MaskedLM)),
         batch_size_(context.options.batch_size) {
     mask_token_ = tokenizer_.special_token("mask_token");
     if (mask_token_) mask_id_ = tokenizer_.token_to_id(*mask_token_);

@@ -16,19 +16,20 @@ namespace {
 struct TaskEntry {
   const char* name;  // canonical name
   pipelines::TaskFactory factory;
+  bool runs_bfloat16 = false;  // its models honour torch_dtype="bfloat16" (the encoder tasks)
 };
 
 // The registry: task name or alias → task. Adding a task adds one line here.
 const std::map<std::string, TaskEntry>& task_registry() {
   static const std::map<std::string, TaskEntry> tasks = {
-      {"text-classification", {"text-classification", pipelines::make_text_classification}},
-      {"sentiment-analysis", {"text-classification", pipelines::make_text_classification}},
-      {"feature-extraction", {"feature-extraction", pipelines::make_feature_extraction}},
-      {"question-answering", {"question-answering", pipelines::make_question_answering}},
-      {"zero-shot-classification", {"zero-shot-classification", pipelines::make_zero_shot_classification}},
-      {"token-classification", {"token-classification", pipelines::make_token_classification}},
-      {"ner", {"token-classification", pipelines::make_token_classification}},
-      {"fill-mask", {"fill-mask", pipelines::make_fill_mask}},
+      {"text-classification", {"text-classification", pipelines::make_text_classification, true}},
+      {"sentiment-analysis", {"text-classification", pipelines::make_text_classification, true}},
+      {"feature-extraction", {"feature-extraction", pipelines::make_feature_extraction, true}},
+      {"question-answering", {"question-answering", pipelines::make_question_answering, true}},
+      {"zero-shot-classification", {"zero-shot-classification", pipelines::make_zero_shot_classification, true}},
+      {"token-classification", {"token-classification", pipelines::make_token_classification, true}},
+      {"ner", {"token-classification", pipelines::make_token_classification, true}},
+      {"fill-mask", {"fill-mask", pipelines::make_fill_mask, true}},
       {"text-generation", {"text-generation", pipelines::make_text_generation}},
       {"text2text-generation", {"text2text-generation", pipelines::make_text2text_generation}},
       {"summarization", {"summarization", pipelines::make_summarization}},
@@ -62,6 +63,49 @@ std::optional<std::string> take_gguf_file(Value& params) {
     if (params["model_kwargs"].is_object() && params["model_kwargs"].empty()) params.erase("model_kwargs");
   }
   return name;
+}
+
+// pipeline(..., torch_dtype=...) (transformers 4.57 also spells it dtype; model_kwargs may carry
+// it too): the precision of the model's products. "auto" follows config.json's torch_dtype:
+// bfloat16 where the task's models run it, float32 otherwise (float16 checkpoints included:
+// CPUs have no fast float16 products). Removed from the parameters (it configures loading, not
+// the calls).
+ops::Precision take_precision(Value& params, const formats::ModelConfig& config, const TaskEntry& task) {
+  std::optional<Value> asked;
+  auto take = [&](Value& holder) {
+    for (const char* key : {"torch_dtype", "dtype"}) {
+      if (!holder.is_object() || !holder.contains(key)) continue;
+      if (asked) fail(ErrorKind::InvalidArgument, "torch_dtype is given twice (torch_dtype, dtype or model_kwargs)");
+      asked = holder[key];
+      holder.erase(key);
+    }
+  };
+  take(params);
+  if (params.contains("model_kwargs")) {
+    take(params["model_kwargs"]);
+    if (params["model_kwargs"].is_object() && params["model_kwargs"].empty()) params.erase("model_kwargs");
+  }
+  if (!asked || asked->is_null()) return ops::Precision::Float32;
+  if (!asked->is_string()) fail(ErrorKind::InvalidArgument, "torch_dtype must be a string such as \"bfloat16\", got " + asked->dump());
+  std::string name = asked->get<std::string>();
+  if (name.rfind("torch.", 0) == 0) name = name.substr(6);
+  if (name == "auto") {
+    const bool bf16 = config.get_string("torch_dtype", config.get_string("dtype", "float32")) == "bfloat16";
+    return bf16 && task.runs_bfloat16 ? ops::Precision::BFloat16 : ops::Precision::Float32;
+  }
+  if (name == "float32" || name == "float") return ops::Precision::Float32;
+  if (name == "bfloat16") {
+    if (!task.runs_bfloat16)
+      fail(ErrorKind::UnsupportedModel, std::string("torch_dtype bfloat16 is supported by the encoder tasks "
+                                                    "(text-classification, feature-extraction, question-answering, "
+                                                    "zero-shot-classification, token-classification, fill-mask); ") +
+                                            task.name + " runs in float32: leave torch_dtype out");
+    return ops::Precision::BFloat16;
+  }
+  if (name == "float16" || name == "half")
+    fail(ErrorKind::UnsupportedModel, "torch_dtype float16 is not supported on CPU by hfpipe; use bfloat16 or float32");
+  fail(ErrorKind::InvalidArgument, "unknown torch_dtype '" + asked->get<std::string>() +
+                                       "'; supported: float32, bfloat16, auto (with or without the torch. prefix)");
 }
 
 // Where the model comes from: a folder (config.json), or a GGUF file whose metadata is the
@@ -124,12 +168,19 @@ Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
   const std::string name = is_translation_pair(task) ? task : std::string(it->second.name);
   pipelines::TaskContext context{name, {}, {}, {}, options};
   resolve_source(context);
+  context.precision = take_precision(context.options.params, context.config, it->second);
   Pipeline p;
   p.impl_ = it->second.factory(context);
   return p;
 }
 
 namespace pipelines {
+
+formats::WeightMap load_weights(const TaskContext& context) {
+  formats::WeightMap weights = formats::load_checkpoint(context.model_dir);
+  weights.set_precision(context.precision);
+  return weights;
+}
 
 Value Task::call(const Value& inputs, const Value& params) const {
   if (inputs.is_array()) {

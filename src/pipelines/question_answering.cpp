@@ -270,7 +270,7 @@ class QuestionAnswering : public Task {
   explicit QuestionAnswering(const TaskContext& context)
       : Task(context),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_encoder(context.config, formats::load_checkpoint(context.model_dir),
+        model_(models::load_encoder(context.config, load_weights(context),
                                     models::Head::QuestionAnswering)),
         batch_size_(context.options.batch_size),
         // transformers puts the question first unless the tokenizer pads on the left.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "formats/config.h"
+#include "formats/weights.h"
 #include "hfpipe/pipeline.h"
 #include "text/tokenizer.h"
 
@@ -22,7 +23,12 @@ struct TaskContext {
   std::filesystem::path gguf_file;
   formats::ModelConfig config;
   PipelineOptions options;
+  // The precision of the model's products: pipeline(..., torch_dtype=...) (pipeline.cpp).
+  ops::Precision precision = ops::Precision::Float32;
 };
+
+// The checkpoint of context.model_dir, marked with context.precision for the model built from it.
+formats::WeightMap load_weights(const TaskContext& context);
 
 class Task {
  public:

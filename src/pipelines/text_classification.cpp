@@ -63,7 +63,7 @@ class TextClassification : public Task {
       : Task(context),
         config_(context.config),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_encoder(context.config, formats::load_checkpoint(context.model_dir),
+        model_(models::load_encoder(context.config, load_weights(context),
                                     models::Head::SequenceClassification)),
         batch_size_(context.options.batch_size) {}
 

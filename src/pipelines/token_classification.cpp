@@ -123,7 +123,7 @@ class TokenClassification : public Task {
       : Task(context),
         config_(context.config),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_encoder(context.config, formats::load_checkpoint(context.model_dir),
+        model_(models::load_encoder(context.config, load_weights(context),
                                     models::Head::TokenClassification)),
         batch_size_(context.options.batch_size) {
     if (auto unk = tokenizer_.special_token("unk_token")) unk_id_ = tokenizer_.token_to_id(*unk);

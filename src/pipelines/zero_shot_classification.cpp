@@ -110,7 +110,7 @@ class ZeroShotClassification : public Task {
   explicit ZeroShotClassification(const TaskContext& context)
       : Task(context),
         tokenizer_(text::Tokenizer::from_folder(context.model_dir)),
-        model_(models::load_encoder(context.config, formats::load_checkpoint(context.model_dir),
+        model_(models::load_encoder(context.config, load_weights(context),
                                     models::Head::SequenceClassification)),
         batch_size_(context.options.batch_size),
         entailment_id_(entailment_id(context.config)) {}

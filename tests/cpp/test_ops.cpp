@@ -78,6 +78,51 @@ TEST(Linear, BlockedPackingMatchesPlain) {
   }
 }
 
+// bf16 to the nearest even, as torch's .to(torch.bfloat16): what BlockedBf16 multiplies.
+float round_to_bf16(float f) {
+  uint32_t u = std::bit_cast<uint32_t>(f);
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  return std::bit_cast<float>(u);
+}
+
+// BlockedBf16 (torch_dtype="bfloat16") multiplies input and weight rounded to bf16 with f32
+// accumulation: products of two bf16 values are exact in f32, so the result equals a double
+// reference over the rounded values up to f32 summation error, for row counts around the
+// 64-row chunks and the few-rows limit. Where oneDNN has no bf16 product (ctest's AVX2 run)
+// building the layer is a clear UnsupportedModel error.
+TEST(Linear, Bf16ProductsOfRoundedValues) {
+  const int64_t in = 96, out = 40, max_rows = 130;
+  auto x = random_vector(max_rows * in, 21), w = random_vector(out * in, 22), b = random_vector(out, 23);
+  if (!bf16_products_supported()) {
+    try {
+      Linear(tensor_of(w, {out, in}), tensor_of(b, {out}), Activation::Relu, WeightPacking::BlockedBf16);
+      FAIL() << "expected an UnsupportedModel error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::UnsupportedModel);
+      EXPECT_NE(std::string(e.what()).find("bfloat16"), std::string::npos);
+    }
+    return;
+  }
+  Linear linear(tensor_of(w, {out, in}), tensor_of(b, {out}), Activation::Relu, WeightPacking::BlockedBf16);
+  double worst_unrounded = 0;
+  for (int64_t rows : {int64_t{1}, int64_t{8}, int64_t{9}, int64_t{64}, int64_t{65}, max_rows}) {
+    std::vector<float> y(rows * out);
+    linear.forward(x.data(), rows, y.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < out; ++o) {
+        double rounded = b[o], exact = b[o];
+        for (int64_t i = 0; i < in; ++i) {
+          rounded += static_cast<double>(round_to_bf16(x[r * in + i])) * round_to_bf16(w[o * in + i]);
+          exact += static_cast<double>(x[r * in + i]) * w[o * in + i];
+        }
+        ASSERT_NEAR(y[r * out + o], std::max(rounded, 0.0), 2e-5) << rows << " rows, " << r << "," << o;
+        worst_unrounded = std::max(worst_unrounded, std::abs(y[r * out + o] - std::max(exact, 0.0)));
+      }
+  }
+  // And the rounding is really there (the f32 product would be within 2e-5 of `exact`).
+  EXPECT_GT(worst_unrounded, 1e-3);
+}
+
 TEST(LayerNorm, MatchesDefinitionWithResidual) {
   const int64_t rows = 3, dim = 10;
   auto x = random_vector(rows * dim, 6), res = random_vector(rows * dim, 7);
