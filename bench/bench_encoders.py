@@ -237,10 +237,10 @@ def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, extra=()
     return {"items_per_s": (len(inputs) - 1) / per_items, "t1": best_1, "tn": best_n, "rss_mb": rss}
 
 
-def startup_hfpipe(binary, task, folder, text, threads, repeats) -> float:
+def startup_hfpipe(binary, task, folder, text, threads, repeats, extra=()) -> float:
     best = None
     for _ in range(repeats):
-        r = run_measured([str(binary), task, "--model", str(folder), "--threads", str(threads), text],
+        r = run_measured([str(binary), task, "--model", str(folder), "--threads", str(threads), *extra, text],
                          "", child_env(threads), rss=False)
         if r["rc"] != 0:
             raise RuntimeError(f"hfpipe failed: {r['stderr'][-500:]}")
@@ -258,7 +258,7 @@ torch.set_num_threads(spec["threads"])
 import transformers
 transformers.logging.set_verbosity_error()
 from transformers import pipeline
-pipe = pipeline(spec["task"], model=spec["folder"], device="cpu", dtype=torch.float32)
+pipe = pipeline(spec["task"], model=spec["folder"], device="cpu", dtype=getattr(torch, spec["dtype"]))
 out = []
 kwargs = spec.get("kwargs", {})
 for cfg in spec["configs"]:
@@ -280,25 +280,26 @@ import sys, json
 from transformers import pipeline
 import torch
 torch.set_num_threads(int(sys.argv[3]))
-p = pipeline(sys.argv[1], model=sys.argv[2], device="cpu")
+p = pipeline(sys.argv[1], model=sys.argv[2], device="cpu", dtype=getattr(torch, sys.argv[5]))
 print(json.dumps(p(sys.argv[4]))[:200], flush=True)
 """
 
 
-def bench_transformers(task, folder, configs, threads, repeats, kwargs=None) -> tuple[list, float]:
-    """kwargs: the pipeline call's keyword arguments (e.g. candidate_labels)."""
+def bench_transformers(task, folder, configs, threads, repeats, kwargs=None, dtype="float32") -> tuple[list, float]:
+    """kwargs: the pipeline call's keyword arguments (e.g. candidate_labels); dtype: the
+    pipeline's (float32 or bfloat16)."""
     spec = {"task": task, "folder": str(folder), "threads": threads, "repeats": repeats,
-            "configs": configs, "kwargs": kwargs or {}}
+            "configs": configs, "kwargs": kwargs or {}, "dtype": dtype}
     r = run_measured([sys.executable, "-c", WORKER], json.dumps(spec), child_env(threads))
     if r["rc"] != 0:
         raise RuntimeError(f"transformers worker failed: {r['stderr'][-2000:]}")
     return json.loads(r["last"]), r["rss_mb"]
 
 
-def startup_transformers(task, folder, text, threads, repeats) -> float:
+def startup_transformers(task, folder, text, threads, repeats, dtype="float32") -> float:
     best = None
     for _ in range(repeats):
-        r = run_measured([sys.executable, "-c", STARTUP, task, str(folder), str(threads), text], "",
+        r = run_measured([sys.executable, "-c", STARTUP, task, str(folder), str(threads), text, dtype], "",
                          child_env(threads), rss=False)
         if r["rc"] != 0:
             raise RuntimeError(f"transformers start-up run failed: {r['stderr'][-1000:]}")
@@ -344,6 +345,8 @@ def bench_args(doc: str, script: str) -> argparse.Namespace | None:
     ap.add_argument("--threads", default="1", help="comma-separated thread counts (default: 1)")
     ap.add_argument("--quick", action="store_true", help="fewer items and repeats (a smoke run)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="torch_dtype of both sides (bfloat16 also times transformers in float32)")
     args = ap.parse_args()
     args.threads = [int(t) for t in str(args.threads).split(",") if t]
     args.script = script
@@ -354,25 +357,33 @@ def bench_args(doc: str, script: str) -> argparse.Namespace | None:
     return args
 
 
-def bench_hfpipe_call(binary, task, folder, inputs, batch, threads, repeats, kwargs) -> float:
+def dtype_params(dtype: str) -> list[str]:
+    """hfpipe's arguments for the benchmark's --dtype (none for float32, its default)."""
+    return ["--param", f'torch_dtype="{dtype}"'] if dtype != "float32" else []
+
+
+def bench_hfpipe_call(binary, task, folder, inputs, batch, threads, repeats, kwargs, dtype="float32") -> float:
     """items/s of the CLI, with the call's keyword arguments passed as --param key=JSON."""
-    params = [a for k, v in kwargs.items() for a in ("--param", f"{k}={json.dumps(v)}")]
+    params = [a for k, v in kwargs.items() for a in ("--param", f"{k}={json.dumps(v)}")] + dtype_params(dtype)
     return bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, params)["items_per_s"]
 
 
 def compare_batches(args, name, task, folder, inputs, batches, kwargs, repeats) -> list[dict]:
     """One workload on both sides at each (batch, item count) of `batches`, for every --threads:
-    rows {threads, batch, hfpipe, transformers} in items/s. transformers runs every batch size in
-    one warm worker; the first `count` inputs are timed."""
+    rows {threads, batch, hfpipe, transformers[, transformers_f32]} in items/s, both sides in
+    args.dtype (and transformers also in float32 when that is not float32). transformers runs
+    every batch size in one warm worker; the first `count` inputs are timed."""
     rows = []
     for t in args.threads:
         configs = [{"batch": batch, "inputs": inputs[:count]} for batch, count in batches]
         log(f"[{name}, {t} thread(s)] transformers ...")
-        tf_res, _ = bench_transformers(task, folder, configs, t, repeats, kwargs)
-        for cfg, tf in zip(configs, tf_res):
+        tf_res, _ = bench_transformers(task, folder, configs, t, repeats, kwargs, args.dtype)
+        tf32_res = tf_res if args.dtype == "float32" else bench_transformers(task, folder, configs, t, repeats, kwargs)[0]
+        for cfg, tf, tf32 in zip(configs, tf_res, tf32_res):
             log(f"[{name}, {t} thread(s)] hfpipe batch {cfg['batch']} ...")
-            hf = bench_hfpipe_call(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats, kwargs)
-            rows.append({"threads": t, "batch": cfg["batch"], "hfpipe": hf, "transformers": tf["items_per_s"]})
+            hf = bench_hfpipe_call(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats, kwargs, args.dtype)
+            rows.append({"threads": t, "batch": cfg["batch"], "hfpipe": hf, "transformers": tf["items_per_s"],
+                         "transformers_f32": tf32["items_per_s"]})
     return rows
 
 
@@ -384,15 +395,24 @@ def ratio_report(title: str, args, detail: str, columns, rows, unit: str, goal: 
     out = [f"## {title}\n",
            f"Machine: {machine_info()}.  ",
            f"Command: `.venv/bin/python bench/{args.script} --threads "
-           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}` ({detail}).\n"]
+           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}"
+           f"{f' --dtype {args.dtype}' if args.dtype != 'float32' else ''}` ({detail}).\n"]
+    bf16 = args.dtype != "float32"
+    if bf16:
+        out.append(f"Both sides with torch_dtype={args.dtype}; the last columns compare hfpipe with transformers "
+                   "in float32 (its default).\n")
     numeric = [bool(rows) and isinstance(rows[0][key], (int, float)) for _, key in columns]
     out.append("| " + " | ".join([h for h, _ in columns] + [f"hfpipe {unit}", f"transformers {unit}", "ratio",
-                                                             f"goal >= {goal:g}x"]) + " |")
-    out.append("|" + "|".join(["---:" if n else "---" for n in numeric] + ["---:"] * 3 + ["---"]) + "|")
+                                                             f"goal >= {goal:g}x"]
+                              + ([f"transformers float32 {unit}", "ratio to float32"] if bf16 else [])) + " |")
+    out.append("|" + "|".join(["---:" if n else "---" for n in numeric] + ["---:"] * 3 + ["---"]
+                              + (["---:"] * 2 if bf16 else [])) + "|")
     for r in rows:
         ratio = r["hfpipe"] / r["transformers"]
         cells = [str(r[key]) for _, key in columns]
         cells += [f"{r['hfpipe']:.{digits}f}", f"{r['transformers']:.{digits}f}", f"{ratio:.2f}x", mark(ratio >= goal)]
+        if bf16:
+            cells += [f"{r['transformers_f32']:.{digits}f}", f"{r['hfpipe'] / r['transformers_f32']:.2f}x"]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -413,14 +433,20 @@ def report(results: dict, args) -> str:
     out = []
     out.append("## Encoder benchmark: hfpipe vs transformers\n")
     out.append(f"Machine: {results['machine']}.  ")
+    dtype_flag = f" --dtype {args.dtype}" if args.dtype != "float32" else ""
     out.append(f"Command: `.venv/bin/python bench/bench_encoders.py --threads "
-               f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}`"
+               f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}{dtype_flag}`"
                f" ({results['n_batch1']} items at batch 1, {results['n_batch32']} at batch 32, "
                f"best of {results['repeats']}).\n")
     for t in args.threads:
         out.append(f"### {t} thread{'s' if t > 1 else ''}\n")
-        out.append("| model | task | tokens | batch | hfpipe items/s | transformers items/s | ratio | target |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---|")
+        bf16 = args.dtype == "bfloat16"
+        if bf16:
+            out.append("Both sides with torch_dtype=bfloat16; the last columns compare hfpipe's bfloat16 with "
+                       "transformers' float32 (its default).\n")
+        out.append("| model | task | tokens | batch | hfpipe items/s | transformers items/s | ratio | target |"
+                   + (" transformers float32 items/s | ratio to float32 |" if bf16 else ""))
+        out.append("|---|---|---:|---:|---:|---:|---:|---|" + ("---:|---:|" if bf16 else ""))
         for row in results["throughput"]:
             if row["threads"] != t:
                 continue
@@ -428,7 +454,9 @@ def report(results: dict, args) -> str:
             target = TARGETS["batch1"] if row["batch"] == 1 else TARGETS["batch32"]
             out.append(f"| {row['model']} | {row['task']} | ~{row['tokens']} | {row['batch']} | "
                        f"{row['hfpipe']:.1f} | {row['transformers']:.1f} | {ratio:.2f}x | "
-                       f">= {target}x: {mark(ratio >= target)} |")
+                       f">= {target}x: {mark(ratio >= target)} |"
+                       + (f" {row['transformers_f32']:.1f} | {row['hfpipe'] / row['transformers_f32']:.2f}x |"
+                          if bf16 else ""))
         out.append("")
         out.append("| model | start-up hfpipe (ms) | start-up transformers (ms) | ratio | under 300 ms |")
         out.append("|---|---:|---:|---:|---|")
@@ -461,6 +489,8 @@ def main() -> int:
                     help="comma-separated thread counts, each run on both sides (default: 1)")
     ap.add_argument("--quick", action="store_true", help="fewer items and repeats (a smoke run)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="torch_dtype of both sides (bfloat16 also times transformers in float32)")
     args = ap.parse_args()
     args.threads = [int(t) for t in str(args.threads).split(",") if t]
     if not args.hfpipe.is_file():
@@ -498,22 +528,28 @@ def run_all(args, models, results, n1, n32, repeats) -> None:
                 for batch, n in ((1, n1), (32, n32)):
                     configs.append({"tokens": tokens, "batch": batch, "inputs": inputs[tokens][:n]})
             log(f"[{name}, {t} thread(s)] transformers ...")
-            tf_res, tf_rss = bench_transformers(task, folder, configs, t, repeats)
+            tf_res, tf_rss = bench_transformers(task, folder, configs, t, repeats, dtype=args.dtype)
+            tf32_res = tf_res
+            if args.dtype != "float32":
+                log(f"[{name}, {t} thread(s)] transformers float32 ...")
+                tf32_res, _ = bench_transformers(task, folder, configs, t, repeats)
+            extra = dtype_params(args.dtype)
             hf_rss = 0.0
-            for cfg, tf in zip(configs, tf_res):
+            for cfg, tf, tf32 in zip(configs, tf_res, tf32_res):
                 log(f"[{name}, {t} thread(s)] hfpipe ~{cfg['tokens']} tokens, batch {cfg['batch']} ...")
-                hf = bench_hfpipe(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats)
+                hf = bench_hfpipe(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], t, repeats, extra)
                 hf_rss = max(hf_rss, hf["rss_mb"])
                 results["throughput"].append({
                     "model": name, "task": task, "threads": t, "tokens": cfg["tokens"],
                     "batch": cfg["batch"], "hfpipe": hf["items_per_s"],
-                    "transformers": tf["items_per_s"], "hfpipe_t1": hf["t1"], "hfpipe_tn": hf["tn"]})
+                    "transformers": tf["items_per_s"], "transformers_f32": tf32["items_per_s"],
+                    "hfpipe_t1": hf["t1"], "hfpipe_tn": hf["tn"]})
             log(f"[{name}, {t} thread(s)] start-up ...")
             text = inputs[16][0]
             results["startup"].append({
                 "model": name, "threads": t,
-                "hfpipe": startup_hfpipe(args.hfpipe, task, folder, text, t, max(repeats, 3)),
-                "transformers": startup_transformers(task, folder, text, t, repeats)})
+                "hfpipe": startup_hfpipe(args.hfpipe, task, folder, text, t, max(repeats, 3), extra),
+                "transformers": startup_transformers(task, folder, text, t, repeats, args.dtype)})
             results["memory"].append({"model": name, "threads": t, "weights_mb": weights_mb(folder),
                                       "hfpipe_mb": hf_rss, "transformers_mb": tf_rss})
             if args.json:   # partial results survive an interrupted run

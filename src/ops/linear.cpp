@@ -150,6 +150,7 @@ struct Linear::Impl {
     return true;
   }
 
+  // The weight reordered (and converted, for bf16) into blocked_md.
   void pack() const {
     auto& eng = cpu_engine();
     packed = Tensor::empty(DType::U8, {static_cast<int64_t>(blocked_md.get_size())});
@@ -165,22 +166,14 @@ struct Linear::Impl {
   }
 
   // The weight rounded to bf16 in the blocked layout oneDNN's bf16 matmul wants (one reorder
-  // converts and re-lays it out), then the file's pages are given back.
+  // converts and re-lays it out).
   void pack_bf16() {
-    auto& eng = cpu_engine();
     check(bf16_products_supported(), ErrorKind::UnsupportedModel,
           "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
           "use float32");
     bf16 = true;
-    blocked_md = describe(64, memory::desc({in, out}, memory::data_type::bf16, tag::any)).weights_desc();
-    packed = Tensor::empty(DType::U8, {static_cast<int64_t>(blocked_md.get_size())});
-    blocked_weights = memory(blocked_md, eng, packed.data_as<void>());
-    dnnl::stream s(eng);
-    memory source = plain_weights;
-    dnnl::reorder(source, blocked_weights).execute(s, source, blocked_weights);
-    s.wait();
-    packed_ready.store(true, std::memory_order_release);
-    MappedFile::release_pages(keep_weight.raw(), keep_weight.nbytes());
+    blocked_md = describe(kBf16RowsPerChunk, memory::desc({in, out}, memory::data_type::bf16, tag::any)).weights_desc();
+    pack();
   }
 
   // `rows` rows of x rounded to bf16 (round to nearest even, as torch's .to(bfloat16)) in a
