@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "formats/byte_view.h"
 #include "formats/tensor_import.h"
+#include "ops/quantized.h"
 
 namespace hfpipe::formats {
 
@@ -160,6 +161,11 @@ void for_each_block(const uint8_t* src, float* dst, int64_t count, int64_t block
   for (int64_t b = 0; b < blocks; ++b) decode(src + b * block_bytes, dst + b * block_size);
 }
 
+// The formats ops/quantized.h also decodes inside products: their block layout from there.
+GgmlTypeTraits decodable(const char* name, ops::QuantFormat format) {
+  return GgmlTypeTraits{name, ops::quant_block_size(format), ops::quant_block_bytes(format), true};
+}
+
 }  // namespace
 
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type) {
@@ -167,17 +173,17 @@ std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type) {
     case GgmlType::F32: return GgmlTypeTraits{"F32", 1, 4, true};
     case GgmlType::F16: return GgmlTypeTraits{"F16", 1, 2, true};
     case GgmlType::BF16: return GgmlTypeTraits{"BF16", 1, 2, true};
-    case GgmlType::Q4_0: return GgmlTypeTraits{"Q4_0", kQK, 18, true};
-    case GgmlType::Q4_1: return GgmlTypeTraits{"Q4_1", kQK, 20, true};
-    case GgmlType::Q5_0: return GgmlTypeTraits{"Q5_0", kQK, 22, true};
+    case GgmlType::Q4_0: return decodable("Q4_0", ops::QuantFormat::Q4_0);
+    case GgmlType::Q4_1: return decodable("Q4_1", ops::QuantFormat::Q4_1);
+    case GgmlType::Q5_0: return decodable("Q5_0", ops::QuantFormat::Q5_0);
     case GgmlType::Q5_1: return GgmlTypeTraits{"Q5_1", kQK, 24, true};
-    case GgmlType::Q8_0: return GgmlTypeTraits{"Q8_0", kQK, 34, true};
+    case GgmlType::Q8_0: return decodable("Q8_0", ops::QuantFormat::Q8_0);
     case GgmlType::Q8_1: return GgmlTypeTraits{"Q8_1", kQK, 36, false};
     case GgmlType::Q2_K: return GgmlTypeTraits{"Q2_K", kQKK, 84, true};
     case GgmlType::Q3_K: return GgmlTypeTraits{"Q3_K", kQKK, 110, true};
-    case GgmlType::Q4_K: return GgmlTypeTraits{"Q4_K", kQKK, 144, true};
+    case GgmlType::Q4_K: return decodable("Q4_K", ops::QuantFormat::Q4_K);
     case GgmlType::Q5_K: return GgmlTypeTraits{"Q5_K", kQKK, 176, true};
-    case GgmlType::Q6_K: return GgmlTypeTraits{"Q6_K", kQKK, 210, true};
+    case GgmlType::Q6_K: return decodable("Q6_K", ops::QuantFormat::Q6_K);
     case GgmlType::Q8_K: return GgmlTypeTraits{"Q8_K", kQKK, 292, false};
   }
   return std::nullopt;

@@ -137,14 +137,19 @@ def test_auto_follows_the_checkpoint(run_hfpipe, run_hfpipe_raw, tiny_models):
                        run_hfpipe("feature-extraction", f32_folder, TEXTS[:2]), what="auto on f32")
 
 
-def test_batch_size_does_not_change_bf16_results(run_hfpipe, run_hfpipe_raw, tiny_models):
+def test_batch_size_and_threads_do_not_change_bf16_results(run_hfpipe, run_hfpipe_raw, tiny_models):
+    """A row's bf16 result does not depend on the rows multiplied with it (64-row chunks, padded
+    batches) nor on the thread count (oneDNN splits the columns between threads)."""
     folder = tiny_models / "bert-base"
     if not _hfpipe_supports_bf16(run_hfpipe_raw, folder):
         pytest.skip("this CPU has no bfloat16 products")
-    inputs = H.MIXED_BATCH
-    H.assert_same(run_hfpipe("feature-extraction", folder, inputs, BF16, batch_size=4),
-                  run_hfpipe("feature-extraction", folder, inputs, BF16, batch_size=1), atol=1e-6,
+    inputs = H.MIXED_BATCH + [H.LONG_TEXT]
+    params = {**BF16, "truncation": True}
+    one = run_hfpipe("feature-extraction", folder, inputs, params, batch_size=1, threads=1)
+    H.assert_same(run_hfpipe("feature-extraction", folder, inputs, params, batch_size=4, threads=1), one, atol=1e-6,
                   what="bf16 --batch-size 4 vs 1")
+    H.assert_same(run_hfpipe("feature-extraction", folder, inputs, params, batch_size=4, threads=2), one, atol=1e-6,
+                  what="bf16 --threads 2 vs 1")
 
 
 @pytest.mark.parametrize("params,message", [
