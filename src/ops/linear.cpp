@@ -99,7 +99,9 @@ Activation activation_from_name(const std::string& name) {
 //   converted per call. oneDNN 2.6 picks brg:avx512_core_amx_bf16 on AMX CPUs: a BERT-base
 //   768x3072 layer at 128 rows runs ~6-8x the f32 brgemm's GFLOP/s (docs/performance.md).
 struct Linear::Impl {
-  bool can_pack = false;  // BlockedWhenFaster asked for, and oneDNN wants a blocked layout
+  // BlockedWhenFaster asked for and oneDNN wants a blocked layout, or BlockedBf16 (packed at
+  // construction).
+  bool can_pack = false;
   bool bf16 = false;      // BlockedBf16: blocked_weights are bf16 and inputs are rounded to bf16
   dnnl::matmul runtime_rows;  // plain: serves every row count
   memory::desc plain_md, blocked_md, bias_md;
@@ -142,7 +144,6 @@ struct Linear::Impl {
 
   // Whether this call runs on the packed weights, packing them first when it is time.
   bool use_blocked() const {
-    if (bf16) return true;
     if (!can_pack) return false;
     if (packed_ready.load(std::memory_order_acquire)) return true;
     if (plain_calls.fetch_add(1, std::memory_order_relaxed) < kPlainCallsBeforePacking) return false;
@@ -171,7 +172,7 @@ struct Linear::Impl {
     check(bf16_products_supported(), ErrorKind::UnsupportedModel,
           "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
           "use float32");
-    bf16 = true;
+    bf16 = can_pack = true;
     blocked_md = describe(kBf16RowsPerChunk, memory::desc({in, out}, memory::data_type::bf16, tag::any)).weights_desc();
     pack();
   }

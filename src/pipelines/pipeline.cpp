@@ -1,6 +1,8 @@
 // pipeline(): the task registry (names, aliases) and the Pipeline front object.
+#include <initializer_list>
 #include <map>
 #include <optional>
+#include <string>
 
 #include "core/error.h"
 #include "hub/resolve.h"
@@ -45,38 +47,17 @@ void configure_threads(int threads) {
   if (threads > 0) ops::set_num_threads(threads);
 }
 
-// transformers' gguf_file: pipeline(task, model=dir, model_kwargs={"gguf_file": name}) hands it
-// to the config, model and tokenizer loaders; hfpipe also takes it as a plain gguf_file
-// parameter. Removed from the parameters (it configures loading, not the calls).
-std::optional<std::string> take_gguf_file(Value& params) {
-  std::optional<std::string> name;
+// A parameter that configures loading rather than the calls (gguf_file, torch_dtype): taken
+// out of the parameters, and out of model_kwargs, where transformers also accepts it (an
+// emptied model_kwargs goes too). `keys` are its spellings; finding it twice is `twice`'s error.
+std::optional<Value> take_loading_parameter(Value& params, std::initializer_list<const char*> keys,
+                                            const std::string& twice) {
+  std::optional<Value> found;
   auto take = [&](Value& holder) {
-    if (!holder.is_object() || !holder.contains("gguf_file")) return;
-    if (!holder["gguf_file"].is_string()) fail(ErrorKind::InvalidArgument, "gguf_file must be a file name");
-    if (name) fail(ErrorKind::InvalidArgument, "gguf_file is given twice");
-    name = holder["gguf_file"].get<std::string>();
-    holder.erase("gguf_file");
-  };
-  take(params);
-  if (params.contains("model_kwargs")) {
-    take(params["model_kwargs"]);
-    if (params["model_kwargs"].is_object() && params["model_kwargs"].empty()) params.erase("model_kwargs");
-  }
-  return name;
-}
-
-// pipeline(..., torch_dtype=...) (transformers 4.57 also spells it dtype; model_kwargs may carry
-// it too): the precision of the model's products. "auto" follows config.json's torch_dtype:
-// bfloat16 where the task's models run it, float32 otherwise (float16 checkpoints included:
-// CPUs have no fast float16 products). Removed from the parameters (it configures loading, not
-// the calls).
-ops::Precision take_precision(Value& params, const formats::ModelConfig& config, const TaskEntry& task) {
-  std::optional<Value> asked;
-  auto take = [&](Value& holder) {
-    for (const char* key : {"torch_dtype", "dtype"}) {
+    for (const char* key : keys) {
       if (!holder.is_object() || !holder.contains(key)) continue;
-      if (asked) fail(ErrorKind::InvalidArgument, "torch_dtype is given twice (torch_dtype, dtype or model_kwargs)");
-      asked = holder[key];
+      if (found) fail(ErrorKind::InvalidArgument, twice);
+      found = holder[key];
       holder.erase(key);
     }
   };
@@ -85,6 +66,26 @@ ops::Precision take_precision(Value& params, const formats::ModelConfig& config,
     take(params["model_kwargs"]);
     if (params["model_kwargs"].is_object() && params["model_kwargs"].empty()) params.erase("model_kwargs");
   }
+  return found;
+}
+
+// transformers' gguf_file: pipeline(task, model=dir, model_kwargs={"gguf_file": name}) hands it
+// to the config, model and tokenizer loaders; hfpipe also takes it as a plain gguf_file
+// parameter.
+std::optional<std::string> take_gguf_file(Value& params) {
+  const std::optional<Value> name = take_loading_parameter(params, {"gguf_file"}, "gguf_file is given twice");
+  if (!name) return std::nullopt;
+  if (!name->is_string()) fail(ErrorKind::InvalidArgument, "gguf_file must be a file name");
+  return name->get<std::string>();
+}
+
+// pipeline(..., torch_dtype=...) (transformers 4.57 also spells it dtype; model_kwargs may carry
+// it too): the precision of the model's products. "auto" follows config.json's torch_dtype:
+// bfloat16 where the task's models run it, float32 otherwise (float16 checkpoints included:
+// CPUs have no fast float16 products).
+ops::Precision take_precision(Value& params, const formats::ModelConfig& config, const TaskEntry& task) {
+  const std::optional<Value> asked = take_loading_parameter(
+      params, {"torch_dtype", "dtype"}, "torch_dtype is given twice (torch_dtype, dtype or model_kwargs)");
   if (!asked || asked->is_null()) return ops::Precision::Float32;
   if (!asked->is_string()) fail(ErrorKind::InvalidArgument, "torch_dtype must be a string such as \"bfloat16\", got " + asked->dump());
   std::string name = asked->get<std::string>();

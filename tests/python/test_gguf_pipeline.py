@@ -266,3 +266,16 @@ def test_truncated_gguf_is_an_error(run_hfpipe_raw, real_models, tmp_path, keep)
     for args in (["text-generation", "--model", str(path), "--jsonl"], ["tokenize", "--model", str(path), "--jsonl"]):
         line = hfpipe_error(run_hfpipe_raw, args)
         assert "cut.gguf" in line or "GGUF" in line, line
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"gguf_file": "a.gguf", "model_kwargs": {"gguf_file": "a.gguf"}}, "gguf_file is given twice"),
+    ({"gguf_file": 3}, "gguf_file must be a file name"),
+    ({"model_kwargs": {"gguf_file": None}}, "gguf_file must be a file name"),
+])
+def test_bad_gguf_file_parameter(run_hfpipe_raw, tiny_models, params, message):
+    """gguf_file (plain or in model_kwargs, as transformers passes it) is taken once, as a name."""
+    cmd = H.hfpipe_command("", "text-generation", tiny_models / "llama-causal-lm", ["Hi"], params, jsonl=False)[1:]
+    proc = run_hfpipe_raw(cmd)
+    assert proc.returncode != 0
+    assert message in H.error_line(proc)
