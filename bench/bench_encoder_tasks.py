@@ -85,7 +85,7 @@ def workloads(n: int):
 
 
 def main() -> int:
-    args = B.bench_args(__doc__, "bench_encoder_tasks.py")
+    args = B.bench_args(__doc__, "bench_encoder_tasks.py", bfloat16=True)
     if args is None:
         return 2
     n1, n16, repeats = (8, 32, 1) if args.quick else (32, 128, 3)

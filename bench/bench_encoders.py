@@ -337,21 +337,25 @@ def mark(ok: bool) -> str:
 # (bench_encoder_tasks.py, bench_seq2seq.py, bench_generation.py): one workload = one pipeline
 # call's keyword arguments, run on both sides at several batch sizes, reported as one table.
 
-def bench_args(doc: str, script: str) -> argparse.Namespace | None:
-    """The task benchmarks' command line (--hfpipe, --threads, --quick, --json); None, after a
-    message on stderr, when the hfpipe binary is missing."""
+def bench_args(doc: str, script: str, bfloat16: bool = False) -> argparse.Namespace | None:
+    """The benchmarks' command line (--hfpipe, --threads, --quick, --json, and --dtype where the
+    benchmarked tasks run bfloat16; args.dtype is float32 otherwise); None, after a message on
+    stderr (build it, or pass --hfpipe), when the hfpipe binary is missing."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--hfpipe", type=Path, default=Path(os.environ.get("HFPIPE_BIN", REPO / "build" / "hfpipe")))
-    ap.add_argument("--threads", default="1", help="comma-separated thread counts (default: 1)")
+    ap.add_argument("--threads", default="1",
+                    help="comma-separated thread counts, each run on both sides (default: 1)")
     ap.add_argument("--quick", action="store_true", help="fewer items and repeats (a smoke run)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                    help="torch_dtype of both sides (bfloat16 also times transformers in float32)")
+    if bfloat16:
+        ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="torch_dtype of both sides (bfloat16 also times transformers in float32)")
     args = ap.parse_args()
+    args.dtype = getattr(args, "dtype", "float32")
     args.threads = [int(t) for t in str(args.threads).split(",") if t]
     args.script = script
     if not args.hfpipe.is_file():
-        print(f"{Path(script).stem}: hfpipe not found at {args.hfpipe}", file=sys.stderr)
+        print(f"{Path(script).stem}: hfpipe not found at {args.hfpipe} (build it, or pass --hfpipe)", file=sys.stderr)
         return None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return args
@@ -394,13 +398,8 @@ def ratio_report(title: str, args, detail: str, columns, rows, unit: str, goal: 
     in `unit`; their ratio is checked against `goal`."""
     out = [f"## {title}\n",
            f"Machine: {machine_info()}.  ",
-           f"Command: `.venv/bin/python bench/{args.script} --threads "
-           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}"
-           f"{f' --dtype {args.dtype}' if args.dtype != 'float32' else ''}` ({detail}).\n"]
+           f"Command: `{command_line(args)}` ({detail}).\n"] + dtype_note(args)
     bf16 = args.dtype != "float32"
-    if bf16:
-        out.append(f"Both sides with torch_dtype={args.dtype}; the last columns compare hfpipe with transformers "
-                   "in float32 (its default).\n")
     numeric = [bool(rows) and isinstance(rows[0][key], (int, float)) for _, key in columns]
     out.append("| " + " | ".join([h for h, _ in columns] + [f"hfpipe {unit}", f"transformers {unit}", "ratio",
                                                              f"goal >= {goal:g}x"]
@@ -415,6 +414,20 @@ def ratio_report(title: str, args, detail: str, columns, rows, unit: str, goal: 
             cells += [f"{r['transformers_f32']:.{digits}f}", f"{r['hfpipe'] / r['transformers_f32']:.2f}x"]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def command_line(args) -> str:
+    """The command that reproduces this run (as the reports print it)."""
+    return (f".venv/bin/python bench/{args.script} --threads {','.join(map(str, args.threads))}"
+            f"{' --quick' if args.quick else ''}{f' --dtype {args.dtype}' if args.dtype != 'float32' else ''}")
+
+
+def dtype_note(args) -> list[str]:
+    """The line a report opens its table with when both sides ran in another dtype."""
+    if args.dtype == "float32":
+        return []
+    return [f"Both sides with torch_dtype={args.dtype}; the last columns compare hfpipe with transformers "
+            "in float32 (its default).\n"]
 
 
 def run_and_report(args, measure, report) -> int:
@@ -433,17 +446,13 @@ def report(results: dict, args) -> str:
     out = []
     out.append("## Encoder benchmark: hfpipe vs transformers\n")
     out.append(f"Machine: {results['machine']}.  ")
-    dtype_flag = f" --dtype {args.dtype}" if args.dtype != "float32" else ""
-    out.append(f"Command: `.venv/bin/python bench/bench_encoders.py --threads "
-               f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}{dtype_flag}`"
+    out.append(f"Command: `{command_line(args)}`"
                f" ({results['n_batch1']} items at batch 1, {results['n_batch32']} at batch 32, "
                f"best of {results['repeats']}).\n")
     for t in args.threads:
         out.append(f"### {t} thread{'s' if t > 1 else ''}\n")
-        bf16 = args.dtype == "bfloat16"
-        if bf16:
-            out.append("Both sides with torch_dtype=bfloat16; the last columns compare hfpipe's bfloat16 with "
-                       "transformers' float32 (its default).\n")
+        bf16 = args.dtype != "float32"
+        out += dtype_note(args)
         out.append("| model | task | tokens | batch | hfpipe items/s | transformers items/s | ratio | target |"
                    + (" transformers float32 items/s | ratio to float32 |" if bf16 else ""))
         out.append("|---|---|---:|---:|---:|---:|---:|---|" + ("---:|---:|" if bf16 else ""))
@@ -483,21 +492,9 @@ def report(results: dict, args) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hfpipe", type=Path, default=Path(os.environ.get("HFPIPE_BIN", REPO / "build" / "hfpipe")))
-    ap.add_argument("--threads", default="1",
-                    help="comma-separated thread counts, each run on both sides (default: 1)")
-    ap.add_argument("--quick", action="store_true", help="fewer items and repeats (a smoke run)")
-    ap.add_argument("--json", type=Path, help="also write the raw results here")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                    help="torch_dtype of both sides (bfloat16 also times transformers in float32)")
-    args = ap.parse_args()
-    args.threads = [int(t) for t in str(args.threads).split(",") if t]
-    if not args.hfpipe.is_file():
-        print(f"bench_encoders: hfpipe not found at {args.hfpipe} (build it, or pass --hfpipe)",
-              file=sys.stderr)
+    args = bench_args(__doc__, "bench_encoders.py", bfloat16=True)
+    if args is None:
         return 2
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import transformers
     transformers.logging.set_verbosity_error()
 
