@@ -1,10 +1,10 @@
 // Greedy decoding speed of hfpipe's generation engine, for bench/bench_generation.py:
-//   hfpipe_bench_generation MODEL NEW_TOKENS EOS_ID THREADS REPEATS BATCHES < PROMPTS
+//   hfpipe_bench_generation MODEL NEW_TOKENS EOS_ID THREADS REPEATS BATCHES [DTYPE] < PROMPTS
 // MODEL is a model folder or a .gguf file; PROMPTS has one prompt per line as space-separated
 // token ids; BATCHES is a comma-separated list of batch sizes (batch b decodes the first b
 // prompts). Exactly NEW_TOKENS tokens per row (min_new_tokens = max_new_tokens; EOS_ID is only
 // suppressed, as transformers' MinNewTokensLengthLogitsProcessor does, so both sides choose the
-// same ids). Prints one JSON line, a list with one entry per batch size: time to first token
+// same ids). DTYPE is pipeline()'s torch_dtype: float32 (the default) or bfloat16. Prints one JSON line, a list with one entry per batch size: time to first token
 // (prefill + the first token) and total time, best of REPEATS, in wall-clock seconds and in the
 // process's CPU seconds (the figure to compare on a loaded machine), and the generated ids.
 //
@@ -36,9 +36,12 @@ double cpu_seconds() {
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
 }
 
-std::unique_ptr<hfpipe::models::DecoderModel> load(const std::string& path) {
-  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") return hfpipe::models::load_gguf_decoder(path);
-  return hfpipe::models::load_decoder(hfpipe::formats::ModelConfig::load(path), hfpipe::formats::load_checkpoint(path));
+std::unique_ptr<hfpipe::models::DecoderModel> load(const std::string& path, hfpipe::ops::Precision precision) {
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf")
+    return hfpipe::models::load_gguf_decoder(path, precision);
+  hfpipe::formats::WeightMap weights = hfpipe::formats::load_checkpoint(path);
+  weights.set_precision(precision);
+  return hfpipe::models::load_decoder(hfpipe::formats::ModelConfig::load(path), std::move(weights));
 }
 
 std::vector<std::vector<int32_t>> read_prompts(std::istream& in) {
@@ -95,8 +98,10 @@ std::string ids_json(const std::vector<std::vector<int32_t>>& rows) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: %s MODEL NEW_TOKENS EOS_ID THREADS REPEATS BATCHES < PROMPTS\n", argv[0]);
+  const std::string dtype = argc == 8 ? argv[7] : "float32";
+  if ((argc != 7 && argc != 8) || (dtype != "float32" && dtype != "bfloat16")) {
+    std::fprintf(stderr, "usage: %s MODEL NEW_TOKENS EOS_ID THREADS REPEATS BATCHES [float32|bfloat16] < PROMPTS\n",
+                 argv[0]);
     return 2;
   }
   const int64_t new_tokens = std::stoll(argv[2]);
@@ -104,7 +109,8 @@ int main(int argc, char** argv) try {
   hfpipe::ops::set_num_threads(std::stoi(argv[4]));
   const int repeats = std::stoi(argv[5]);
   const auto load_start = clock_type::now();
-  const auto model = load(argv[1]);
+  const auto model =
+      load(argv[1], dtype == "bfloat16" ? hfpipe::ops::Precision::BFloat16 : hfpipe::ops::Precision::Float32);
   const double load_s = std::chrono::duration<double>(clock_type::now() - load_start).count();
   const auto prompts = read_prompts(std::cin);
 

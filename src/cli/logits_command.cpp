@@ -15,7 +15,8 @@ namespace hfpipe::cli {
 
 namespace {
 
-constexpr const char* kUsage = "usage: hfpipe logits --model M [--step N] [--attn-implementation sdpa|eager] IDS_JSON\n";
+constexpr const char* kUsage =
+    "usage: hfpipe logits --model M [--step N] [--attn-implementation sdpa|eager] [--dtype float32|bfloat16] IDS_JSON\n";
 
 // Logits of every position of `ids`, fed `step` tokens per forward call.
 Value all_logits(const models::DecoderModel& model, const std::vector<int32_t>& ids, int64_t step) {
@@ -38,6 +39,7 @@ Value all_logits(const models::DecoderModel& model, const std::vector<int32_t>& 
 
 int logits_main(int argc, char** argv) {
   std::string model, ids_json, attn_implementation = "sdpa";
+  ops::Precision precision = ops::Precision::Float32;
   int64_t step = 0;
   try {
     for (int i = 1; i < argc; ++i) {
@@ -48,6 +50,10 @@ int logits_main(int argc, char** argv) {
         step = std::stoll(argv[++i]);
       } else if (a == "--attn-implementation" && i + 1 < argc) {
         attn_implementation = argv[++i];  // transformers' attn_implementation; Gemma 2 depends on it
+      } else if (a == "--dtype" && i + 1 < argc) {
+        const std::string dtype = argv[++i];  // pipeline()'s torch_dtype
+        if (dtype != "float32" && dtype != "bfloat16") throw std::invalid_argument("--dtype takes float32 or bfloat16");
+        precision = dtype == "bfloat16" ? ops::Precision::BFloat16 : ops::Precision::Float32;
       } else if (ids_json.empty() && a.rfind("--", 0) != 0) {
         ids_json = a;
       } else {
@@ -66,12 +72,13 @@ int logits_main(int argc, char** argv) {
     const std::vector<int32_t> ids = parsed.get<std::vector<int32_t>>();
     std::unique_ptr<models::DecoderModel> decoder;
     if (model.size() > 5 && model.compare(model.size() - 5, 5, ".gguf") == 0) {
-      decoder = models::load_gguf_decoder(model);
+      decoder = models::load_gguf_decoder(model, precision);
     } else {
       const auto dir = hub::resolve_model(model, "main");
+      formats::WeightMap weights = formats::load_checkpoint(dir);
+      weights.set_precision(precision);
       decoder = models::load_decoder(
-          models::with_attn_implementation(formats::ModelConfig::load(dir), attn_implementation),
-          formats::load_checkpoint(dir));
+          models::with_attn_implementation(formats::ModelConfig::load(dir), attn_implementation), std::move(weights));
     }
     const Value rows = all_logits(*decoder, ids, step > 0 ? step : static_cast<int64_t>(ids.size()));
     std::cout << Value{{"logits", rows}}.dump() << '\n';

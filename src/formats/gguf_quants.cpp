@@ -172,7 +172,7 @@ std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {
     case GgmlType::F32: return GgmlTypeTraits{"F32", 1, 4, true};
     case GgmlType::F16: return GgmlTypeTraits{"F16", 1, 2, true};
-    case GgmlType::BF16: return GgmlTypeTraits{"BF16", 1, 2, true};
+    case GgmlType::BF16: return decodable("BF16", ops::QuantFormat::BF16);
     case GgmlType::Q4_0: return decodable("Q4_0", ops::QuantFormat::Q4_0);
     case GgmlType::Q4_1: return decodable("Q4_1", ops::QuantFormat::Q4_1);
     case GgmlType::Q5_0: return decodable("Q5_0", ops::QuantFormat::Q5_0);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "ops/ops.h"
 
 namespace hfpipe::models {
@@ -99,10 +100,19 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
   return last;
 }
 
+ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
+                           ops::Activation activation) {
+  if (reader.precision() == ops::Precision::Float32) return ops::Linear(weight, bias, activation);
+  ops::Linear linear(ops::to_bf16_matrix(weight), bias, activation, ops::Precision::BFloat16);
+  MappedFile::release_pages(weight.raw(), weight.nbytes());
+  return linear;
+}
+
 ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias, ops::Activation activation) {
   const Tensor b = bias ? reader.base(name + ".bias") : Tensor();
-  if (const ops::QuantizedMatrix* q = reader.quantized_base(name + ".weight")) return ops::Linear(*q, b, activation);
-  return ops::Linear(reader.base(name + ".weight"), b, activation);
+  if (const ops::QuantizedMatrix* q = reader.quantized_base(name + ".weight"))
+    return ops::Linear(*q, b, activation, reader.precision());
+  return decoder_linear(reader, reader.base(name + ".weight"), b, activation);
 }
 
 SelfAttention load_projection_attention(const WeightReader& reader, const std::string& prefix,
@@ -126,8 +136,9 @@ ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, b
   check(tied || reader.has_head(name), ErrorKind::CorruptFile,
         "the checkpoint lacks " + name + " and tie_word_embeddings is false");
   if (!tied)
-    if (const ops::QuantizedMatrix* q = reader.quantized_head(name)) return ops::Linear(*q, Tensor());
-  return ops::Linear(tied ? embeddings : reader.head(name), Tensor());
+    if (const ops::QuantizedMatrix* q = reader.quantized_head(name))
+      return ops::Linear(*q, Tensor(), ops::Activation::None, reader.precision());
+  return decoder_linear(reader, tied ? embeddings : reader.head(name), Tensor());
 }
 
 TokenEmbeddings::TokenEmbeddings(const WeightReader& reader, const std::string& name) {
@@ -147,7 +158,7 @@ void TokenEmbeddings::lookup(const int32_t* ids, int64_t n, float* out) const {
 }
 
 ops::Linear TokenEmbeddings::lm_head(const WeightReader& reader, bool tied, const std::string& head_name) const {
-  if (tied && quantized_) return ops::Linear(*quantized_, Tensor());
+  if (tied && quantized_) return ops::Linear(*quantized_, Tensor(), ops::Activation::None, reader.precision());
   return load_lm_head(reader, table_, tied, head_name);
 }
 

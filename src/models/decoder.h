@@ -118,7 +118,9 @@ std::vector<std::string> supported_decoder_types();
 // A GGUF file as a decoder model (gguf_decoder.cpp): llama as Llama; gemma3 mapped to
 // transformers' gemma3_text names and built by load_decoder; other architectures are
 // Error(UnsupportedModel).
-std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path);
+// `precision` is the pipeline's torch_dtype (ops::Precision::BFloat16: see decoder_linear).
+std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path,
+                                                ops::Precision precision = ops::Precision::Float32);
 // The config.json transformers derives from a GGUF file's metadata (load_gguf_checkpoint).
 Value gguf_model_config(const std::filesystem::path& path);
 // Undoes llama.cpp's interleaving of each head's rotary halves in a GGUF llama query / key
@@ -182,7 +184,13 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 // own (position scheme, residual wiring, norms around the blocks); these are the parts whose
 // arithmetic is the same everywhere, so one copy serves all.
 
-// <name>.weight, and <name>.bias when `bias`, as a Linear.
+// A decoder's Linear over an F32 [out, in] weight: that weight, or, when the model runs in
+// bfloat16 (torch_dtype), the weight rounded into a BF16 matrix (half the bytes a decoding step
+// reads), the file's pages of the f32 original given back.
+ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
+                           ops::Activation activation = ops::Activation::None);
+// <name>.weight, and <name>.bias when `bias`, as a Linear (decoder_linear, or the checkpoint's
+// block-quantised weight).
 ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias,
                         ops::Activation activation = ops::Activation::None);
 // The LM head: the token embeddings when tied, else the head tensor `name` (missing →

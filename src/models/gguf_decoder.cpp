@@ -207,7 +207,7 @@ Value gguf_model_config(const std::filesystem::path& path) {
   return config_of(file, arch_of(file, path.string()));
 }
 
-std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path) {
+std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& path, ops::Precision precision) {
   const auto file = formats::GgufFile::open(path);
   const Arch& arch = arch_of(file, path.string());
   const Value json = config_of(file, arch);
@@ -215,6 +215,7 @@ std::unique_ptr<DecoderModel> load_gguf_decoder(const std::filesystem::path& pat
   const bool llama = std::string(arch.gguf) == "llama";
   const int64_t heads = json["num_attention_heads"].get<int64_t>(), kv_heads = json["num_key_value_heads"].get<int64_t>();
   formats::WeightMap weights;
+  weights.set_precision(precision);
   for (const auto& info : file.tensors()) {
     const std::string name = hf_name(info.name, arch.layer_names());
     if (name.empty()) continue;

@@ -59,7 +59,7 @@ class Gpt2 : public LearnedPositionsDecoder {
     position_embeddings_ = reader.base("wpe.weight");
     for (int64_t i = 0; i < config.get_int("n_layer"); ++i) layers_.push_back(load_layer(reader, i, eps, act));
     final_norm_ = LayerNorm::load(reader, "ln_f", eps);
-    lm_head_ = ops::Linear(token_embeddings_, Tensor());  // GPT2LMHeadModel always ties lm_head to wte
+    lm_head_ = decoder_linear(reader, token_embeddings_, Tensor());  // GPT2LMHeadModel always ties lm_head to wte
     sizes_ = {static_cast<int64_t>(layers_.size()), hidden_, config.get_int("vocab_size"),
               config.get_int("n_positions", 1024), true};
   }
@@ -69,11 +69,11 @@ class Gpt2 : public LearnedPositionsDecoder {
     const std::string p = "h." + std::to_string(i) + ".";
     const Tensor c_attn = reader.base(p + "attn.c_attn.weight"), c_attn_bias = reader.base(p + "attn.c_attn.bias");
     auto third = [&](int64_t k) {
-      return ops::Linear(conv1d_rows(c_attn, k * hidden_, hidden_), slice(c_attn_bias, k * hidden_, hidden_));
+      return decoder_linear(reader, conv1d_rows(c_attn, k * hidden_, hidden_), slice(c_attn_bias, k * hidden_, hidden_));
     };
     auto conv1d = [&](const std::string& name, ops::Activation a = ops::Activation::None) {
       const Tensor w = reader.base(name + ".weight");
-      ops::Linear linear(conv1d_rows(w, 0, w.dim(1)), reader.base(name + ".bias"), a);
+      ops::Linear linear = decoder_linear(reader, conv1d_rows(w, 0, w.dim(1)), reader.base(name + ".bias"), a);
       MappedFile::release_pages(w.raw(), w.nbytes());  // only the transposed copy is used
       return linear;
     };

@@ -85,8 +85,8 @@ class GptNeoX : public DecoderBase {
     const Tensor qkv_bias = bias ? reader.base(p + "attention.query_key_value.bias") : Tensor();
     auto part = [&](int64_t j) {
       const int64_t stride = 3 * head_dim_;
-      return ops::Linear(fused_rows(qkv, j * head_dim_, head_dim_, stride, heads_),
-                         bias ? fused_rows(qkv_bias, j * head_dim_, head_dim_, stride, heads_) : Tensor());
+      return decoder_linear(reader, fused_rows(qkv, j * head_dim_, head_dim_, stride, heads_),
+                            bias ? fused_rows(qkv_bias, j * head_dim_, head_dim_, stride, heads_) : Tensor());
     };
     LayerNormLayer layer;
     layer.attn_norm = LayerNorm::load(reader, p + "input_layernorm", eps);

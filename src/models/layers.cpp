@@ -58,6 +58,8 @@ const ops::QuantizedMatrix* WeightReader::quantized_head(const std::string& name
   return weights_.quantized(name);
 }
 
+ops::Precision WeightReader::precision() const { return weights_.precision(); }
+
 ops::WeightPacking WeightReader::encoder_packing() const {
   return weights_.precision() == ops::Precision::BFloat16 ? ops::WeightPacking::BlockedBf16
                                                          : ops::WeightPacking::BlockedWhenFaster;

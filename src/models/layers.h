@@ -31,6 +31,8 @@ class WeightReader {
   // How an encoder layer's Linear packs its weight: BlockedBf16 when the weights were loaded
   // for bfloat16 products (torch_dtype), BlockedWhenFaster otherwise.
   ops::WeightPacking encoder_packing() const;
+  // The precision the model's products run in (the pipeline's torch_dtype).
+  ops::Precision precision() const;
 
  private:
   Tensor find(const std::string& name) const;

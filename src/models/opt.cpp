@@ -40,8 +40,8 @@ class Opt : public DecoderBase {
     check(positions_table_.dim(0) >= positions + kPositionOffset, ErrorKind::CorruptFile,
           "decoder.embed_positions.weight has fewer than max_position_embeddings + 2 rows");
     if (embed_dim_ != hidden_) {
-      project_in_ = ops::Linear(reader.base("decoder.project_in.weight"), Tensor());
-      project_out_ = ops::Linear(reader.base("decoder.project_out.weight"), Tensor());
+      project_in_ = decoder_linear(reader, reader.base("decoder.project_in.weight"), Tensor());
+      project_out_ = decoder_linear(reader, reader.base("decoder.project_out.weight"), Tensor());
     }
     for (int64_t i = 0; i < config.get_int("num_hidden_layers"); ++i) layers_.push_back(load_layer(reader, i, bias, act));
     if (pre_norm_ && !config.get_bool("_remove_final_layer_norm", false)) {

@@ -28,6 +28,7 @@ formats::WeightMap split_fused(const formats::ModelConfig& c, const formats::Wei
   const int64_t intermediate = c.get_int("intermediate_size");
   const int64_t q_rows = heads * head_dim, kv_rows = kv_heads * head_dim;
   formats::WeightMap out;
+  out.set_precision(fused.precision());
   auto renamed = [](const std::string& name, const std::string& from, const std::string& to) {
     return name.substr(0, name.size() - from.size()) + to;
   };

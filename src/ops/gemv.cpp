@@ -35,8 +35,18 @@ inline Vec load_first(const float* p, int64_t n) {
 }
 inline Vec fma(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
 inline float sum(Vec v) { return _mm512_reduce_add_ps(v); }
-inline void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 inline void keep_in_register(Vec& v) { __asm__("" : "+v"(v)); }
+inline Vec load_weights(const float* p) { return load(p); }
+inline Vec load_weights_first(const float* p, int64_t n) { return load_first(p, n); }
+// bf16 weights: 16 bit patterns widened to 32 bits and shifted into the top half (exact).
+inline Vec widen_bf16(__m256i bits) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16)); }
+inline Vec load_weights(const uint16_t* p) { return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline Vec load_weights_first(const uint16_t* p, int64_t n) {
+  alignas(32) uint16_t tail[16] = {};
+  for (int64_t i = 0; i < n; ++i) tail[i] = p[i];
+  return widen_bf16(_mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
+}
 // 1-2 rows: 8 weight rows (8 streams from memory, 8-16 independent FMA chains); 8 rows: 3
 // (24 accumulators, 11 loads per 24 FMAs).
 constexpr int columns_for(int rows) { return rows <= 2 ? 8 : rows == 3 ? 6 : rows == 4 ? 5 : rows <= 6 ? 4 : 3; }
@@ -65,8 +75,10 @@ inline float sum(Vec v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-inline void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 inline void keep_in_register(Vec& v) { __asm__("" : "+x"(v)); }
+inline Vec load_weights(const float* p) { return load(p); }
+inline Vec load_weights_first(const float* p, int64_t n) { return load_first(p, n); }
 // At most 13 of the 16 registers: accumulators + weight vectors + the input vector.
 constexpr int columns_for(int rows) { return rows <= 2 ? 4 : rows == 3 ? 3 : rows <= 6 ? 2 : 1; }
 #include "ops/gemv_tiles.inc"
@@ -82,8 +94,10 @@ inline Vec load(const float* p) { return *p; }
 inline Vec load_first(const float* p, int64_t) { return *p; }  // never called: K % 1 == 0
 inline Vec fma(Vec a, Vec b, Vec acc) { return a * b + acc; }
 inline float sum(Vec v) { return v; }
-inline void prefetch(const float*) {}
+inline void prefetch(const void*) {}
 inline void keep_in_register(Vec&) {}
+inline Vec load_weights(const float* p) { return *p; }
+inline Vec load_weights_first(const float* p, int64_t) { return *p; }
 constexpr int columns_for(int) { return 1; }
 #include "ops/gemv_tiles.inc"
 }  // namespace plain
@@ -141,6 +155,13 @@ int64_t skinny_tile_columns(int64_t rows) {
     case SimdLevel::Plain: break;
   }
   return plain::columns_for(r);
+}
+
+void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const float* bias, int64_t in, int64_t out,
+                        float* y) {
+  check(rows >= 1 && rows <= kSkinnyMaxRows && skinny_simd_level() == SimdLevel::Avx512, ErrorKind::Internal,
+        "skinny_linear_bf16 takes 1 to 8 rows on the AVX-512 level");
+  avx512::linear_rows(x, rows, w, bias, in, out, y, out, true);
 }
 
 void skinny_linear_columns(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,

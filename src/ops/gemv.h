@@ -34,6 +34,12 @@ inline constexpr int64_t kSkinnyMaxRows = 8;
 void skinny_linear(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
                    Activation activation, float* y);
 
+// skinny_linear (no activation) over a bf16 weight: w holds out x in bf16 bit patterns. Bit for
+// bit skinny_linear's results over the weight widened to f32 (exact), reading half the bytes.
+// Only at the AVX-512 level (skinny_simd_level()), else Error(Internal).
+void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const float* bias, int64_t in, int64_t out,
+                        float* y);
+
 // How many weight rows skinny_linear's kernel multiplies together for `rows` input rows (its
 // tile width at the current level): slices of a multiple of it run without a narrower tail.
 int64_t skinny_tile_columns(int64_t rows);

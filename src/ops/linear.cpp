@@ -102,7 +102,9 @@ struct Linear::Impl {
   // BlockedWhenFaster asked for and oneDNN wants a blocked layout, or BlockedBf16 (packed at
   // construction).
   bool can_pack = false;
-  bool bf16 = false;      // BlockedBf16: blocked_weights are bf16 and inputs are rounded to bf16
+  // Inputs are rounded to bf16; blocked_weights (if any) are bf16: BlockedBf16, or a BF16
+  // QuantizedMatrix under Precision::BFloat16 (blocked_weights then view its plain bytes).
+  bool bf16 = false;
   dnnl::matmul runtime_rows;  // plain: serves every row count
   memory::desc plain_md, blocked_md, bias_md;
   dnnl::primitive_attr attr;
@@ -191,6 +193,30 @@ struct Linear::Impl {
     return buffer.data();
   }
 
+  // `rows` rows of x rounded to bf16 as f32 values, in a buffer of the calling thread valid
+  // until its next call: the inputs of a bf16 product for the f32 kernels.
+  const float* bf16_valued_rows(const float* x, int64_t rows) const {
+    thread_local std::vector<float> buffer;
+    buffer.resize(static_cast<size_t>(rows * in));
+    round_to_bf16(x, buffer.size(), buffer.data());
+    return buffer.data();
+  }
+
+  // The bias, and the activation as a post-op, for the oneDNN primitives.
+  void set_bias_and_activation(const Tensor& bias_tensor, Activation act) {
+    keep_bias = checked_bias(bias_tensor, out);
+    activation = act;
+    if (bias_data()) {
+      bias_md = memory::desc({1, out}, memory::data_type::f32, tag::ab);
+      bias = memory(bias_md, cpu_engine(), const_cast<void*>(keep_bias.raw()));
+    }
+    if (act != Activation::None) {
+      dnnl::post_ops post;
+      post.append_eltwise(1.f, eltwise_algorithm(act), act == Activation::Silu ? 1.f : 0.f, 0.f);
+      attr.set_post_ops(post);
+    }
+  }
+
   // A copy (a shared handle): another thread may clear the map while this one runs it.
   dnnl::matmul primitive_for_rows(int64_t rows) const {
     std::lock_guard<std::mutex> lock(fixed_rows_mutex);
@@ -221,16 +247,9 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
   out_ = impl->out = weight.dim(0);
   in_ = impl->in = weight.dim(1);
   impl->keep_weight = weight;
-  impl->activation = activation;
+  impl->set_bias_and_activation(bias, activation);
   const memory::dim K = in_, N = out_;
   impl->plain_md = memory::desc({K, N}, memory::data_type::f32, tag::ba);  // PyTorch's [out, in]
-  impl->keep_bias = checked_bias(bias, out_);
-  if (impl->bias_data()) impl->bias_md = memory::desc({1, N}, memory::data_type::f32, tag::ab);
-  if (activation != Activation::None) {
-    dnnl::post_ops post;
-    post.append_eltwise(1.f, eltwise_algorithm(activation), activation == Activation::Silu ? 1.f : 0.f, 0.f);
-    impl->attr.set_post_ops(post);
-  }
   auto& eng = cpu_engine();
   if (packing == WeightPacking::BlockedWhenFaster) {
     // What oneDNN picks for a fixed row count (any one: the layout does not depend on it).
@@ -239,7 +258,6 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
                        impl->blocked_md == impl->plain_md);
   }
   impl->plain_weights = memory(impl->plain_md, eng, const_cast<void*>(weight.raw()));
-  if (impl->bias_data()) impl->bias = memory(impl->bias_md, eng, const_cast<void*>(impl->keep_bias.raw()));
   if (packing == WeightPacking::BlockedBf16) {
     impl->pack_bf16();
     impl_ = std::move(impl);
@@ -249,12 +267,26 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
   impl_ = std::move(impl);
 }
 
-Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation) {
+Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation, Precision precision) {
   auto impl = std::make_shared<Impl>();
   out_ = impl->out = weight.rows;
   in_ = impl->in = weight.cols;
-  impl->keep_bias = checked_bias(bias, out_);
-  impl->activation = activation;
+  impl->set_bias_and_activation(bias, activation);
+  if (precision == Precision::BFloat16) {
+    check(bf16_products_supported(), ErrorKind::UnsupportedModel,
+          "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
+          "use float32");
+    impl->bf16 = true;
+    if (weight.format == QuantFormat::BF16) {
+      // oneDNN reads the [out, in] bf16 bytes as the transposed weight, as the f32 path does:
+      // brgemm copies its blocks per call, measured as fast as a packed copy (GPT-2 and
+      // SmolLM2 shapes, 16-128 rows), so no second copy of the weights is kept.
+      impl->blocked_md = memory::desc({in_, out_}, memory::data_type::bf16, tag::ba);
+      impl->blocked_weights = memory(impl->blocked_md, cpu_engine(), weight.bytes.data_as<void>());
+      impl->can_pack = true;
+      impl->packed_ready.store(true);
+    }
+  }
   impl->quantized = std::move(weight);
   impl_ = std::move(impl);
 }
@@ -262,7 +294,8 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
-  if (impl_->quantized) {
+  if (impl_->quantized && (rows <= kSkinnyMaxRows || !impl_->can_pack)) {
+    if (impl_->bf16) x = impl_->bf16_valued_rows(x, rows);
     quantized_linear(*impl_->quantized, x, rows, impl_->bias_data(), y);
     if (impl_->activation != Activation::None) apply_activation(y, rows * out_, impl_->activation);
     return;

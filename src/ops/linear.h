@@ -47,7 +47,13 @@ class Linear {
   // A block-quantised weight [out, in] (ops/quantized.h), decoded inside the product: up to
   // kSkinnyMaxRows rows give the same bits as the f32 weight would, more rows go through
   // sgemm on decoded chunks (the f32 GEMM's results up to rounding).
-  Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation = Activation::None);
+  // Precision::BFloat16 (a decoder under torch_dtype="bfloat16") rounds every call's input rows
+  // to bf16 as well, and a BF16 weight then multiplies more than kSkinnyMaxRows rows on
+  // oneDNN's bf16 matmul straight from its [out, in] bytes (AMX where the CPU has it; the same
+  // products up to summation order). Throws Error(UnsupportedModel) where oneDNN has no bf16
+  // matmul.
+  Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation = Activation::None,
+         Precision precision = Precision::Float32);
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

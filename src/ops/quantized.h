@@ -19,15 +19,20 @@
 
 namespace hfpipe::ops {
 
-// The block formats with vector decoders; the values are ggml's type ids.
-enum class QuantFormat : uint32_t { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q8_0 = 8, Q4_K = 12, Q6_K = 14 };
+// The block formats with vector decoders; the values are ggml's type ids. BF16 is not
+// block-quantised (a "block" is one weight, decoded by a shift) but takes the same road: GGUF
+// BF16 tensors stay as stored, and pipeline(torch_dtype="bfloat16") keeps a decoder model's
+// weights in it (to_bf16_matrix), halving the bytes each decoding step reads.
+enum class QuantFormat : uint32_t { Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30 };
 
 // Weights per block and bytes per block of `format` (ggml's layouts).
 constexpr int64_t quant_block_size(QuantFormat format) {
+  if (format == QuantFormat::BF16) return 1;
   return format == QuantFormat::Q4_K || format == QuantFormat::Q6_K ? 256 : 32;
 }
 constexpr size_t quant_block_bytes(QuantFormat format) {
   switch (format) {
+    case QuantFormat::BF16: return 2;
     case QuantFormat::Q4_0: return 18;
     case QuantFormat::Q4_1: return 20;
     case QuantFormat::Q5_0: return 22;
@@ -56,6 +61,14 @@ struct QuantizedMatrix {
 // Checks shape and size (Error(CorruptFile) when `bytes` does not hold rows x cols weights of
 // `format`) and returns the matrix.
 QuantizedMatrix make_quantized_matrix(QuantFormat format, int64_t rows, int64_t cols, Tensor bytes);
+
+// An F32 [out, in] weight rounded to bfloat16 (round to nearest even, as torch's
+// .to(torch.bfloat16)) into an owned BF16 matrix.
+QuantizedMatrix to_bf16_matrix(const Tensor& weight);
+
+// x[0..n) rounded to bfloat16, written as the f32 values they are (exact in f32): the inputs
+// of a bf16 product for kernels that take f32.
+void round_to_bf16(const float* x, size_t n, float* out);
 
 // Rows [first, first + count) as f32, row by row into `out` (count x cols floats).
 void dequantize_rows(const QuantizedMatrix& m, int64_t first, int64_t count, float* out);

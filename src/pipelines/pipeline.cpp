@@ -18,7 +18,7 @@ namespace {
 struct TaskEntry {
   const char* name;  // canonical name
   pipelines::TaskFactory factory;
-  bool runs_bfloat16 = false;  // its models honour torch_dtype="bfloat16" (the encoder tasks)
+  bool runs_bfloat16 = false;  // its models honour torch_dtype="bfloat16" (encoder tasks, text-generation)
 };
 
 // The registry: task name or alias → task. Adding a task adds one line here.
@@ -32,7 +32,7 @@ const std::map<std::string, TaskEntry>& task_registry() {
       {"token-classification", {"token-classification", pipelines::make_token_classification, true}},
       {"ner", {"token-classification", pipelines::make_token_classification, true}},
       {"fill-mask", {"fill-mask", pipelines::make_fill_mask, true}},
-      {"text-generation", {"text-generation", pipelines::make_text_generation}},
+      {"text-generation", {"text-generation", pipelines::make_text_generation, true}},
       {"text2text-generation", {"text2text-generation", pipelines::make_text2text_generation}},
       {"summarization", {"summarization", pipelines::make_summarization}},
       {"translation", {"translation", pipelines::make_translation}},
@@ -97,9 +97,10 @@ ops::Precision take_precision(Value& params, const formats::ModelConfig& config,
   if (name == "float32" || name == "float") return ops::Precision::Float32;
   if (name == "bfloat16") {
     if (!task.runs_bfloat16)
-      fail(ErrorKind::UnsupportedModel, std::string("torch_dtype bfloat16 is supported by the encoder tasks "
-                                                    "(text-classification, feature-extraction, question-answering, "
-                                                    "zero-shot-classification, token-classification, fill-mask); ") +
+      fail(ErrorKind::UnsupportedModel, std::string("torch_dtype bfloat16 is supported by text-generation and the "
+                                                    "encoder tasks (text-classification, feature-extraction, "
+                                                    "question-answering, zero-shot-classification, "
+                                                    "token-classification, fill-mask); ") +
                                             task.name + " runs in float32: leave torch_dtype out");
     return ops::Precision::BFloat16;
   }

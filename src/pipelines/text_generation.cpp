@@ -127,8 +127,8 @@ class TextGeneration : public Task {
         tokenizer_(context.gguf_file.empty() ? text::Tokenizer::from_folder(context.model_dir)
                                              : text::Tokenizer::from_gguf(context.gguf_file)),
         model_(context.gguf_file.empty()
-                   ? models::load_decoder(decoder_config(context), formats::load_checkpoint(context.model_dir))
-                   : models::load_gguf_decoder(context.gguf_file)),
+                   ? models::load_decoder(decoder_config(context), load_weights(context))
+                   : models::load_gguf_decoder(context.gguf_file, context.precision)),
         batch_size_(context.options.batch_size),
         chat_template_(context.gguf_file.empty() ? text::ChatTemplate::from_folder(context.model_dir)
                                                  : gguf_chat_template(tokenizer_)) {

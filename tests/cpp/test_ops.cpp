@@ -80,10 +80,19 @@ TEST(Linear, BlockedPackingMatchesPlain) {
 }
 
 // bf16 to the nearest even, as torch's .to(torch.bfloat16): what BlockedBf16 multiplies.
-float round_to_bf16(float f) {
+float bf16_of(float f) {
   uint32_t u = std::bit_cast<uint32_t>(f);
   u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
   return std::bit_cast<float>(u);
+}
+
+// The two bf16 Linears: an f32 weight packed for the encoders (WeightPacking::BlockedBf16), or
+// kept as a BF16 matrix for the decoders (Precision::BFloat16 on to_bf16_matrix).
+enum class Bf16Kind { Packed, Bf16Matrix };
+Linear bf16_linear(Bf16Kind kind, std::vector<float>& w, std::vector<float>& b, int64_t out, int64_t in) {
+  if (kind == Bf16Kind::Packed)
+    return Linear(tensor_of(w, {out, in}), tensor_of(b, {out}), Activation::Relu, WeightPacking::BlockedBf16);
+  return Linear(to_bf16_matrix(tensor_of(w, {out, in})), tensor_of(b, {out}), Activation::Relu, Precision::BFloat16);
 }
 
 // BlockedBf16 (torch_dtype="bfloat16") multiplies input and weight rounded to bf16 with f32
@@ -93,12 +102,12 @@ float round_to_bf16(float f) {
 // chunks and a tail of rows, columns not a multiple of oneDNN's 64-column blocks). Where
 // oneDNN has no bf16
 // product (ctest's AVX2 run) building the layer is a clear UnsupportedModel error.
-void check_bf16_linear(int64_t in, int64_t out) {
+void check_bf16_linear(int64_t in, int64_t out, Bf16Kind kind = Bf16Kind::Packed) {
   const int64_t max_rows = 130;
   auto x = random_vector(max_rows * in, 21), w = random_vector(out * in, 22), b = random_vector(out, 23);
   if (!bf16_products_supported()) {
     try {
-      Linear(tensor_of(w, {out, in}), tensor_of(b, {out}), Activation::Relu, WeightPacking::BlockedBf16);
+      bf16_linear(kind, w, b, out, in);
       FAIL() << "expected an UnsupportedModel error";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::UnsupportedModel);
@@ -106,10 +115,10 @@ void check_bf16_linear(int64_t in, int64_t out) {
     }
     return;
   }
-  Linear linear(tensor_of(w, {out, in}), tensor_of(b, {out}), Activation::Relu, WeightPacking::BlockedBf16);
+  const Linear linear = bf16_linear(kind, w, b, out, in);
   std::vector<float> xr(x.size()), wr(w.size());
-  std::transform(x.begin(), x.end(), xr.begin(), round_to_bf16);
-  std::transform(w.begin(), w.end(), wr.begin(), round_to_bf16);
+  std::transform(x.begin(), x.end(), xr.begin(), bf16_of);
+  std::transform(w.begin(), w.end(), wr.begin(), bf16_of);
   const double tolerance = 2e-7 * static_cast<double>(in);  // f32 summation over `in` terms of size ~1
   double worst_unrounded = 0;
   for (int64_t rows : {int64_t{1}, int64_t{8}, int64_t{9}, int64_t{64}, int64_t{65}, max_rows}) {
@@ -132,6 +141,14 @@ void check_bf16_linear(int64_t in, int64_t out) {
 
 TEST(Linear, Bf16ProductsOfRoundedValues) { check_bf16_linear(96, 40); }
 TEST(Linear, Bf16ProductsOfAWideWeight) { check_bf16_linear(1024, 600); }
+// The decoders' bf16 weights: up to 8 rows through the decoded-slices kernel, more through
+// oneDNN on the plain bf16 bytes; an odd row length (the decoder's scalar tail) too.
+TEST(Linear, Bf16MatrixProductsOfRoundedValues) {
+  if (cpu_simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "BF16 matrices need an AVX-512 CPU";
+  check_bf16_linear(96, 40, Bf16Kind::Bf16Matrix);
+  check_bf16_linear(1024, 600, Bf16Kind::Bf16Matrix);
+  check_bf16_linear(37, 70, Bf16Kind::Bf16Matrix);
+}
 
 TEST(LayerNorm, MatchesDefinitionWithResidual) {
   const int64_t rows = 3, dim = 10;

@@ -25,8 +25,8 @@ namespace {
 using testing::level_name;
 using testing::random_vector;
 
-const QuantFormat kFormats[] = {QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q5_0,
-                                QuantFormat::Q8_0, QuantFormat::Q4_K, QuantFormat::Q6_K};
+const QuantFormat kFormats[] = {QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q5_0, QuantFormat::Q8_0,
+                                QuantFormat::Q4_K, QuantFormat::Q6_K, QuantFormat::BF16};
 
 const char* format_name(QuantFormat f) {
   return formats::ggml_type_traits(static_cast<uint32_t>(f))->name;
@@ -48,6 +48,14 @@ Tensor random_blocks(QuantFormat f, int64_t rows, int64_t cols, unsigned seed) {
   Tensor t = Tensor::empty(DType::U8, {rows, static_cast<int64_t>(blocks / rows * block_bytes)});
   uint8_t* p = t.data_as<uint8_t>();
   for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+  if (f == QuantFormat::BF16) {  // finite values of moderate size, every 7th subnormal
+    for (size_t i = 0; i < t.nbytes() / 2; ++i) {
+      const uint16_t exponent = i % 7 ? static_cast<uint16_t>(120 + rng() % 12) : 0;
+      const uint16_t v = static_cast<uint16_t>((rng() & 1u) << 15 | exponent << 7 | (rng() & 0x7F));
+      std::memcpy(p + 2 * i, &v, 2);
+    }
+    return t;
+  }
   // Where each format keeps its f16 scales (d, and m / dmin).
   std::vector<size_t> halves;
   switch (f) {
@@ -57,6 +65,7 @@ Tensor random_blocks(QuantFormat f, int64_t rows, int64_t cols, unsigned seed) {
     case QuantFormat::Q4_1:
     case QuantFormat::Q4_K: halves = {0, 2}; break;
     case QuantFormat::Q6_K: halves = {208}; break;
+    case QuantFormat::BF16: break;
   }
   for (int64_t b = 0; b < blocks; ++b)
     for (size_t at : halves) {
@@ -66,6 +75,17 @@ Tensor random_blocks(QuantFormat f, int64_t rows, int64_t cols, unsigned seed) {
     }
   return t;
 }
+
+// A row-length unit for the tests: the block size, or for BF16 (one weight a block) 37, so
+// that rows have whole vectors and a tail.
+float bf16_decoded(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &wide, 4);
+  return f;
+}
+
+int64_t unit(QuantFormat f) { return f == QuantFormat::BF16 ? 37 : quant_block_size(f); }
 
 std::vector<float> dequantized_at_load(QuantFormat f, const Tensor& bytes, int64_t rows, int64_t cols) {
   std::vector<float> out(static_cast<size_t>(rows * cols));
@@ -82,7 +102,7 @@ class Quantized : public ::testing::Test {
 
 TEST_F(Quantized, DecodersGiveTheLoadTimeFloats) {
   for (QuantFormat f : kFormats) {
-    const int64_t rows = 7, cols = 2 * quant_block_size(f) * 3;
+    const int64_t rows = 7, cols = 2 * unit(f) * 3;
     const Tensor bytes = random_blocks(f, rows, cols, 11);
     const QuantizedMatrix m = make_quantized_matrix(f, rows, cols, bytes);
     const auto expected = dequantized_at_load(f, bytes, rows, cols);
@@ -125,7 +145,7 @@ TEST_P(QuantizedLevels, FewRowsAreBitIdenticalToTheF32Kernel) {
   for (QuantFormat f : kFormats)
     for (int64_t out : {3, 130, 1000})
       for (bool with_bias : {false, true}) {
-        const int64_t in = 2 * quant_block_size(f);
+        const int64_t in = 2 * unit(f);
         const Tensor bytes = random_blocks(f, out, in, 5);
         const QuantizedMatrix m = make_quantized_matrix(f, out, in, bytes);
         const auto w = dequantized_at_load(f, bytes, out, in);
@@ -147,8 +167,8 @@ INSTANTIATE_TEST_SUITE_P(Levels, QuantizedLevels, testing::all_simd_levels(), te
 // More rows (prefill) go through sgemm on decoded slices: the f32 product up to rounding, for a
 // layer wider than one slice and with a bias and an activation through Linear.
 TEST_F(Quantized, ManyRowsMatchTheF32Product) {
-  for (QuantFormat f : {QuantFormat::Q4_1, QuantFormat::Q6_K}) {
-    const int64_t in = quant_block_size(f) * (f == QuantFormat::Q6_K ? 4 : 32), out = 4500, rows = 19;
+  for (QuantFormat f : {QuantFormat::Q4_1, QuantFormat::Q6_K, QuantFormat::BF16}) {
+    const int64_t in = unit(f) * (f == QuantFormat::Q6_K ? 4 : 32), out = 4500, rows = 19;
     const Tensor bytes = random_blocks(f, out, in, 8);
     const auto w = dequantized_at_load(f, bytes, out, in);
     const auto x = random_vector(rows * in, 9), b = random_vector(out, 10);
@@ -168,6 +188,24 @@ TEST_F(Quantized, ManyRowsMatchTheF32Product) {
         ASSERT_NEAR(got[r * out + n], expected, 1e-4 + 1e-6 * magnitude) << format_name(f);
       }
   }
+}
+
+// torch_dtype="bfloat16" rounds to nearest even, as torch's .to(torch.bfloat16); NaN stays NaN.
+TEST_F(Quantized, Bf16RoundsToNearestEven) {
+  std::vector<float> w = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -2.5f, 1e-40f, std::nanf(""), 3.0e38f};
+  const Tensor t = Tensor::view(DType::F32, {2, 3}, w.data(), nullptr);
+  const QuantizedMatrix m = to_bf16_matrix(t);
+  const auto* bits = m.bytes.data_as<uint16_t>();
+  EXPECT_EQ(bits[0], 0x3F80);  // a tie, to the even (lower) neighbour
+  EXPECT_EQ(bits[1], 0x3F82);  // a tie, to the even (upper) neighbour
+  EXPECT_EQ(bits[2], 0xC020);  // exact
+  EXPECT_TRUE(std::isnan(bf16_decoded(bits[4])));
+  std::vector<float> decoded(6), rounded(6);
+  dequantize_rows(m, 0, 2, decoded.data());
+  round_to_bf16(w.data(), w.size(), rounded.data());
+  for (size_t i = 0; i < w.size(); ++i)
+    if (!std::isnan(w[i])) EXPECT_EQ(decoded[i], rounded[i]) << i;
+  EXPECT_TRUE(std::isnan(rounded[4]));
 }
 
 TEST_F(Quantized, WeightMapKeepsBothKinds) {
