@@ -124,7 +124,7 @@ class FirstToken(BaseStreamer):
         pass
 
 kw = {"gguf_file": spec["gguf_file"]} if spec["gguf_file"] else {}
-model = AutoModelForCausalLM.from_pretrained(spec["folder"], dtype=torch.float32, **kw).eval()
+model = AutoModelForCausalLM.from_pretrained(spec["folder"], dtype=getattr(torch, spec["dtype"]), **kw).eval()
 out = []
 for batch in spec["batches"]:
     ids = torch.tensor(spec["prompts"][:batch], dtype=torch.long)
@@ -146,8 +146,8 @@ print(json.dumps(out), flush=True)
 """
 
 
-def bench_transformers(folder: Path, gguf_file: str | None, prompts, eos, threads, repeats):
-    spec = {"folder": str(folder), "gguf_file": gguf_file, "prompts": prompts, "eos": eos,
+def bench_transformers(folder: Path, gguf_file: str | None, prompts, eos, threads, repeats, dtype="float32"):
+    spec = {"folder": str(folder), "gguf_file": gguf_file, "prompts": prompts, "eos": eos, "dtype": dtype,
             "threads": threads, "repeats": repeats, "batches": list(BATCHES), "new_tokens": NEW_TOKENS}
     r = B.run_measured([sys.executable, "-c", WORKER], json.dumps(spec), B.child_env(threads))
     if r["rc"] != 0:
@@ -157,9 +157,9 @@ def bench_transformers(folder: Path, gguf_file: str | None, prompts, eos, thread
 
 # ------------------------------------------------------------------ hfpipe side
 
-def bench_hfpipe(driver: Path, model_path: Path, prompts, eos, threads, repeats):
+def bench_hfpipe(driver: Path, model_path: Path, prompts, eos, threads, repeats, dtype="float32"):
     """The driver's per-batch results and its peak RSS (forked by bench_encoders' runner)."""
-    cmd = [driver, model_path, NEW_TOKENS, eos, threads, repeats, ",".join(map(str, BATCHES))]
+    cmd = [driver, model_path, NEW_TOKENS, eos, threads, repeats, ",".join(map(str, BATCHES)), dtype]
     stdin = "".join(" ".join(map(str, p)) + "\n" for p in prompts)
     r = B.run_measured([str(c) for c in cmd], stdin, B.child_env(threads))
     if r["rc"] != 0:
@@ -241,9 +241,13 @@ def report(rows, mem, bandwidth, args, repeats, load) -> str:
     out = ["## Text generation (issue 5): hfpipe vs transformers\n",
            f"Machine: {B.machine_info()}; load average {load} at the start.  ",
            f"Command: `.venv/bin/python bench/bench_generation.py --threads "
-           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}` "
+           f"{','.join(map(str, args.threads))}{' --quick' if args.quick else ''}"
+           f"{f' --dtype {args.dtype}' if args.dtype != 'float32' else ''}` "
            f"(greedy, {PROMPT_TOKENS}-token prompts, exactly {NEW_TOKENS} new tokens, best of {repeats}).  ",
            f"Memory bandwidth (numpy copy of 1 GiB, one thread, read + write): {bandwidth:.1f} GB/s.\n",
+           *([f"Both sides with torch_dtype={args.dtype} (hfpipe: bf16 weights, GGUF blocks kept as stored); the "
+              "last table compares hfpipe with transformers in float32 (its default).\n"]
+             if args.dtype != "float32" else []),
            "| model | threads | batch | hfpipe tok/s | transformers tok/s | ratio | goal >= 2x | "
            "TTFT hfpipe (ms) | TTFT transformers (ms) | decode step hfpipe (ms) | decode step transformers (ms) | "
            "roofline step (ms) | hfpipe / roofline | roofline step, bytes as stored (ms) | same ids |",
@@ -265,6 +269,14 @@ def report(rows, mem, bandwidth, args, repeats, load) -> str:
                    f"{h['tps'] / t['tps']:.2f}x | {h['ttft'] * 1e3:.0f} | {t['ttft'] * 1e3:.0f} | "
                    f"{t['ttft'] / h['ttft']:.2f}x | {h['step'] * 1e3:.1f} | {t['step'] * 1e3:.1f} | "
                    f"{h['step'] / r['roof_step']:.2f}x |")
+    if args.dtype != "float32":
+        out += ["", f"hfpipe in {args.dtype} against transformers in float32 (wall-clock):\n",
+                "| model | threads | batch | hfpipe tok/s | transformers f32 tok/s | ratio | TTFT hfpipe (ms) | "
+                "TTFT transformers f32 (ms) | TTFT ratio |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            out.append(f"| {r['model']} | {r['threads']} | {r['batch']} | {r['hf_tps']:.1f} | {r['f32_tps']:.1f} | "
+                       f"{r['hf_tps'] / r['f32_tps']:.2f}x | {r['hf_ttft'] * 1e3:.0f} | {r['f32_ttft'] * 1e3:.0f} | "
+                       f"{r['f32_ttft'] / r['hf_ttft']:.2f}x |")
     out += ["", "| model | threads | f32 weights (MB) | KV cache, batch 8 (MB) | budget (MB) | "
             "peak RSS hfpipe (MB) | peak RSS transformers (MB) | hfpipe within budget |",
             "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -288,6 +300,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="one repeat (a smoke run of a few minutes)")
     ap.add_argument("--models", default="gpt2-small,smollm2-135m", help="comma-separated subset")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="torch_dtype of both sides (bfloat16 also times transformers in float32)")
     args = ap.parse_args()
     args.threads = [int(t) for t in str(args.threads).split(",") if t]
     if not args.driver.is_file():
@@ -313,10 +327,16 @@ def main() -> int:
             hf_path = folder / gguf if gguf else folder
             for t in args.threads:
                 B.log(f"[{name}, {t} thread(s)] transformers ...")
-                tf_res, tf_rss = bench_transformers(folder, gguf, prompts, facts["eos"], t, repeats)
+                tf_res, tf_rss = bench_transformers(folder, gguf, prompts, facts["eos"], t, repeats, args.dtype)
+                f32_res = tf_res
+                if args.dtype != "float32":
+                    B.log(f"[{name}, {t} thread(s)] transformers in float32 ...")
+                    f32_res, _ = bench_transformers(folder, gguf, prompts, facts["eos"], t, repeats)
                 B.log(f"[{name}, {t} thread(s)] hfpipe ...")
-                hf_res, hf_rss = bench_hfpipe(args.driver, hf_path, prompts, facts["eos"], t, repeats)
-                for hf, tf in zip(hf_res, tf_res):
+                hf_res, hf_rss = bench_hfpipe(args.driver, hf_path, prompts, facts["eos"], t, repeats, args.dtype)
+                # bf16 weights: half the bytes a step reads (GGUF blocks stay as stored).
+                stored_mb = facts["stored_step_mb"] / (2 if args.dtype == "bfloat16" and not gguf else 1)
+                for hf, tf, f32 in zip(hf_res, tf_res, f32_res):
                     n = hf["batch"] * NEW_TOKENS
                     same = sum(a == b for a, b in zip(hf["ids"], tf["ids"]))
                     rows.append({"model": name, "threads": t, "batch": hf["batch"],
@@ -325,7 +345,8 @@ def main() -> int:
                                  "hf_step": (hf["total_s"] - hf["ttft_s"]) / (NEW_TOKENS - 1),
                                  "tf_step": (tf["total_s"] - tf["ttft_s"]) / (NEW_TOKENS - 1),
                                  "roof_step": facts["step_mb"] * 2**20 / (bandwidth * 1e9),
-                                 "roof_stored": facts["stored_step_mb"] * 2**20 / (bandwidth * 1e9),
+                                 "roof_stored": stored_mb * 2**20 / (bandwidth * 1e9),
+                                 "f32_tps": n / f32["total_s"], "f32_ttft": f32["ttft_s"],
                                  "same_ids": f"{same}/{hf['batch']} rows",
                                  "hf_cpu": cpu_figures(hf, n), "tf_cpu": cpu_figures(tf, n)})
                 mem.append({"model": name, "threads": t, "weights_mb": facts["weights_mb"],

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -125,6 +126,7 @@ struct Linear::Impl {
   mutable memory blocked_weights;
   mutable std::mutex fixed_rows_mutex;
   mutable std::unordered_map<int64_t, dnnl::matmul> fixed_rows;  // blocked: by row count
+  mutable std::map<std::pair<int64_t, int64_t>, dnnl::matmul> slice_primitives;  // by (rows, weight rows)
 
   static constexpr int64_t kRowsPerChunk = 512;
   // oneDNN 2.6's AMX bf16 kernel slows down 3-6x past ~100 rows on some shapes (one thread,
@@ -217,6 +219,53 @@ struct Linear::Impl {
     }
   }
 
+  // Prefill of a block-quantised weight under Precision::BFloat16: slices of ~1 MB of weight
+  // rows (kept in L2 across the row chunks) decoded and rounded to bf16, each multiplied by
+  // oneDNN's bf16 matmul into its columns of y, kBf16RowsPerChunk rows at a time. (The f32
+  // alternative, sgemm over decoded slices, ran a SmolLM2 prefill at ~90 GFLOP/s.)
+  void quantized_bf16_gemm(const float* x, int64_t rows, float* y) const {
+    const QuantizedMatrix& w = *quantized;
+    const auto* x_bf16 = static_cast<const uint16_t*>(bf16_rows(x, rows));
+    const int64_t slice = std::min(out, std::max<int64_t>(64, (int64_t{1} << 20) / (in * 2) / 64 * 64));
+    thread_local std::vector<uint16_t> buffer;
+    buffer.resize(static_cast<size_t>(slice * in));
+    uint16_t* decoded = buffer.data();  // the calling thread's: the decoding threads write into it
+    auto& eng = cpu_engine();
+    for (int64_t first = 0; first < out; first += slice) {
+      const int64_t count = std::min(slice, out - first);
+#pragma omp parallel for schedule(static) if (count * in > 262144)
+      for (int64_t r = 0; r < count; r += 16)
+        dequantize_rows_bf16(w, first + r, std::min<int64_t>(16, count - r), decoded + r * in);
+      memory weights({{in, count}, memory::data_type::bf16, {1, in}}, eng, decoded);
+      memory slice_bias;
+      if (bias_data()) slice_bias = memory({{1, count}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(keep_bias.f32()) + first);
+      for (int64_t m = 0; m < rows; m += kBf16RowsPerChunk) {
+        const int64_t chunk = std::min(kBf16RowsPerChunk, rows - m);
+        memory src({{chunk, in}, memory::data_type::bf16, tag::ab}, eng, const_cast<uint16_t*>(x_bf16 + m * in));
+        memory dst({{chunk, count}, memory::data_type::f32, {out, 1}}, eng, y + m * out + first);
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+        if (slice_bias) args.emplace(DNNL_ARG_BIAS, slice_bias);
+        dnnl::stream s(eng);
+        slice_primitive(chunk, count).execute(s, args);
+        s.wait();
+      }
+    }
+  }
+
+  dnnl::matmul slice_primitive(int64_t rows, int64_t count) const {
+    std::lock_guard<std::mutex> lock(fixed_rows_mutex);
+    const auto key = std::make_pair(rows, count);
+    auto it = slice_primitives.find(key);
+    if (it != slice_primitives.end()) return it->second;
+    if (slice_primitives.size() >= kMaxFixedRowPrimitives) slice_primitives.clear();
+    const memory::desc src_md({rows, in}, memory::data_type::bf16, tag::ab);
+    const memory::desc weights_md({in, count}, memory::data_type::bf16, {1, in});
+    const memory::desc bias_slice_md = bias_data() ? memory::desc({1, count}, memory::data_type::f32, tag::ab) : memory::desc();
+    const memory::desc dst_md({rows, count}, memory::data_type::f32, {out, 1});
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, weights_md, bias_slice_md, dst_md), attr, cpu_engine());
+    return slice_primitives.emplace(key, dnnl::matmul(pd)).first->second;
+  }
+
   // A copy (a shared handle): another thread may clear the map while this one runs it.
   dnnl::matmul primitive_for_rows(int64_t rows) const {
     std::lock_guard<std::mutex> lock(fixed_rows_mutex);
@@ -294,6 +343,8 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
+  if (impl_->quantized && impl_->bf16 && !impl_->can_pack && rows > kSkinnyMaxRows)
+    return impl_->quantized_bf16_gemm(x, rows, y);  // bias and activation fused
   if (impl_->quantized && (rows <= kSkinnyMaxRows || !impl_->can_pack)) {
     if (impl_->bf16) x = impl_->bf16_valued_rows(x, rows);
     quantized_linear(*impl_->quantized, x, rows, impl_->bias_data(), y);

@@ -167,6 +167,29 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
   }
 }
 
+// Round to nearest even on the upper 16 bits; a NaN stays a (quiet) NaN.
+inline uint32_t bf16_bits_of(float x) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, 4);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (bits | 0x00400000u) & 0xFFFF0000u;
+  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+}
+
+// x[0..n) rounded to bf16 as bf16_bits_of rounds, 16 at a time (the scalar loop, with its NaN
+// branch, was half of a bf16 prefill of decoded Q4_1 weights), as bit patterns in `out`.
+void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out) {
+  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF), quiet = _mm512_set1_epi32(0x00400000);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512i bits = _mm512_castps_si512(v);
+    __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one)));
+    rounded = _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_or_si512(bits, quiet));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
+  }
+  for (; i < n; ++i) out[i] = static_cast<uint16_t>(bf16_bits_of(x[i]) >> 16);
+}
+
 // Rows of whole blocks, the block decoder inlined into the loop (a call per block of 32
 // weights cost more than the decoding).
 template <void (*Decode)(const float*, const uint8_t*, float*), QuantFormat kFormat>
@@ -232,31 +255,28 @@ QuantizedMatrix make_quantized_matrix(QuantFormat format, int64_t rows, int64_t 
   return m;
 }
 
-namespace {
-
-// Round to nearest even on the upper 16 bits; a NaN stays a (quiet) NaN.
-uint32_t bf16_bits_of(float x) {
-  uint32_t bits;
-  __builtin_memcpy(&bits, &x, 4);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (bits | 0x00400000u) & 0xFFFF0000u;
-  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-}
-
-}  // namespace
-
 QuantizedMatrix to_bf16_matrix(const Tensor& weight) {
   check(weight.dtype() == DType::F32 && weight.ndim() == 2, ErrorKind::Internal, "to_bf16_matrix takes an F32 [out, in] weight");
+  check(cpu_simd_level() == SimdLevel::Avx512, ErrorKind::UnsupportedModel,
+        "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); use float32");
   const int64_t rows = weight.dim(0), cols = weight.dim(1);
   Tensor bytes = Tensor::empty(DType::U8, {rows * cols * 2});
-  const float* w = weight.f32();
-  auto* out = bytes.data_as<uint16_t>();
-  for (int64_t i = 0; i < rows * cols; ++i) out[i] = static_cast<uint16_t>(bf16_bits_of(w[i]) >> 16);
+  avx512::round_to_bf16_bits(weight.f32(), rows * cols, bytes.data_as<uint16_t>());
   return make_quantized_matrix(QuantFormat::BF16, rows, cols, std::move(bytes));
+}
+
+void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count, uint16_t* out) {
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(m.cols));
+  for (int64_t r = 0; r < count; ++r) {
+    dequantize_rows(m, first + r, 1, row.data());
+    avx512::round_to_bf16_bits(row.data(), m.cols, out + r * m.cols);
+  }
 }
 
 void round_to_bf16(const float* x, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) {
-    const uint32_t bits = bf16_bits_of(x[i]);
+    const uint32_t bits = avx512::bf16_bits_of(x[i]);
     __builtin_memcpy(out + i, &bits, 4);
   }
 }

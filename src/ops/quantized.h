@@ -72,6 +72,8 @@ void round_to_bf16(const float* x, size_t n, float* out);
 
 // Rows [first, first + count) as f32, row by row into `out` (count x cols floats).
 void dequantize_rows(const QuantizedMatrix& m, int64_t first, int64_t count, float* out);
+// The same rows rounded to bfloat16 (bit patterns, count x cols): a bf16 product's weights.
+void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count, uint16_t* out);
 
 // y = x W^T + b for `rows` rows of x (rows x w.cols) into y (rows x w.rows); bias null or
 // w.rows floats. Up to kSkinnyMaxRows rows: slices of W decoded into a cache-sized buffer and

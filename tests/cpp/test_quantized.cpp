@@ -190,6 +190,44 @@ TEST_F(Quantized, ManyRowsMatchTheF32Product) {
   }
 }
 
+// Precision::BFloat16 on a block-quantised weight: the input rows are rounded to bf16; up to 8
+// rows the decoded weights are used as they are (the decoding kernel), more rows (prefill) run
+// oneDNN's bf16 matmul on decoded slices rounded to bf16 — three slices here, with a bias and
+// an activation fused, rows across the 64-row chunks.
+TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
+  if (!bf16_products_supported()) GTEST_SKIP() << "no oneDNN bf16 matmul on this CPU";
+  const QuantFormat f = QuantFormat::Q4_1;
+  const int64_t in = 1024, out = 1100;
+  const Tensor bytes = random_blocks(f, out, in, 12);
+  const auto w = dequantized_at_load(f, bytes, out, in);
+  const auto b = random_vector(out, 13);
+  Tensor bias = Tensor::empty(DType::F32, {out});
+  std::memcpy(bias.f32(), b.data(), sizeof(float) * out);
+  const Linear linear(make_quantized_matrix(f, out, in, bytes), bias, Activation::Relu, Precision::BFloat16);
+  auto x = random_vector(130 * in, 14);
+  std::vector<float> xr(x.size()), wr(w.size());
+  round_to_bf16(x.data(), x.size(), xr.data());
+  round_to_bf16(w.data(), w.size(), wr.data());
+  double worst_unrounded = 0;
+  for (int64_t rows : {int64_t{1}, int64_t{8}, int64_t{9}, int64_t{64}, int64_t{130}}) {
+    std::vector<float> y(rows * out);
+    linear.forward(x.data(), rows, y.data());
+    const std::vector<float>& weights = rows <= kSkinnyMaxRows ? w : wr;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t n = 0; n < out; ++n) {
+        double s = b[n], exact = b[n], magnitude = std::abs(b[n]);
+        for (int64_t k = 0; k < in; ++k) {
+          s += double(xr[r * in + k]) * weights[n * in + k];
+          exact += double(x[r * in + k]) * w[n * in + k];
+          magnitude += std::abs(double(xr[r * in + k]) * weights[n * in + k]);
+        }
+        ASSERT_NEAR(y[r * out + n], std::max(s, 0.0), 1e-5 + 1e-6 * magnitude) << rows << " rows, " << r << "," << n;
+        worst_unrounded = std::max(worst_unrounded, std::abs(y[r * out + n] - std::max(exact, 0.0)));
+      }
+  }
+  EXPECT_GT(worst_unrounded, 1e-4);  // the rounding is really there
+}
+
 // torch_dtype="bfloat16" rounds to nearest even, as torch's .to(torch.bfloat16); NaN stays NaN.
 TEST_F(Quantized, Bf16RoundsToNearestEven) {
   std::vector<float> w = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -2.5f, 1e-40f, std::nanf(""), 3.0e38f};

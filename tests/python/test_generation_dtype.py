@@ -3,8 +3,8 @@
 hfpipe keeps a decoder's weight matrices in bfloat16 (half the bytes a decoding step reads),
 rounds every product's input rows to bfloat16 and accumulates in float32; everything between
 the products (norms, attention, residuals, the KV cache) stays float32. Block-quantised GGUF
-weights keep their own format (their decoded values are the weights); only the inputs are
-rounded. transformers' bfloat16 keeps every activation in bfloat16, so the two are different
+weights keep their own format: decoding multiplies their decoded values by rounded inputs, a
+prefill rounds decoded slices to bf16 for oneDNN's bf16 matmul. transformers' bfloat16 keeps every activation in bfloat16, so the two are different
 numbers: parity means hfpipe's bfloat16 logits are no further from the float32 reference than
 transformers' own bfloat16 logits are (x1.25), and really are bfloat16 ones (not float32's).
 Greedy ids are compared within hfpipe (batched vs one by one): on tiny random models the top
@@ -38,10 +38,10 @@ def _bf16_supported(run_hfpipe_raw, folder) -> bool:
     return False
 
 
-def hfpipe_logits(run_hfpipe_raw, path, ids, dtype, step=None):
+def hfpipe_logits(run_hfpipe_raw, path, ids, dtype, step=None, threads=1):
     args = ["logits", "--model", str(path), "--dtype", dtype, *(["--step", str(step)] if step else []),
             json.dumps(ids)]
-    proc = run_hfpipe_raw(args, env=ENV)
+    proc = run_hfpipe_raw(args, env={"OMP_NUM_THREADS": str(threads)})
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     return json.loads(proc.stdout)["logits"]
 
@@ -144,6 +144,9 @@ def test_real_gguf_logits_as_close_as_transformers_bf16(run_hfpipe_raw, real_mod
     theirs = _transformers_logits(path.parent, ids, "bfloat16", name)
     ours = hfpipe_logits(run_hfpipe_raw, path, ids, "bfloat16")
     _check_closeness("SmolLM2 Q4_1", ours, f32, theirs)
+    # Two threads split the decoding of weight slices and the products: the same logits.
+    two = hfpipe_logits(run_hfpipe_raw, path, ids, "bfloat16", threads=2)
+    assert max(abs(a - b) for ra, rb in zip(ours, two) for a, b in zip(ra, rb)) <= 1e-5
     # The greedy choice at every position agrees with float32's where transformers' bf16 does.
     import torch
     ours_top, f32_top, theirs_top = torch.tensor(ours).argmax(-1), f32.argmax(-1), theirs.argmax(-1)

@@ -1,4 +1,5 @@
-"""pipeline(..., torch_dtype=...) / dtype=...: bfloat16 products for the encoder tasks.
+"""pipeline(..., torch_dtype=...) / dtype=...: bfloat16 products for the encoder tasks
+(text-generation's, and the seq2seq tasks' refusal: test_generation_dtype.py).
 
 hfpipe's bfloat16 rounds the input and the weight of every encoder-layer product to bfloat16
 and accumulates in float32 (oneDNN's AMX / AVX-512-BF16 kernels), keeping everything between
@@ -172,13 +173,3 @@ def test_float32_is_the_default(run_hfpipe, tiny_models):
                    {"model_kwargs": {"torch_dtype": "float32"}}):
         H.assert_identical(run_hfpipe("feature-extraction", folder, TEXTS[:2], params),
                            run_hfpipe("feature-extraction", folder, TEXTS[:2]), what=str(params))
-
-
-def test_generation_refuses_bf16(run_hfpipe_raw, tiny_models):
-    """Decoders and seq2seq models multiply in float32 only: asking for bfloat16 is an error that
-    says so, not a silent float32 run."""
-    proc = run_hfpipe_raw(["text-generation", "--model", str(tiny_models / "gpt2-causal-lm"),
-                           "--param", 'torch_dtype="bfloat16"', "Hi"])
-    assert proc.returncode != 0
-    line = H.error_line(proc)
-    assert "torch_dtype bfloat16 is supported by the encoder tasks" in line and "text-generation" in line
