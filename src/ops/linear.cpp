@@ -103,8 +103,8 @@ struct Linear::Impl {
   // BlockedWhenFaster asked for and oneDNN wants a blocked layout, or BlockedBf16 (packed at
   // construction).
   bool can_pack = false;
-  // Inputs are rounded to bf16; blocked_weights (if any) are bf16: BlockedBf16, or a BF16
-  // QuantizedMatrix under Precision::BFloat16 (blocked_weights then view its plain bytes).
+  // Inputs are rounded to bf16: BlockedBf16 (blocked_weights are bf16), or a QuantizedMatrix
+  // under Precision::BFloat16.
   bool bf16 = false;
   dnnl::matmul runtime_rows;  // plain: serves every row count
   memory::desc plain_md, blocked_md, bias_md;
@@ -219,24 +219,33 @@ struct Linear::Impl {
     }
   }
 
-  // Prefill of a block-quantised weight under Precision::BFloat16: slices of ~1 MB of weight
-  // rows (kept in L2 across the row chunks) decoded and rounded to bf16, each multiplied by
-  // oneDNN's bf16 matmul into its columns of y, kBf16RowsPerChunk rows at a time. (The f32
-  // alternative, sgemm over decoded slices, ran a SmolLM2 prefill at ~90 GFLOP/s.)
-  void quantized_bf16_gemm(const float* x, int64_t rows, float* y) const {
+  // More than kSkinnyMaxRows rows (prefill) under Precision::BFloat16: slices of ~1 MB of weight
+  // rows — a BF16 matrix's own bytes, other formats decoded and rounded to bf16 — each
+  // multiplied by oneDNN's bf16 matmul into its columns of y, kBf16RowsPerChunk rows at a time,
+  // so that a slice stays in L2 across the row chunks instead of every chunk reading the whole
+  // weight from memory. oneDNN reads a slice's plain [rows, in] bytes as the transposed weight
+  // (brgemm copies its blocks per call: measured as fast as a packed copy at 16-128 rows on
+  // GPT-2 / SmolLM2 shapes, so no packed copy is kept). The f32 alternative for quantised
+  // weights, sgemm over decoded slices, ran a SmolLM2 prefill at ~90 GFLOP/s.
+  void sliced_bf16_gemm(const float* x, int64_t rows, float* y) const {
     const QuantizedMatrix& w = *quantized;
     const auto* x_bf16 = static_cast<const uint16_t*>(bf16_rows(x, rows));
     const int64_t slice = std::min(out, std::max<int64_t>(64, (int64_t{1} << 20) / (in * 2) / 64 * 64));
+    const bool stored_bf16 = w.format == QuantFormat::BF16;
     thread_local std::vector<uint16_t> buffer;
-    buffer.resize(static_cast<size_t>(slice * in));
+    buffer.resize(stored_bf16 ? 0 : static_cast<size_t>(slice * in));
     uint16_t* decoded = buffer.data();  // the calling thread's: the decoding threads write into it
     auto& eng = cpu_engine();
     for (int64_t first = 0; first < out; first += slice) {
       const int64_t count = std::min(slice, out - first);
+      uint16_t* slice_weights = const_cast<uint16_t*>(w.bytes.data_as<uint16_t>()) + first * in;
+      if (!stored_bf16) {
+        slice_weights = decoded;
 #pragma omp parallel for schedule(static) if (count * in > 262144)
-      for (int64_t r = 0; r < count; r += 16)
-        dequantize_rows_bf16(w, first + r, std::min<int64_t>(16, count - r), decoded + r * in);
-      memory weights({{in, count}, memory::data_type::bf16, {1, in}}, eng, decoded);
+        for (int64_t r = 0; r < count; r += 16)
+          dequantize_rows_bf16(w, first + r, std::min<int64_t>(16, count - r), decoded + r * in);
+      }
+      memory weights({{in, count}, memory::data_type::bf16, {1, in}}, eng, slice_weights);
       memory slice_bias;
       if (bias_data()) slice_bias = memory({{1, count}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(keep_bias.f32()) + first);
       for (int64_t m = 0; m < rows; m += kBf16RowsPerChunk) {
@@ -326,15 +335,6 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
           "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
           "use float32");
     impl->bf16 = true;
-    if (weight.format == QuantFormat::BF16) {
-      // oneDNN reads the [out, in] bf16 bytes as the transposed weight, as the f32 path does:
-      // brgemm copies its blocks per call, measured as fast as a packed copy (GPT-2 and
-      // SmolLM2 shapes, 16-128 rows), so no second copy of the weights is kept.
-      impl->blocked_md = memory::desc({in_, out_}, memory::data_type::bf16, tag::ba);
-      impl->blocked_weights = memory(impl->blocked_md, cpu_engine(), weight.bytes.data_as<void>());
-      impl->can_pack = true;
-      impl->packed_ready.store(true);
-    }
   }
   impl->quantized = std::move(weight);
   impl_ = std::move(impl);
@@ -343,9 +343,9 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
-  if (impl_->quantized && impl_->bf16 && !impl_->can_pack && rows > kSkinnyMaxRows)
-    return impl_->quantized_bf16_gemm(x, rows, y);  // bias and activation fused
-  if (impl_->quantized && (rows <= kSkinnyMaxRows || !impl_->can_pack)) {
+  if (impl_->quantized && impl_->bf16 && rows > kSkinnyMaxRows)
+    return impl_->sliced_bf16_gemm(x, rows, y);  // bias and activation fused
+  if (impl_->quantized) {
     if (impl_->bf16) x = impl_->bf16_valued_rows(x, rows);
     quantized_linear(*impl_->quantized, x, rows, impl_->bias_data(), y);
     if (impl_->activation != Activation::None) apply_activation(y, rows * out_, impl_->activation);
