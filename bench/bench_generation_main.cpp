@@ -39,9 +39,8 @@ double cpu_seconds() {
 std::unique_ptr<hfpipe::models::DecoderModel> load(const std::string& path, hfpipe::ops::Precision precision) {
   if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf")
     return hfpipe::models::load_gguf_decoder(path, precision);
-  hfpipe::formats::WeightMap weights = hfpipe::formats::load_checkpoint(path);
-  weights.set_precision(precision);
-  return hfpipe::models::load_decoder(hfpipe::formats::ModelConfig::load(path), std::move(weights));
+  return hfpipe::models::load_decoder(hfpipe::formats::ModelConfig::load(path),
+                                      hfpipe::formats::load_checkpoint(path, precision));
 }
 
 std::vector<std::vector<int32_t>> read_prompts(std::istream& in) {

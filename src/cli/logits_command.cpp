@@ -75,10 +75,9 @@ int logits_main(int argc, char** argv) {
       decoder = models::load_gguf_decoder(model, precision);
     } else {
       const auto dir = hub::resolve_model(model, "main");
-      formats::WeightMap weights = formats::load_checkpoint(dir);
-      weights.set_precision(precision);
       decoder = models::load_decoder(
-          models::with_attn_implementation(formats::ModelConfig::load(dir), attn_implementation), std::move(weights));
+          models::with_attn_implementation(formats::ModelConfig::load(dir), attn_implementation),
+          formats::load_checkpoint(dir, precision));
     }
     const Value rows = all_logits(*decoder, ids, step > 0 ? step : static_cast<int64_t>(ids.size()));
     std::cout << Value{{"logits", rows}}.dump() << '\n';

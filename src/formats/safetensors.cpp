@@ -151,7 +151,20 @@ std::optional<DType> safetensors_dtype(std::string_view name) {
   return std::nullopt;
 }
 
-WeightMap parse_safetensors(const ByteView& bytes) {
+namespace {
+
+// Under torch_dtype="bfloat16", a 2-D BF16 tensor becomes a zero-copy BF16 matrix (the layers
+// multiply it as stored) where this CPU keeps such matrices; 2-byte aligned only (else a copy
+// through the F32 path, as for any unaligned tensor).
+bool keep_as_bf16_matrix(const Entry& e, const uint8_t* data, ops::Precision precision) {
+  return precision == ops::Precision::BFloat16 && e.dtype == DType::BF16 && e.shape.size() == 2 &&
+         e.shape[0] > 0 && e.shape[1] > 0 && reinterpret_cast<uintptr_t>(data + e.begin) % 2 == 0 &&
+         ops::can_keep_quantized(static_cast<uint32_t>(ops::QuantFormat::BF16));
+}
+
+}  // namespace
+
+WeightMap parse_safetensors(const ByteView& bytes, ops::Precision precision) {
   if (bytes.size < 8) corrupt(bytes, "the file is " + std::to_string(bytes.size) + " bytes, too small for a header");
   const uint64_t header_len = load_u64le(bytes.data);
   if (header_len > kMaxSafetensorsHeader)
@@ -168,14 +181,22 @@ WeightMap parse_safetensors(const ByteView& bytes) {
   // conversion of every tensor before it.
   std::vector<Entry> entries = parse_header(bytes, header, data_size);
   WeightMap weights;
-  for (Entry& e : entries)
+  weights.set_precision(precision);
+  for (Entry& e : entries) {
+    if (keep_as_bf16_matrix(e, data, precision)) {
+      const int64_t rows = e.shape[0], cols = e.shape[1];
+      Tensor view = Tensor::view(DType::U8, {rows * cols * 2}, data + e.begin, bytes.owner);
+      weights.insert_quantized(e.name, ops::make_quantized_matrix(ops::QuantFormat::BF16, rows, cols, std::move(view)));
+      continue;
+    }
     weights.insert(e.name, import_contiguous(e.dtype, std::move(e.shape), data + e.begin, bytes.owner));
+  }
   return weights;
 }
 
-WeightMap load_safetensors(const std::filesystem::path& file) {
+WeightMap load_safetensors(const std::filesystem::path& file, ops::Precision precision) {
   std::shared_ptr<const MappedFile> mapped = MappedFile::open(file);
-  return parse_safetensors(ByteView{mapped->data(), mapped->size(), mapped, file.string()});
+  return parse_safetensors(ByteView{mapped->data(), mapped->size(), mapped, file.string()}, precision);
 }
 
 }  // namespace hfpipe::formats

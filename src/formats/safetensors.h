@@ -17,8 +17,9 @@ inline constexpr size_t kMaxSafetensorsHeader = 100u << 20;
 
 // Parses a whole safetensors file held in `bytes`. F32 / integer tensors are views into
 // `bytes` (kept alive through bytes.owner). Throws Error(CorruptFile) on any violation and
-// Error(UnsupportedModel) for dtypes hfpipe does not load (F8_*, U16, ...).
-WeightMap parse_safetensors(const ByteView& bytes);
+// Error(UnsupportedModel) for dtypes hfpipe does not load (F8_*, U16, ...). `precision`: see
+// load_checkpoint (BFloat16 keeps 2-D BF16 tensors as views too).
+WeightMap parse_safetensors(const ByteView& bytes, ops::Precision precision = ops::Precision::Float32);
 
 // The dtype named by a safetensors dtype string, or nullopt when hfpipe does not load it.
 std::optional<DType> safetensors_dtype(std::string_view name);

@@ -10,9 +10,17 @@
 
 namespace hfpipe::formats {
 
-const Tensor& WeightMap::at(const std::string& name) const {
+Tensor WeightMap::at(const std::string& name) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) {
+    if (const ops::QuantizedMatrix* m = quantized(name); m && m->format == ops::QuantFormat::BF16) {
+      Tensor f32 = Tensor::empty(DType::F32, {m->rows, m->cols});
+      ops::dequantize_rows(*m, 0, m->rows, f32.f32());
+      // The caller keeps (or re-rounds) the floats: the file's pages are given back (they fault
+      // in again should anything read the matrix itself).
+      MappedFile::release_pages(m->bytes.raw(), m->bytes.nbytes());
+      return f32;
+    }
     check(!quantized_.count(name), ErrorKind::UnsupportedModel,
           "tensor '" + name + "' is block-quantised and this layer reads only float weights");
     fail(ErrorKind::NotFound, "tensor '" + name + "' is not in the checkpoint");
@@ -88,7 +96,7 @@ std::vector<std::pair<std::string, std::string>> read_weight_map(const std::file
   return entries;
 }
 
-WeightMap load_shard(const std::filesystem::path& index_file, const std::string& shard) {
+WeightMap load_shard(const std::filesystem::path& index_file, const std::string& shard, ops::Precision precision) {
   if (!is_plain_file_name(shard))
     fail(ErrorKind::CorruptFile, "index file " + index_file.string() + " names shard '" + shard +
                                      "', which is not a plain file name in the same folder");
@@ -97,19 +105,20 @@ WeightMap load_shard(const std::filesystem::path& index_file, const std::string&
   if (!std::filesystem::exists(path, ec))
     fail(ErrorKind::NotFound, "shard '" + shard + "' listed in " + index_file.string() + " is missing from " +
                                   index_file.parent_path().string());
-  return ends_with(shard, ".safetensors") ? load_safetensors(path) : load_pytorch_bin(path);
+  return ends_with(shard, ".safetensors") ? load_safetensors(path, precision) : load_pytorch_bin(path);
 }
 
 }  // namespace
 
-WeightMap load_sharded_checkpoint(const std::filesystem::path& index_file) {
+WeightMap load_sharded_checkpoint(const std::filesystem::path& index_file, ops::Precision precision) {
   const auto entries = read_weight_map(index_file);
   std::vector<std::string> shards;  // distinct, in order of first mention
   for (const auto& [tensor, shard] : entries)
     if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
 
   WeightMap weights;
-  for (const std::string& shard : shards) weights.merge(load_shard(index_file, shard));
+  weights.set_precision(precision);
+  for (const std::string& shard : shards) weights.merge(load_shard(index_file, shard, precision));
   for (const auto& [tensor, shard] : entries)
     if (!weights.contains(tensor))
       fail(ErrorKind::CorruptFile, "index file " + index_file.string() + " lists tensor '" + tensor + "' in shard '" +
@@ -117,7 +126,7 @@ WeightMap load_sharded_checkpoint(const std::filesystem::path& index_file) {
   return weights;
 }
 
-WeightMap load_checkpoint(const std::filesystem::path& model_dir) {
+WeightMap load_checkpoint(const std::filesystem::path& model_dir, ops::Precision precision) {
   std::error_code ec;
   if (!std::filesystem::is_directory(model_dir, ec))
     fail(ErrorKind::NotFound, "model folder " + model_dir.string() + " does not exist or is not a folder");
@@ -127,9 +136,11 @@ WeightMap load_checkpoint(const std::filesystem::path& model_dir) {
     const std::filesystem::path path = model_dir / name;
     if (!std::filesystem::exists(path, ec)) continue;
     const std::string n = name;
-    if (n == "model.safetensors") return load_safetensors(path);
-    if (ends_with(n, ".index.json")) return load_sharded_checkpoint(path);
-    return load_pytorch_bin(path);
+    if (n == "model.safetensors") return load_safetensors(path, precision);
+    if (ends_with(n, ".index.json")) return load_sharded_checkpoint(path, precision);
+    WeightMap weights = load_pytorch_bin(path);
+    weights.set_precision(precision);
+    return weights;
   }
   fail(ErrorKind::NotFound, "no weights found in " + model_dir.string() +
                                 ": looked for model.safetensors, model.safetensors.index.json, "

@@ -18,8 +18,10 @@ class WeightMap {
  public:
   // Whether `name` is stored, as a Tensor or block-quantised.
   bool contains(const std::string& name) const { return tensors_.count(name) != 0 || quantized_.count(name) != 0; }
-  // Throws Error(NotFound) naming the tensor when it is absent (or stored block-quantised).
-  const Tensor& at(const std::string& name) const;
+  // The tensor `name`. A BF16 matrix (kept for torch_dtype="bfloat16") comes back as a new F32
+  // copy, for the layers that read float weights; other block-quantised weights are
+  // Error(UnsupportedModel), an absent one Error(NotFound) naming it.
+  Tensor at(const std::string& name) const;
   // Adds `tensor`, replacing any tensor already stored under `name`.
   void insert(std::string name, Tensor tensor);
   // A weight matrix kept in its GGUF block format (ops/quantized.h), for the layers that read it
@@ -44,18 +46,22 @@ class WeightMap {
 
 // Loads the checkpoint of `model_dir`, preferring model.safetensors, then
 // model.safetensors.index.json (shards), then pytorch_model.bin.index.json, then
-// pytorch_model.bin. Throws Error(NotFound) listing the names it looked for.
-WeightMap load_checkpoint(const std::filesystem::path& model_dir);
+// pytorch_model.bin. Throws Error(NotFound) listing the names it looked for. `precision` is the
+// pipeline's torch_dtype, set on the map; under BFloat16 a safetensors file's 2-D bfloat16
+// tensors stay zero-copy BF16 matrices (ops/quantized.h) where this CPU keeps them, instead of
+// F32 copies that the model would round back to bf16 (a bf16 checkpoint took 3x its size).
+WeightMap load_checkpoint(const std::filesystem::path& model_dir, ops::Precision precision = ops::Precision::Float32);
 
 // A sharded checkpoint: the index file (model.safetensors.index.json or
 // pytorch_model.bin.index.json) maps each tensor to a shard file in the same folder. Each
 // shard is loaded once; a missing shard is Error(NotFound), a tensor listed in the index but
 // absent from its shard is Error(CorruptFile).
-WeightMap load_sharded_checkpoint(const std::filesystem::path& index_file);
+WeightMap load_sharded_checkpoint(const std::filesystem::path& index_file,
+                                  ops::Precision precision = ops::Precision::Float32);
 
 // One safetensors file (header validated: offsets inside the file, no overlaps, sizes
 // matching dtype x shape). Throws Error(CorruptFile) on any violation.
-WeightMap load_safetensors(const std::filesystem::path& file);
+WeightMap load_safetensors(const std::filesystem::path& file, ops::Precision precision = ops::Precision::Float32);
 
 // One torch.save() zip archive holding a state dict, read with a restricted unpickler that
 // understands only the opcodes and globals torch.save writes for tensors and refuses

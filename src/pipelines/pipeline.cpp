@@ -179,9 +179,7 @@ Pipeline pipeline(const std::string& task, const PipelineOptions& options) {
 namespace pipelines {
 
 formats::WeightMap load_weights(const TaskContext& context) {
-  formats::WeightMap weights = formats::load_checkpoint(context.model_dir);
-  weights.set_precision(context.precision);
-  return weights;
+  return formats::load_checkpoint(context.model_dir, context.precision);
 }
 
 Value Task::call(const Value& inputs, const Value& params) const {

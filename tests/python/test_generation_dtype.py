@@ -12,6 +12,7 @@ logits are near ties that either precision may order differently.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 
@@ -159,3 +160,43 @@ def test_seq2seq_tasks_still_refuse_bf16(run_hfpipe_raw, tiny_models, task):
                            "hello"])
     assert proc.returncode != 0
     assert b"torch_dtype bfloat16 is supported by text-generation and the encoder tasks" in proc.stderr
+
+
+def _bf16_checkpoint_pair(tiny_models, model, tmp_path):
+    """Two copies of a tiny model with bfloat16-representable weights: one saved in bfloat16,
+    one in float32 (the same values widened), with the tokenizer files."""
+    import shutil
+    import torch
+    from transformers import AutoModelForCausalLM
+    folder = tiny_models / model
+    bf16 = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+    pair = {}
+    for dtype in ("bfloat16", "float32"):
+        out = tmp_path / dtype
+        (bf16 if dtype == "bfloat16" else copy.deepcopy(bf16).float()).save_pretrained(out)
+        for f in folder.iterdir():
+            if f.name not in ("config.json", "model.safetensors", "generation_config.json"):
+                shutil.copy(f, out / f.name)
+        pair[dtype] = out
+    return pair
+
+
+@pytest.mark.parametrize("model", ["llama-causal-lm", "gpt2-causal-lm", "gpt_neox-causal-lm", "phi3-causal-lm"])
+def test_bf16_checkpoint_stays_bf16(run_hfpipe_raw, tiny_models, tmp_path, model):
+    """A checkpoint saved in bfloat16, run in bfloat16: its matrices stay as stored (zero-copy,
+    not widened to f32 and rounded back) and give exactly the logits of the same values saved in
+    float32 — llama's tied embedding table, GPT-2's wte read as floats, GPT-NeoX's and Phi-3's
+    fused projections split at load included. In float32 the bf16 file still matches
+    transformers within 1e-4."""
+    pair = _bf16_checkpoint_pair(tiny_models, model, tmp_path)
+    if not _bf16_supported(run_hfpipe_raw, pair["bfloat16"]):
+        pytest.skip("this CPU has no bfloat16 products")
+    ids = H.reference_tokenizer(tiny_models / model)(PROMPT)["input_ids"]
+    for step in (None, 1):
+        from_bf16 = hfpipe_logits(run_hfpipe_raw, pair["bfloat16"], ids, "bfloat16", step)
+        from_f32 = hfpipe_logits(run_hfpipe_raw, pair["float32"], ids, "bfloat16", step)
+        assert from_bf16 == from_f32, f"{model} step={step}"
+    import torch
+    want = _transformers_logits(pair["float32"], ids, "float32")
+    got = torch.tensor(hfpipe_logits(run_hfpipe_raw, pair["bfloat16"], ids, "float32"))
+    assert (got - want).abs().max().item() <= H.ATOL
