@@ -16,6 +16,9 @@ namespace hfpipe::ops::avx2 {
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#ifdef __clang__  // clang ignores GCC target pragmas
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
 
 using Vec = __m256;
 using Mask = __m256;  // all ones in the lanes it selects
@@ -72,6 +75,9 @@ inline float max_of(Vec v) {
 #include "ops/row_kernels.inc"
 #include "ops/attention_kernels.inc"
 
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 }  // namespace hfpipe::ops::avx2

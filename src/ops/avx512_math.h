@@ -15,6 +15,9 @@ namespace hfpipe::ops::avx512 {
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
+#ifdef __clang__  // clang ignores GCC target pragmas
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#endif
 // GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_ps() and then warn that
 // it may be used uninitialised.
 #pragma GCC diagnostic push
@@ -76,6 +79,9 @@ inline float max_of(Vec v) {
 #include "ops/attention_kernels.inc"
 
 #pragma GCC diagnostic pop
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 }  // namespace hfpipe::ops::avx512

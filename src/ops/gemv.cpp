@@ -21,6 +21,9 @@ namespace {
 // shaped weights streamed from memory): 1 row 1.2-1.3x and 8 rows ~1.6x the AVX2 kernel.
 #pragma GCC push_options
 #pragma GCC target("avx512f,fma")
+#ifdef __clang__  // clang ignores GCC target pragmas
+#pragma clang attribute push(__attribute__((target("avx512f,fma"))), apply_to = function)
+#endif
 // GCC 12's own _mm512_reduce_add_ps starts from _mm256_undefined_pd() and then warns that it
 // may be used uninitialized.
 #pragma GCC diagnostic push
@@ -53,11 +56,17 @@ constexpr int columns_for(int rows) { return rows <= 2 ? 8 : rows == 3 ? 6 : row
 #include "ops/gemv_tiles.inc"
 }  // namespace avx512
 #pragma GCC diagnostic pop
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 // ---- AVX2 + FMA: 8 floats a vector, 16 registers.
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#ifdef __clang__  // clang ignores GCC target pragmas
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
 namespace avx2 {
 using Vec = __m256;
 constexpr int64_t kLanes = 8;
@@ -83,6 +92,9 @@ inline Vec load_weights_first(const float* p, int64_t n) { return load_first(p, 
 constexpr int columns_for(int rows) { return rows <= 2 ? 4 : rows == 3 ? 3 : rows <= 6 ? 2 : 1; }
 #include "ops/gemv_tiles.inc"
 }  // namespace avx2
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 // ---- Plain C++ for CPUs without AVX2: one float a "vector", so sums run in k order.

@@ -23,6 +23,9 @@ namespace {
 // the same; the barrier keeps that from being something the code relies on.)
 #pragma GCC push_options
 #pragma GCC target("avx512f,f16c")
+#ifdef __clang__  // clang ignores GCC target pragmas
+#pragma clang attribute push(__attribute__((target("avx512f,f16c"))), apply_to = function)
+#endif
 // GCC 12's AVX-512 intrinsics start from _mm*_undefined_*() values and then warn about them.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -206,6 +209,9 @@ void decode_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows,
 
 }  // namespace avx512
 #pragma GCC diagnostic pop
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 using RowDecoder = void (*)(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows, int64_t cols);
