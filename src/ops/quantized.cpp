@@ -14,6 +14,15 @@ namespace hfpipe::ops {
 
 namespace {
 
+// Round to nearest even on the upper 16 bits; a NaN stays a (quiet) NaN. Outside the AVX-512
+// region: plain code any CPU runs (round_to_bf16 uses it too).
+inline uint32_t bf16_bits_of(float x) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, 4);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (bits | 0x00400000u) & 0xFFFF0000u;
+  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+}
+
 // ---- AVX-512 block decoders. Each gives, weight for weight, the f32 value of the scalar
 // decoder in formats/gguf_quants.cpp: the f16 scales convert exactly, the integers convert
 // exactly, and every product and sum is rounded where the scalar code rounds it. GCC lowers
@@ -170,14 +179,6 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
   }
 }
 
-// Round to nearest even on the upper 16 bits; a NaN stays a (quiet) NaN.
-inline uint32_t bf16_bits_of(float x) {
-  uint32_t bits;
-  __builtin_memcpy(&bits, &x, 4);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (bits | 0x00400000u) & 0xFFFF0000u;
-  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-}
-
 // x[0..n) rounded to bf16 as bf16_bits_of rounds, 16 at a time (the scalar loop, with its NaN
 // branch, was half of a bf16 prefill of decoded Q4_1 weights), as bit patterns in `out`.
 void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out) {
@@ -282,7 +283,7 @@ void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count
 
 void round_to_bf16(const float* x, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) {
-    const uint32_t bits = avx512::bf16_bits_of(x[i]);
+    const uint32_t bits = bf16_bits_of(x[i]);
     __builtin_memcpy(out + i, &bits, 4);
   }
 }
