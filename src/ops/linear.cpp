@@ -67,6 +67,14 @@ bool bf16_products_supported() {
   return supported;
 }
 
+// Both bf16 Linears (BlockedBf16, a QuantizedMatrix under Precision::BFloat16) are built only
+// where oneDNN has the product.
+void require_bf16_products() {
+  check(bf16_products_supported(), ErrorKind::UnsupportedModel,
+        "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
+        "use float32");
+}
+
 Activation activation_from_name(const std::string& name) {
   if (name == "gelu") return Activation::GeluErf;
   if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GeluTanh;
@@ -173,9 +181,7 @@ struct Linear::Impl {
   // The weight rounded to bf16 in the blocked layout oneDNN's bf16 matmul wants (one reorder
   // converts and re-lays it out).
   void pack_bf16() {
-    check(bf16_products_supported(), ErrorKind::UnsupportedModel,
-          "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
-          "use float32");
+    require_bf16_products();
     bf16 = can_pack = true;
     blocked_md = describe(kBf16RowsPerChunk, memory::desc({in, out}, memory::data_type::bf16, tag::any)).weights_desc();
     pack();
@@ -261,27 +267,33 @@ struct Linear::Impl {
     }
   }
 
-  dnnl::matmul slice_primitive(int64_t rows, int64_t count) const {
+  // The primitive `cache` keeps under `key`, made from make()'s primitive_desc on first use.
+  // A copy (a shared handle): another thread may clear the map while this one runs it.
+  template <typename Map, typename Make>
+  dnnl::matmul cached_primitive(Map& cache, const typename Map::key_type& key, Make make) const {
     std::lock_guard<std::mutex> lock(fixed_rows_mutex);
-    const auto key = std::make_pair(rows, count);
-    auto it = slice_primitives.find(key);
-    if (it != slice_primitives.end()) return it->second;
-    if (slice_primitives.size() >= kMaxFixedRowPrimitives) slice_primitives.clear();
-    const memory::desc src_md({rows, in}, memory::data_type::bf16, tag::ab);
-    const memory::desc weights_md({in, count}, memory::data_type::bf16, {1, in});
-    const memory::desc bias_slice_md = bias_data() ? memory::desc({1, count}, memory::data_type::f32, tag::ab) : memory::desc();
-    const memory::desc dst_md({rows, count}, memory::data_type::f32, {out, 1});
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, weights_md, bias_slice_md, dst_md), attr, cpu_engine());
-    return slice_primitives.emplace(key, dnnl::matmul(pd)).first->second;
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    if (cache.size() >= kMaxFixedRowPrimitives) cache.clear();
+    return cache.emplace(key, dnnl::matmul(make())).first->second;
   }
 
-  // A copy (a shared handle): another thread may clear the map while this one runs it.
+  // sliced_bf16_gemm's product of `rows` input rows and `count` weight rows into a slice of y's
+  // columns.
+  dnnl::matmul slice_primitive(int64_t rows, int64_t count) const {
+    return cached_primitive(slice_primitives, std::make_pair(rows, count), [&] {
+      const memory::desc src_md({rows, in}, memory::data_type::bf16, tag::ab);
+      const memory::desc weights_md({in, count}, memory::data_type::bf16, {1, in});
+      const memory::desc bias_slice_md =
+          bias_data() ? memory::desc({1, count}, memory::data_type::f32, tag::ab) : memory::desc();
+      const memory::desc dst_md({rows, count}, memory::data_type::f32, {out, 1});
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, weights_md, bias_slice_md, dst_md), attr,
+                                          cpu_engine());
+    });
+  }
+
   dnnl::matmul primitive_for_rows(int64_t rows) const {
-    std::lock_guard<std::mutex> lock(fixed_rows_mutex);
-    auto it = fixed_rows.find(rows);
-    if (it != fixed_rows.end()) return it->second;
-    if (fixed_rows.size() >= kMaxFixedRowPrimitives) fixed_rows.clear();
-    return fixed_rows.emplace(rows, dnnl::matmul(describe(rows, blocked_md))).first->second;
+    return cached_primitive(fixed_rows, rows, [&] { return describe(rows, blocked_md); });
   }
 
   // x: rows x in values of input_type().
@@ -331,9 +343,7 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
   in_ = impl->in = weight.cols;
   impl->set_bias_and_activation(bias, activation);
   if (precision == Precision::BFloat16) {
-    check(bf16_products_supported(), ErrorKind::UnsupportedModel,
-          "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
-          "use float32");
+    require_bf16_products();
     impl->bf16 = true;
   }
   impl->quantized = std::move(weight);

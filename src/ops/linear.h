@@ -37,6 +37,8 @@ enum class Precision { Float32, BFloat16 };
 // Whether oneDNN has a bf16 matrix product for this CPU (AVX-512 and up), i.e. whether
 // WeightPacking::BlockedBf16 can be built.
 bool bf16_products_supported();
+// Throws Error(UnsupportedModel) (torch_dtype bfloat16 on this CPU) unless bf16_products_supported().
+void require_bf16_products();
 
 class Linear {
  public:
@@ -48,10 +50,9 @@ class Linear {
   // kSkinnyMaxRows rows give the same bits as the f32 weight would, more rows go through
   // sgemm on decoded chunks (the f32 GEMM's results up to rounding).
   // Precision::BFloat16 (a decoder under torch_dtype="bfloat16") rounds every call's input rows
-  // to bf16 as well, and a BF16 weight then multiplies more than kSkinnyMaxRows rows on
-  // oneDNN's bf16 matmul straight from its [out, in] bytes (AMX where the CPU has it; the same
-  // products up to summation order). Throws Error(UnsupportedModel) where oneDNN has no bf16
-  // matmul.
+  // to bf16 as well; more than kSkinnyMaxRows rows then run oneDNN's bf16 matmul (AMX where the
+  // CPU has it) on slices of the weight in bf16 — a BF16 matrix's own bytes, other formats
+  // decoded and rounded. Throws Error(UnsupportedModel) where oneDNN has no bf16 matmul.
   Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation = Activation::None,
          Precision precision = Precision::Float32);
 
