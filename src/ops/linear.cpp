@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "ops/amx_bf16.h"
 #include "ops/gemv.h"
 #include "ops/ops.h"
 
@@ -121,6 +122,9 @@ struct Linear::Impl {
   memory bias;           // empty when there is no bias
   Tensor keep_weight, keep_bias;
   std::optional<QuantizedMatrix> quantized;  // set: the weight stays block-quantised
+  // BlockedBf16 on hfpipe's own AMX kernel (ops/amx_bf16.h): the packed weight.
+  std::optional<AmxWeight> amx;
+  Tensor amx_bias;  // the bias padded for amx_bf16_matmul; undefined when there is none
   int64_t in = 0, out = 0;
 
   // keep_bias's floats, or null when the layer has no bias.
@@ -182,6 +186,13 @@ struct Linear::Impl {
   // converts and re-lays it out).
   void pack_bf16() {
     require_bf16_products();
+    if (amx_bf16_enabled() && amx_bf16_fits(out, in)) {
+      bf16 = true;
+      amx = pack_amx_bf16(keep_weight.f32(), out, in);
+      if (bias_data()) amx_bias = amx_bf16_padded_bias(bias_data(), out);
+      MappedFile::release_pages(keep_weight.raw(), keep_weight.nbytes());
+      return;
+    }
     bf16 = can_pack = true;
     blocked_md = describe(kBf16RowsPerChunk, memory::desc({in, out}, memory::data_type::bf16, tag::any)).weights_desc();
     pack();
@@ -296,6 +307,20 @@ struct Linear::Impl {
     return cached_primitive(fixed_rows, rows, [&] { return describe(rows, blocked_md); });
   }
 
+  // BlockedBf16 on the AMX kernel, kBf16RowsPerChunk rows at a time (a chunk's inputs and
+  // results stay in L2 while every column block of the weight passes), the activation applied
+  // to each chunk's results.
+  void amx_forward(const float* x, int64_t rows, float* y) const {
+    const float* padded_bias = amx_bias.numel() > 0 ? amx_bias.f32() : nullptr;
+    for (int64_t first = 0; first < rows; first += kBf16RowsPerChunk) {
+      const int64_t count = std::min(kBf16RowsPerChunk, rows - first);
+      float* chunk_y = y + first * out;
+      amx_bf16_matmul(static_cast<const uint16_t*>(bf16_rows(x + first * in, count)), count,
+                      amx->packed.data_as<uint16_t>(), out, in, padded_bias, chunk_y, out);
+      if (activation != Activation::None) apply_activation(chunk_y, count * out, activation);
+    }
+  }
+
   // x: rows x in values of input_type().
   void execute(const dnnl::matmul& primitive, const memory& weights, const void* x, int64_t rows, float* y) const {
     auto& eng = cpu_engine();
@@ -361,6 +386,7 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
     if (impl_->activation != Activation::None) apply_activation(y, rows * out_, impl_->activation);
     return;
   }
+  if (impl_->amx) return impl_->amx_forward(x, rows, y);
   if (impl_->use_blocked()) {
     const int64_t chunk = impl_->rows_per_chunk();
     for (int64_t first = 0; first < rows; first += chunk) {

@@ -281,6 +281,11 @@ void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count
   }
 }
 
+void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out) {
+  if (cpu_simd_level() == SimdLevel::Avx512) return avx512::round_to_bf16_bits(x, n, out);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint16_t>(bf16_bits_of(x[i]) >> 16);
+}
+
 void round_to_bf16(const float* x, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) {
     const uint32_t bits = bf16_bits_of(x[i]);

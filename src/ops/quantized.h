@@ -69,6 +69,8 @@ QuantizedMatrix to_bf16_matrix(const Tensor& weight);
 // x[0..n) rounded to bfloat16, written as the f32 values they are (exact in f32): the inputs
 // of a bf16 product for kernels that take f32.
 void round_to_bf16(const float* x, size_t n, float* out);
+// The same rounding as bfloat16 bit patterns (vectorised on AVX-512).
+void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out);
 
 // Rows [first, first + count) as f32, row by row into `out` (count x cols floats).
 void dequantize_rows(const QuantizedMatrix& m, int64_t first, int64_t count, float* out);

@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "hfpipe/errors.h"
+#include "ops/amx_bf16.h"
 #include "ops/ops.h"
 #include "random_vector.h"
 #include "simd_levels.h"
@@ -141,6 +143,21 @@ void check_bf16_linear(int64_t in, int64_t out, Bf16Kind kind = Bf16Kind::Packed
 
 TEST(Linear, Bf16ProductsOfRoundedValues) { check_bf16_linear(96, 40); }
 TEST(Linear, Bf16ProductsOfAWideWeight) { check_bf16_linear(1024, 600); }
+// On AMX CPUs BlockedBf16 runs hfpipe's own kernel where the input width is a multiple of 32
+// and oneDNN's otherwise: both routes, on one thread and on two.
+TEST(Linear, Bf16ProductsOnEitherKernel) {
+  const int threads = num_threads();
+  for (bool amx : {true, false})
+    for (int t : {1, 2}) {
+      SCOPED_TRACE(std::string(amx ? "AMX kernel" : "oneDNN") + ", threads " + std::to_string(t));
+      set_amx_bf16_enabled(amx);
+      set_num_threads(t);
+      check_bf16_linear(1024, 600);
+      check_bf16_linear(40, 33);  // a width AMX does not take: oneDNN either way
+    }
+  set_amx_bf16_enabled(true);
+  set_num_threads(threads);
+}
 // The decoders' bf16 weights: up to 8 rows through the decoded-slices kernel, more through
 // oneDNN on the plain bf16 bytes; an odd row length (the decoder's scalar tail) too.
 TEST(Linear, Bf16MatrixProductsOfRoundedValues) {

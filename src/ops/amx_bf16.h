@@ -1,0 +1,64 @@
+// bf16 matrix products on Intel AMX (Sapphire Rapids and later), for the row counts that
+// encoders and prefills multiply: y = x W^T with x and W in bfloat16, f32 accumulation.
+//
+// Why not oneDNN's: oneDNN 2.6's AMX kernel (brg:avx512_core_amx_bf16) ran BERT-base-sized
+// layers at 64 rows at 150-280 GFLOP/s on this project's Xeon; this kernel, a plain 2 x 2 block
+// of 16 x 16 tiles over weights laid out tile by tile with the next block prefetched, runs the
+// same shapes at 1.3-1.5x that (docs/performance.md).
+//
+// The weight is packed once (AmxWeight) into the layout the tile loads read: for each block of
+// 16 weight rows and each step of 32 input columns, a 1 KB tile of 16 column pairs x 16 rows x
+// 2 (the "VNNI" order AMX's bf16 product wants), rows padded to a multiple of 32 with zeros.
+// The input width must be a multiple of 32 (amx_bf16_fits); every model this project runs
+// has such widths, and other shapes stay on oneDNN.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace hfpipe::ops {
+
+// Whether this CPU has AMX-BF16 and the kernel lets this process use the tile registers
+// (asked for once, as oneDNN does).
+bool amx_bf16_available();
+
+// Whether Linear packs bf16 weights for amx_bf16_matmul: amx_bf16_available(), unless the
+// environment variable HFPIPE_AMX=0 or set_amx_bf16_enabled(false) turned it off (for A/B
+// measurements and for tests of the oneDNN route). Read when a Linear is built.
+bool amx_bf16_enabled();
+void set_amx_bf16_enabled(bool enabled);
+
+// Whether a weight of [out, in] can be packed for amx_bf16_matmul.
+bool amx_bf16_fits(int64_t out, int64_t in);
+
+// bf16 values (out rounded up to 32) x in: the room a packed [out, in] weight takes.
+int64_t amx_bf16_packed_values(int64_t out, int64_t in);
+
+// `rows` rows of a bf16 [rows, in] matrix (bit patterns) packed into `packed`, with zero rows
+// up to the next multiple of 16. Block b of 16 rows lands at packed + b * 16 * in, so blocks
+// can be packed separately; a whole weight takes amx_bf16_packed_values(out, in) values, its
+// rows padded to a multiple of 32 (the caller zeroes a last lone 16-row block). Requires
+// amx_bf16_fits.
+void pack_amx_bf16_bits(const uint16_t* weight, int64_t rows, int64_t in, uint16_t* packed);
+
+struct AmxWeight {
+  Tensor packed;  // U8: amx_bf16_packed_values(out, in) bf16 values
+  int64_t out = 0, in = 0;
+};
+
+// weight: out x in floats, rounded to bfloat16 (round to nearest even, as torch's
+// .to(torch.bfloat16)) and packed. Requires amx_bf16_fits(out, in).
+AmxWeight pack_amx_bf16(const float* weight, int64_t out, int64_t in);
+
+// y (rows x out f32, row stride ldy) = x (rows x in bf16 bit patterns) W^T + bias, W packed as
+// above (out x in). bias: null, or out floats readable up to the next multiple of 32
+// (amx_bf16_padded_bias); it starts each sum, where oneDNN adds it after. Any number of rows;
+// threads over 32-column blocks with OpenMP. Requires amx_bf16_available().
+void amx_bf16_matmul(const uint16_t* x, int64_t rows, const uint16_t* packed, int64_t out, int64_t in,
+                     const float* bias, float* y, int64_t ldy);
+
+// A bias of out floats, copied with zeros up to the next multiple of 32 for amx_bf16_matmul.
+Tensor amx_bf16_padded_bias(const float* bias, int64_t out);
+
+}  // namespace hfpipe::ops

@@ -1,0 +1,102 @@
+// hfpipe's AMX bf16 kernel (ops/amx_bf16.h) against a double reference over the same bf16
+// values, on the shapes where its blocks overhang: rows and columns that are not multiples of
+// 16 or 32, results written into a wider matrix, with and without a bias, on one and two
+// threads. Skipped on CPUs without AMX (the Linear tests cover the oneDNN route there).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "ops/amx_bf16.h"
+#include "random_vector.h"
+
+namespace hfpipe::ops {
+namespace {
+
+using testing::random_vector;
+
+uint16_t bf16_bits(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float value_of(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+
+std::vector<uint16_t> bf16_vector(size_t n, unsigned seed) {
+  const auto floats = random_vector(n, seed);
+  std::vector<uint16_t> bits(n);
+  for (size_t i = 0; i < n; ++i) bits[i] = bf16_bits(floats[i]);
+  return bits;
+}
+
+// y = x W^T (+ bias) through pack_amx_bf16_bits and amx_bf16_matmul into columns [2, 2 + out)
+// of a matrix `out + 5` wide, whose other columns must stay as they were.
+void check_product(int64_t rows, int64_t out, int64_t in, bool with_bias) {
+  const auto x = bf16_vector(static_cast<size_t>(rows * in), 31), w = bf16_vector(static_cast<size_t>(out * in), 32);
+  const auto bias_values = random_vector(static_cast<size_t>(out), 33);
+  std::vector<uint16_t> packed(static_cast<size_t>(amx_bf16_packed_values(out, in)), 0xFFFF);  // NaN: must be overwritten
+  for (int64_t b = 0; b * 16 < amx_bf16_packed_values(out, in) / in; ++b) {
+    const int64_t block_rows = std::clamp<int64_t>(out - b * 16, 0, 16);
+    if (block_rows == 0)
+      std::fill_n(packed.begin() + b * 16 * in, 16 * in, uint16_t{0});
+    else
+      pack_amx_bf16_bits(w.data() + b * 16 * in, block_rows, in, packed.data() + b * 16 * in);
+  }
+  const Tensor bias = amx_bf16_padded_bias(bias_values.data(), out);
+  const int64_t ldy = out + 5;
+  std::vector<float> y(static_cast<size_t>(rows * ldy), -7.f);
+  amx_bf16_matmul(x.data(), rows, packed.data(), out, in, with_bias ? bias.f32() : nullptr, y.data() + 2, ldy);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < ldy; ++c) {
+      const float got = y[static_cast<size_t>(r * ldy + c)];
+      if (c < 2 || c >= 2 + out) {
+        ASSERT_EQ(got, -7.f) << "column " << c << " outside the product was written";
+        continue;
+      }
+      const int64_t o = c - 2;
+      double expected = with_bias ? bias_values[static_cast<size_t>(o)] : 0.0;
+      for (int64_t i = 0; i < in; ++i)
+        expected += static_cast<double>(value_of(x[static_cast<size_t>(r * in + i)])) * value_of(w[static_cast<size_t>(o * in + i)]);
+      ASSERT_NEAR(got, expected, 2e-7 * static_cast<double>(in) + 1e-6)
+          << rows << " x " << out << " x " << in << " at " << r << "," << o;
+    }
+}
+
+class AmxBf16 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!amx_bf16_available()) GTEST_SKIP() << "this CPU has no AMX-BF16";
+  }
+};
+
+TEST_F(AmxBf16, ProductsAtEveryOverhang) {
+  for (int64_t rows : {1, 15, 16, 31, 32, 33, 64, 100})
+    for (int64_t out : {16, 32, 47, 100})
+      for (int64_t in : {32, 96}) check_product(rows, out, in, (rows + out) % 2 == 0);
+}
+
+TEST_F(AmxBf16, ProductsOnTwoThreads) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  check_product(130, 600, 1024, true);  // past the size that splits the column blocks
+  check_product(33, 70, 512, false);
+  omp_set_num_threads(threads);
+}
+
+TEST_F(AmxBf16, PackedWeightMatchesItsBits) {
+  // pack_amx_bf16 rounds f32 weights as bf16_bits does and packs them as pack_amx_bf16_bits.
+  const int64_t out = 40, in = 64;
+  const auto w = random_vector(static_cast<size_t>(out * in), 34);
+  const AmxWeight packed = pack_amx_bf16(w.data(), out, in);
+  std::vector<uint16_t> bits(w.size()), expected(static_cast<size_t>(amx_bf16_packed_values(out, in)), 0);
+  for (size_t i = 0; i < w.size(); ++i) bits[i] = bf16_bits(w[i]);
+  pack_amx_bf16_bits(bits.data(), out, in, expected.data());
+  const auto* got = packed.packed.data_as<uint16_t>();
+  for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(got[i], expected[i]) << i;
+}
+
+}  // namespace
+}  // namespace hfpipe::ops
