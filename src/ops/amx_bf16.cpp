@@ -68,21 +68,6 @@ bool amx_bf16_fits(int64_t out, int64_t in) { return out > 0 && in > 0 && in % k
 
 int64_t amx_bf16_packed_values(int64_t out, int64_t in) { return (out + kBlock - 1) / kBlock * kBlock * in; }
 
-void pack_amx_bf16_bits(const uint16_t* weight, int64_t rows, int64_t in, uint16_t* packed) {
-  check(amx_bf16_fits(rows, in), ErrorKind::Internal, "pack_amx_bf16_bits: the input width must be a multiple of 32");
-  // Column pairs move as one 32-bit value: pair j of weight row n goes to row j % 16 of the
-  // tile of step j / 16, column n % 16. A block's tiles (16 x in values) stay in L1 meanwhile.
-  const int64_t pairs = in / 2, padded = (rows + kTile - 1) / kTile * kTile;
-  for (int64_t n = 0; n < padded; ++n) {
-    uint16_t* block = packed + (n / kTile) * kTile * in;
-    for (int64_t j = 0; j < pairs; ++j) {
-      uint32_t pair = 0;
-      if (n < rows) std::memcpy(&pair, weight + n * in + 2 * j, 4);
-      std::memcpy(block + 2 * ((j / kTile) * kTile * kTile + (j % kTile) * kTile + n % kTile), &pair, 4);
-    }
-  }
-}
-
 Tensor amx_bf16_padded_bias(const float* bias, int64_t out) {
   Tensor padded = Tensor::empty(DType::F32, {(out + kBlock - 1) / kBlock * kBlock});
   std::fill_n(padded.f32(), padded.numel(), 0.f);
@@ -117,6 +102,58 @@ AmxWeight pack_amx_bf16(const float* weight, int64_t out, int64_t in) {
 #ifdef __clang__  // clang ignores GCC target pragmas
 #pragma clang attribute push(__attribute__((target("amx-tile,amx-bf16,avx512f"))), apply_to = function)
 #endif
+#ifndef __clang__  // GCC 12's AVX-512 unpack intrinsics start from _mm512_undefined: spurious warnings
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace {
+
+// Rows r[0..15] of 16 32-bit values become columns: r[i] ends up holding element i of each.
+void transpose_16x16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+}  // namespace
+
+void pack_amx_bf16_bits(const uint16_t* weight, int64_t rows, int64_t in, uint16_t* packed) {
+  check(amx_bf16_fits(rows, in), ErrorKind::Internal, "pack_amx_bf16_bits: the input width must be a multiple of 32");
+  // Column pairs move as one 32-bit value: pair j of weight row n goes to row j % 16 of the
+  // tile of step j / 16, column n % 16 — a 16 x 16 transpose of pairs per tile.
+  const int64_t steps = in / kStep;
+  for (int64_t first = 0; first < rows; first += kTile) {
+    uint16_t* block = packed + first * in;
+    const int64_t count = std::min(kTile, rows - first);
+    for (int64_t s = 0; s < steps; ++s) {
+      __m512i r[16];
+      for (int64_t n = 0; n < kTile; ++n)
+        r[n] = n < count ? _mm512_loadu_si512(weight + (first + n) * in + s * kStep) : _mm512_setzero_si512();
+      transpose_16x16(r);
+      for (int64_t p = 0; p < kTile; ++p) _mm512_storeu_si512(block + s * kTileValues + p * 2 * kTile, r[p]);
+    }
+  }
+}
 
 namespace {
 
@@ -213,6 +250,9 @@ void matmul_rows(const uint16_t* x, int64_t rows, int64_t valid, const uint16_t*
 
 }  // namespace
 
+#ifndef __clang__
+#pragma GCC diagnostic pop
+#endif
 #ifdef __clang__
 #pragma clang attribute pop
 #endif

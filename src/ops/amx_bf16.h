@@ -1,16 +1,18 @@
 // bf16 matrix products on Intel AMX (Sapphire Rapids and later), for the row counts that
-// encoders and prefills multiply: y = x W^T with x and W in bfloat16, f32 accumulation.
+// encoders and prefills multiply: y = x W^T + b with x and W in bfloat16, f32 accumulation.
 //
-// Why not oneDNN's: oneDNN 2.6's AMX kernel (brg:avx512_core_amx_bf16) ran BERT-base-sized
-// layers at 64 rows at 150-280 GFLOP/s on this project's Xeon; this kernel, a plain 2 x 2 block
-// of 16 x 16 tiles over weights laid out tile by tile with the next block prefetched, runs the
-// same shapes at 1.3-1.5x that (docs/performance.md).
+// Why not oneDNN's: oneDNN 2.6's AMX kernel (brg:avx512_core_amx_bf16) ran BERT-base's layers
+// at 38-800 rows at 90-225 GFLOP/s on this project's Xeon (one thread); this kernel, a plain
+// 2 x 2 block of 16 x 16 tiles over weights packed tile by tile, with the next column block
+// prefetched while the current one multiplies, runs them at 140-590 (1.1-1.7x; at 38 rows
+// it reads the weight at ~6.3 GB/s of the core's ~7.7: bandwidth-bound).
 //
-// The weight is packed once (AmxWeight) into the layout the tile loads read: for each block of
-// 16 weight rows and each step of 32 input columns, a 1 KB tile of 16 column pairs x 16 rows x
-// 2 (the "VNNI" order AMX's bf16 product wants), rows padded to a multiple of 32 with zeros.
-// The input width must be a multiple of 32 (amx_bf16_fits); every model this project runs
-// has such widths, and other shapes stay on oneDNN.
+// Packing: for each block of 16 weight rows and each step of 32 input columns, a 1 KB tile of
+// 16 column pairs x 16 rows x 2 (the pair-interleaved order AMX's bf16 product reads), rows
+// padded to a multiple of 32 with zeros. Encoder weights are packed once at load
+// (Linear's BlockedBf16); the decoders' BF16 / block-quantised weights slice by slice per
+// prefill call. The input width must be a multiple of 32 (amx_bf16_fits); every model this
+// project runs has such widths, other shapes stay on oneDNN.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +41,7 @@ int64_t amx_bf16_packed_values(int64_t out, int64_t in);
 // up to the next multiple of 16. Block b of 16 rows lands at packed + b * 16 * in, so blocks
 // can be packed separately; a whole weight takes amx_bf16_packed_values(out, in) values, its
 // rows padded to a multiple of 32 (the caller zeroes a last lone 16-row block). Requires
-// amx_bf16_fits.
+// amx_bf16_fits and amx_bf16_available() (it is AVX-512 code).
 void pack_amx_bf16_bits(const uint16_t* weight, int64_t rows, int64_t in, uint16_t* packed);
 
 struct AmxWeight {

@@ -25,7 +25,8 @@ enum class Activation { None, GeluErf, GeluTanh, Relu, Tanh, Silu };
 Activation activation_from_name(const std::string& name);
 
 // BlockedBf16: what pipeline(..., torch_dtype="bfloat16") asks for. The weight is rounded to
-// bfloat16 and packed for oneDNN's bf16 matmul (AMX or AVX-512-BF16) at construction; every call
+// bfloat16 and packed at construction, for hfpipe's AMX kernel (ops/amx_bf16.h) on AMX CPUs,
+// for oneDNN's bf16 matmul (AVX-512-BF16) elsewhere; every call
 // rounds its input rows to bfloat16 too, multiplies with f32 accumulation and writes f32, with
 // the bias and activation in f32. Throws Error(UnsupportedModel) where oneDNN has no bf16
 // matmul.

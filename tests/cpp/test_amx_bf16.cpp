@@ -86,14 +86,19 @@ TEST_F(AmxBf16, ProductsOnTwoThreads) {
   omp_set_num_threads(threads);
 }
 
-TEST_F(AmxBf16, PackedWeightMatchesItsBits) {
-  // pack_amx_bf16 rounds f32 weights as bf16_bits does and packs them as pack_amx_bf16_bits.
-  const int64_t out = 40, in = 64;
+TEST_F(AmxBf16, PackedWeightIsInTileOrder) {
+  // Weight (n, k) at: 16-row block n / 16, step k / 32, tile row (k % 32) / 2, column n % 16,
+  // pair half k % 2; rows past `out` up to a multiple of 32 are zero. 40 rows: two whole
+  // blocks, one of 8 rows and a lone zero one.
+  const int64_t out = 40, in = 96;
   const auto w = random_vector(static_cast<size_t>(out * in), 34);
   const AmxWeight packed = pack_amx_bf16(w.data(), out, in);
-  std::vector<uint16_t> bits(w.size()), expected(static_cast<size_t>(amx_bf16_packed_values(out, in)), 0);
-  for (size_t i = 0; i < w.size(); ++i) bits[i] = bf16_bits(w[i]);
-  pack_amx_bf16_bits(bits.data(), out, in, expected.data());
+  ASSERT_EQ(packed.packed.nbytes(), static_cast<size_t>(64 * in * 2));
+  std::vector<uint16_t> expected(static_cast<size_t>(64 * in), 0);
+  for (int64_t n = 0; n < out; ++n)
+    for (int64_t k = 0; k < in; ++k)
+      expected[static_cast<size_t>((n / 16) * 16 * in + (k / 32) * 512 + ((k % 32) / 2) * 32 + (n % 16) * 2 + k % 2)] =
+          bf16_bits(w[static_cast<size_t>(n * in + k)]);
   const auto* got = packed.packed.data_as<uint16_t>();
   for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(got[i], expected[i]) << i;
 }
