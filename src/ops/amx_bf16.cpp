@@ -186,9 +186,11 @@ void store_block(float* y, int64_t ld, int64_t rows_left, int64_t columns_left, 
   for (int64_t r = 0; r < rows; ++r) std::memcpy(y + r * ld, scratch + r * kBlock, static_cast<size_t>(columns) * 4);
 }
 
-// One 32-row block of x (row stride in) times one 32-column block of W (the packed tiles from
-// `weights` on), plus the block's 32 bias values when `bias` is not null, left in tiles 0-3. Prefetches `lines_per_step` cache lines of the next block's
-// weights from `prefetch` on at each step, so that they arrive while these tiles multiply.
+// 32 plain rows of x (row stride in) times 32 packed rows of W (the tiles from `weights` on,
+// as the right operand), plus the block's 32 bias values when `bias` is not null, left in tiles
+// 0-3. Prefetches `lines_per_step` cache lines of the next block's weights from `prefetch` on
+// at each step, so that they arrive while these tiles multiply. (matmul_plain_weights calls
+// it with the roles swapped: W's plain rows left, x's packed tiles right.)
 void multiply_block(const uint16_t* x, int64_t in, const uint16_t* weights, int64_t steps, const float* bias,
                     const char* prefetch, int64_t lines_per_step) {
   if (bias) {  // every row of a result tile starts as the bias (a row stride of 0 repeats it)
@@ -248,6 +250,60 @@ void matmul_rows(const uint16_t* x, int64_t rows, int64_t valid, const uint16_t*
   }
 }
 
+// The 32 x 32 results of tiles 0-3 as y^T: tile t holds weight rows 16 * (t / 2) on (its rows)
+// against input rows 16 * (t % 2) on (its columns). Each 16 x 16 tile goes through `scratch`
+// and a register transpose into y (rows_left x columns_left valid), plus the bias when not null.
+void store_block_transposed(float* y, int64_t ld, int64_t rows_left, int64_t columns_left, const float* bias,
+                            float* scratch) {
+  _tile_stored(0, scratch, 64);
+  _tile_stored(1, scratch + 256, 64);
+  _tile_stored(2, scratch + 512, 64);
+  _tile_stored(3, scratch + 768, 64);
+  for (int t = 0; t < 4; ++t) {
+    const int64_t column = kTile * (t / 2), row = kTile * (t % 2);
+    const int64_t rows = std::min(kTile, rows_left - row), columns = std::min(kTile, columns_left - column);
+    if (rows <= 0 || columns <= 0) continue;
+    __m512i r[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(scratch + t * 256 + i * 16);
+    transpose_16x16(r);
+    const __mmask16 mask = columns == kTile ? __mmask16(0xFFFF) : __mmask16((1u << columns) - 1);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + column) : _mm512_setzero_ps();
+    for (int64_t j = 0; j < rows; ++j)
+      _mm512_mask_storeu_ps(y + (row + j) * ld + column, mask, _mm512_add_ps(_mm512_castsi512_ps(r[j]), b));
+  }
+}
+
+// y's first `valid` rows from packed x's `rows` rows (a multiple of 32) against W in its plain
+// [out, in] bf16 layout (rows readable up to a multiple of 32): the tile product with W's rows
+// as the left operand, straight from memory, and x's packed tiles as the right one; results
+// transposed on the way out. One 32-row block of W per iteration, the next one prefetched.
+void matmul_plain_weights(const uint16_t* x_packed, int64_t rows, int64_t valid, const uint16_t* weight,
+                          int64_t out, int64_t in, const float* bias, float* y, int64_t ldy) {
+  const int64_t steps = in / kStep, weight_blocks = (out + kBlock - 1) / kBlock;
+  const int64_t block_values = kBlock * in;  // 32 rows of W, and 32 packed rows of x
+  const int64_t row_blocks = rows / kBlock;
+  const int64_t lines_per_step = (block_values * 2 / kCacheLine + steps * row_blocks - 1) / (steps * row_blocks);
+  const bool threaded = weight_blocks > 1 && rows * in * out > (int64_t{1} << 20);
+#pragma omp parallel if (threaded)
+  {
+    alignas(64) float scratch[4 * kTile * kTile];
+    load_tile_config();
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < weight_blocks; ++c) {
+      const uint16_t* weights = weight + c * block_values;
+      const bool last = c + 1 == weight_blocks;
+      for (int64_t b = 0; b < row_blocks; ++b) {
+        const char* next = reinterpret_cast<const char*>(last ? weights : weights + block_values) +
+                           b * steps * lines_per_step * kCacheLine;
+        multiply_block(weights, in, x_packed + b * block_values, steps, nullptr, next, lines_per_step);
+        store_block_transposed(y + b * kBlock * ldy + c * kBlock, ldy, valid - b * kBlock, out - c * kBlock,
+                               bias ? bias + c * kBlock : nullptr, scratch);
+      }
+    }
+    _tile_release();
+  }
+}
+
 }  // namespace
 
 #ifndef __clang__
@@ -269,6 +325,12 @@ void amx_bf16_matmul(const uint16_t* x, int64_t rows, const uint16_t* packed, in
   buffer.assign(static_cast<size_t>(padded * in), 0);
   std::memcpy(buffer.data(), x, static_cast<size_t>(rows * in) * 2);
   matmul_rows(buffer.data(), padded, rows, packed, out, in, bias, y, ldy);
+}
+
+void amx_bf16_matmul_plain_weights(const uint16_t* x_packed, int64_t rows, const uint16_t* weight, int64_t out,
+                                   int64_t in, const float* bias, float* y, int64_t ldy) {
+  check(amx_bf16_available(), ErrorKind::Internal, "amx_bf16_matmul_plain_weights called on a CPU without AMX-BF16");
+  matmul_plain_weights(x_packed, (rows + kBlock - 1) / kBlock * kBlock, rows, weight, out, in, bias, y, ldy);
 }
 
 }  // namespace hfpipe::ops

@@ -10,8 +10,8 @@
 // Packing: for each block of 16 weight rows and each step of 32 input columns, a 1 KB tile of
 // 16 column pairs x 16 rows x 2 (the pair-interleaved order AMX's bf16 product reads), rows
 // padded to a multiple of 32 with zeros. Encoder weights are packed once at load
-// (Linear's BlockedBf16); the decoders' BF16 / block-quantised weights slice by slice per
-// prefill call. The input width must be a multiple of 32 (amx_bf16_fits); every model this
+// (Linear's BlockedBf16); the decoders' BF16 matrices are used as stored, with the operands'
+// roles swapped (amx_bf16_matmul_plain_weights). The input width must be a multiple of 32 (amx_bf16_fits); every model this
 // project runs has such widths, other shapes stay on oneDNN.
 #pragma once
 
@@ -59,6 +59,14 @@ AmxWeight pack_amx_bf16(const float* weight, int64_t out, int64_t in);
 // threads over 32-column blocks with OpenMP. Requires amx_bf16_available().
 void amx_bf16_matmul(const uint16_t* x, int64_t rows, const uint16_t* packed, int64_t out, int64_t in,
                      const float* bias, float* y, int64_t ldy);
+
+// The same product with the roles of the operands swapped, for weights used once per call
+// (the decoders' prefill slices): W in its plain [out, in] bf16 layout, its rows readable up to
+// the next multiple of 32 (padding rows of any value: their results are not stored),
+// and x packed by pack_amx_bf16_bits into amx_bf16_packed_values(rows, in) values (the rows
+// past `rows` zero). No pass over the weight besides the product's own.
+void amx_bf16_matmul_plain_weights(const uint16_t* x_packed, int64_t rows, const uint16_t* weight, int64_t out,
+                                   int64_t in, const float* bias, float* y, int64_t ldy);
 
 // A bias of out floats, copied with zeros up to the next multiple of 32 for amx_bf16_matmul.
 Tensor amx_bf16_padded_bias(const float* bias, int64_t out);

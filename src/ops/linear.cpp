@@ -126,7 +126,7 @@ struct Linear::Impl {
   // BlockedBf16 on hfpipe's own AMX kernel (ops/amx_bf16.h): the packed weight.
   std::optional<AmxWeight> amx;
   Tensor amx_bias;  // the bias padded for amx_bf16_matmul; empty when there is none
-  // A QuantizedMatrix under bf16 whose prefill slices run on the AMX kernel, not oneDNN.
+  // A BF16 QuantizedMatrix whose prefill runs on the AMX kernel, not oneDNN.
   bool amx_slices = false;
   int64_t in = 0, out = 0;
 
@@ -252,9 +252,10 @@ struct Linear::Impl {
     const auto* x_bf16 = static_cast<const uint16_t*>(bf16_rows(x, rows));
     const int64_t slice = std::min(out, std::max<int64_t>(64, (int64_t{1} << 20) / (in * 2) / 64 * 64));
     const bool stored_bf16 = w.format == QuantFormat::BF16;
-    // Packing a slice for the AMX kernel costs about what one 64-row chunk's product does
-    // (GPT-2 bf16, 64-token prefill: 27% vs 34% of the time): worth it from two chunks on.
-    if (amx_slices && rows > kBf16RowsPerChunk) return sliced_amx_gemm(x_bf16, rows, y, slice);
+    // BF16 matrices (GPT-2 and bf16 checkpoints under bf16) on the AMX kernel: 1.4-1.5x oneDNN
+    // on GPT-2's prefill, which copies each block before multiplying it. Decoded formats stay
+    // on oneDNN: there the AMX kernel measured 0.9-1.0x (SmolLM2 Q4_1; decoding dominates).
+    if (amx_slices) return bf16_matrix_amx_gemm(x_bf16, rows, y, slice);
     thread_local std::vector<uint16_t> buffer;
     buffer.resize(stored_bf16 ? 0 : static_cast<size_t>(slice * in));
     uint16_t* decoded = buffer.data();  // the calling thread's: the decoding threads write into it
@@ -284,36 +285,27 @@ struct Linear::Impl {
     }
   }
 
-  // sliced_bf16_gemm on the AMX kernel: each slice's rows decoded (or, BF16, taken as stored)
-  // and packed into the kernel's tile layout 16 rows at a time, then multiplied with every
-  // chunk of input rows; the activation over all of y at the end.
-  void sliced_amx_gemm(const uint16_t* x_bf16, int64_t rows, float* y, int64_t slice) const {
+  // sliced_bf16_gemm of a BF16 matrix on the AMX kernel: the input rows packed once into the
+  // kernel's tile layout, each slice's weight rows multiplied in their stored layout
+  // (amx_bf16_matmul_plain_weights: no copy of the weight) with every chunk of input rows.
+  void bf16_matrix_amx_gemm(const uint16_t* x_bf16, int64_t rows, float* y, int64_t slice) const {
     const QuantizedMatrix& w = *quantized;
     const float* padded_bias = amx_bias.numel() > 0 ? amx_bias.f32() : nullptr;
-    thread_local std::vector<uint16_t> buffer;
-    buffer.resize(static_cast<size_t>(amx_bf16_packed_values(slice, in)));
-    uint16_t* packed = buffer.data();  // the calling thread's: the packing threads write into it
+    thread_local std::vector<uint16_t> x_packed, last_rows;  // the calling thread's
+    x_packed.assign(static_cast<size_t>(amx_bf16_packed_values(rows, in)), 0);
+    pack_amx_bf16_bits(x_bf16, rows, in, x_packed.data());
     for (int64_t first = 0; first < out; first += slice) {
-      const int64_t count = std::min(slice, out - first), blocks = amx_bf16_packed_values(count, in) / in / 16;
-#pragma omp parallel for schedule(static) if (count * in > 262144)
-      for (int64_t b = 0; b < blocks; ++b) {
-        const int64_t block_rows = std::clamp<int64_t>(count - b * 16, 0, 16);
-        thread_local std::vector<uint16_t> decoded;  // this packing thread's own
-        const uint16_t* source = w.bytes.data_as<uint16_t>() + (first + b * 16) * in;
-        if (w.format != QuantFormat::BF16 && block_rows > 0) {
-          decoded.resize(static_cast<size_t>(16 * in));
-          dequantize_rows_bf16(w, first + b * 16, block_rows, decoded.data());
-          source = decoded.data();
-        }
-        if (block_rows == 0)  // the second half of a last 32-row block
-          std::fill_n(packed + b * 16 * in, 16 * in, uint16_t{0});
-        else
-          pack_amx_bf16_bits(source, block_rows, in, packed + b * 16 * in);
+      const int64_t count = std::min(slice, out - first), padded = amx_bf16_packed_values(count, in) / in;
+      const uint16_t* weights = w.bytes.data_as<uint16_t>() + first * in;
+      if (first + padded > out) {  // the kernel reads 32 weight rows at a time: pad the matrix's last ones
+        last_rows.assign(static_cast<size_t>(padded * in), 0);
+        std::copy_n(weights, count * in, last_rows.begin());
+        weights = last_rows.data();
       }
       for (int64_t m = 0; m < rows; m += kBf16RowsPerChunk) {
         const int64_t chunk = std::min(kBf16RowsPerChunk, rows - m);
-        amx_bf16_matmul(x_bf16 + m * in, chunk, packed, count, in, padded_bias ? padded_bias + first : nullptr,
-                        y + m * out + first, out);
+        amx_bf16_matmul_plain_weights(x_packed.data() + m * in, chunk, weights, count, in,
+                                      padded_bias ? padded_bias + first : nullptr, y + m * out + first, out);
       }
     }
     if (activation != Activation::None) apply_activation(y, rows * out, activation);
@@ -411,7 +403,7 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
   if (precision == Precision::BFloat16) {
     require_bf16_products();
     impl->bf16 = true;
-    impl->amx_slices = amx_bf16_enabled() && amx_bf16_fits(impl->out, impl->in);
+    impl->amx_slices = weight.format == QuantFormat::BF16 && amx_bf16_enabled() && amx_bf16_fits(impl->out, impl->in);
     if (impl->amx_slices && impl->bias_data()) impl->amx_bias = amx_bf16_padded_bias(impl->bias_data(), impl->out);
   }
   impl->quantized = std::move(weight);

@@ -1,7 +1,7 @@
 // hfpipe's AMX bf16 kernel (ops/amx_bf16.h) against a double reference over the same bf16
 // values, on the shapes where its blocks overhang: rows and columns that are not multiples of
 // 16 or 32, results written into a wider matrix, with and without a bias, on one and two
-// threads. Skipped on CPUs without AMX (the Linear tests cover the oneDNN route there).
+// threads; both operand orders (packed weights, and plain weights against packed inputs). Skipped on CPUs without AMX (the Linear tests cover the oneDNN route there).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -65,6 +65,36 @@ void check_product(int64_t rows, int64_t out, int64_t in, bool with_bias) {
     }
 }
 
+// The same product through amx_bf16_matmul_plain_weights: W in its plain layout with NaN in
+// the padding rows up to a multiple of 32 (their results must not reach y), x packed.
+void check_plain_weights_product(int64_t rows, int64_t out, int64_t in, bool with_bias) {
+  const auto x = bf16_vector(static_cast<size_t>(rows * in), 41), w = bf16_vector(static_cast<size_t>(out * in), 42);
+  const auto bias_values = random_vector(static_cast<size_t>(out), 43);
+  std::vector<uint16_t> plain(static_cast<size_t>(amx_bf16_packed_values(out, in)), 0x7FC0);  // NaN padding
+  std::copy(w.begin(), w.end(), plain.begin());
+  std::vector<uint16_t> x_packed(static_cast<size_t>(amx_bf16_packed_values(rows, in)), 0);
+  pack_amx_bf16_bits(x.data(), rows, in, x_packed.data());
+  const Tensor bias = amx_bf16_padded_bias(bias_values.data(), out);
+  const int64_t ldy = out + 5;
+  std::vector<float> y(static_cast<size_t>(rows * ldy), -7.f);
+  amx_bf16_matmul_plain_weights(x_packed.data(), rows, plain.data(), out, in, with_bias ? bias.f32() : nullptr,
+                                y.data() + 2, ldy);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < ldy; ++c) {
+      const float got = y[static_cast<size_t>(r * ldy + c)];
+      if (c < 2 || c >= 2 + out) {
+        ASSERT_EQ(got, -7.f) << "column " << c << " outside the product was written";
+        continue;
+      }
+      const int64_t o = c - 2;
+      double expected = with_bias ? bias_values[static_cast<size_t>(o)] : 0.0;
+      for (int64_t i = 0; i < in; ++i)
+        expected += static_cast<double>(value_of(x[static_cast<size_t>(r * in + i)])) * value_of(w[static_cast<size_t>(o * in + i)]);
+      ASSERT_NEAR(got, expected, 2e-7 * static_cast<double>(in) + 1e-6)
+          << rows << " x " << out << " x " << in << " at " << r << "," << o;
+    }
+}
+
 class AmxBf16 : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -78,11 +108,18 @@ TEST_F(AmxBf16, ProductsAtEveryOverhang) {
       for (int64_t in : {32, 96}) check_product(rows, out, in, (rows + out) % 2 == 0);
 }
 
+TEST_F(AmxBf16, PlainWeightProductsAtEveryOverhang) {
+  for (int64_t rows : {1, 15, 16, 31, 32, 33, 64, 100})
+    for (int64_t out : {16, 32, 47, 100})
+      for (int64_t in : {32, 96}) check_plain_weights_product(rows, out, in, (rows + out) % 2 == 1);
+}
+
 TEST_F(AmxBf16, ProductsOnTwoThreads) {
   const int threads = omp_get_max_threads();
   omp_set_num_threads(2);
   check_product(130, 600, 1024, true);  // past the size that splits the column blocks
   check_product(33, 70, 512, false);
+  check_plain_weights_product(130, 600, 1024, true);
   omp_set_num_threads(threads);
 }
 

@@ -143,8 +143,8 @@ void check_bf16_linear(int64_t in, int64_t out, Bf16Kind kind = Bf16Kind::Packed
 
 TEST(Linear, Bf16ProductsOfRoundedValues) { check_bf16_linear(96, 40); }
 TEST(Linear, Bf16ProductsOfAWideWeight) { check_bf16_linear(1024, 600); }
-// On AMX CPUs BlockedBf16 runs hfpipe's own kernel where the input width is a multiple of 32
-// and oneDNN's otherwise: both routes, on one thread and on two.
+// On AMX CPUs BlockedBf16 and the BF16 matrices' prefill run hfpipe's own kernel where the
+// input width is a multiple of 32, oneDNN's otherwise: both routes, on one thread and on two.
 TEST(Linear, Bf16ProductsOnEitherKernel) {
   const int threads = num_threads();
   for (bool amx : {true, false})
@@ -154,12 +154,17 @@ TEST(Linear, Bf16ProductsOnEitherKernel) {
       set_num_threads(t);
       check_bf16_linear(1024, 600);
       check_bf16_linear(40, 33);  // a width AMX does not take: oneDNN either way
+      if (cpu_simd_level() == SimdLevel::Avx512) {  // the decoders' BF16 matrices, prefill past 8 rows
+        check_bf16_linear(1024, 600, Bf16Kind::Bf16Matrix);  // two slices, the last padded to 96 rows
+        check_bf16_linear(96, 40, Bf16Kind::Bf16Matrix);
+      }
     }
   set_amx_bf16_enabled(true);
   set_num_threads(threads);
 }
 // The decoders' bf16 weights: up to 8 rows through the decoded-slices kernel, more through
-// oneDNN on the plain bf16 bytes; an odd row length (the decoder's scalar tail) too.
+// the AMX kernel (AMX CPUs) or oneDNN on the plain bf16 bytes; an odd row length (the
+// decoder's scalar tail, and oneDNN for the prefill) too.
 TEST(Linear, Bf16MatrixProductsOfRoundedValues) {
   if (cpu_simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "BF16 matrices need an AVX-512 CPU";
   check_bf16_linear(96, 40, Bf16Kind::Bf16Matrix);

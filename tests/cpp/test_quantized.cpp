@@ -13,7 +13,6 @@
 #include "core/error.h"
 #include "formats/gguf_quants.h"
 #include "formats/weights.h"
-#include "ops/amx_bf16.h"
 #include "ops/gemv.h"
 #include "ops/linear.h"
 #include "ops/quantized.h"
@@ -193,9 +192,8 @@ TEST_F(Quantized, ManyRowsMatchTheF32Product) {
 
 // Precision::BFloat16 on a block-quantised weight: the input rows are rounded to bf16; up to 8
 // rows the decoded weights are used as they are (the decoding kernel), more rows (prefill) run
-// a bf16 product on decoded slices rounded to bf16 (oneDNN's, or past 64 rows on AMX CPUs
-// hfpipe's AMX kernel) — three slices here, the last not a multiple of 32 rows, with a bias and
-// an activation, rows across the 64-row chunks.
+// oneDNN's bf16 matmul on decoded slices rounded to bf16 — three slices here, with a bias and
+// an activation fused, rows across the 64-row chunks.
 TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
   if (!bf16_products_supported()) GTEST_SKIP() << "no oneDNN bf16 matmul on this CPU";
   const QuantFormat f = QuantFormat::Q4_1;
@@ -205,18 +203,13 @@ TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
   const auto b = random_vector(out, 13);
   Tensor bias = Tensor::empty(DType::F32, {out});
   std::memcpy(bias.f32(), b.data(), sizeof(float) * out);
+  const Linear linear(make_quantized_matrix(f, out, in, bytes), bias, Activation::Relu, Precision::BFloat16);
   auto x = random_vector(130 * in, 14);
   std::vector<float> xr(x.size()), wr(w.size());
   round_to_bf16(x.data(), x.size(), xr.data());
   round_to_bf16(w.data(), w.size(), wr.data());
   double worst_unrounded = 0;
-  // Past 64 rows, on AMX CPUs, hfpipe's AMX kernel over packed slices; oneDNN's otherwise.
-  for (bool amx : {true, false}) {
-    set_amx_bf16_enabled(amx);
-    const Linear linear(make_quantized_matrix(f, out, in, bytes), bias, Activation::Relu, Precision::BFloat16);
-    set_amx_bf16_enabled(true);
   for (int64_t rows : {int64_t{1}, int64_t{8}, int64_t{9}, int64_t{64}, int64_t{130}}) {
-    SCOPED_TRACE(amx ? "AMX allowed" : "oneDNN");
     std::vector<float> y(rows * out);
     linear.forward(x.data(), rows, y.data());
     const std::vector<float>& weights = rows <= kSkinnyMaxRows ? w : wr;
@@ -231,7 +224,6 @@ TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
         ASSERT_NEAR(y[r * out + n], std::max(s, 0.0), 1e-5 + 1e-6 * magnitude) << rows << " rows, " << r << "," << n;
         worst_unrounded = std::max(worst_unrounded, std::abs(y[r * out + n] - std::max(exact, 0.0)));
       }
-  }
   }
   EXPECT_GT(worst_unrounded, 1e-4);  // the rounding is really there
 }
