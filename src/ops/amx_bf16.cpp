@@ -220,34 +220,43 @@ void multiply_block(const uint16_t* x, int64_t in, const uint16_t* weights, int6
   }
 }
 
-// y's first `valid` rows from x's `rows` rows (a multiple of 32, valid <= rows), one 32-column
-// block of W per iteration.
-void matmul_rows(const uint16_t* x, int64_t rows, int64_t valid, const uint16_t* packed, int64_t out, int64_t in,
-                 const float* bias, float* y, int64_t ldy) {
-  const int64_t steps = in / kStep, column_blocks = (out + kBlock - 1) / kBlock;
-  const int64_t block_values = 2 * steps * kTileValues;  // one 32-column block of W
-  const int64_t row_blocks = rows / kBlock;
-  // The next column block's weights, spread over this one's steps and row blocks.
+// What both products share: 32-row weight blocks of block_values values each, the outer loop
+// (split between OpenMP threads), and 32-row input blocks, the inner one. Calls
+// block(c, b, next, lines_per_step, scratch) for weight block c and input block b, where
+// `next` is where the lines to prefetch during that product start: the next weight block's,
+// spread over this block's steps and input blocks (past the last block, its own cached lines:
+// harmless, and no branch).
+template <class Block>
+void for_each_block(const uint16_t* weights, int64_t weight_blocks, int64_t row_blocks, int64_t in, bool threaded,
+                    Block block) {
+  const int64_t steps = in / kStep, block_values = kBlock * in;
   const int64_t lines_per_step = (block_values * 2 / kCacheLine + steps * row_blocks - 1) / (steps * row_blocks);
-  const bool threaded = column_blocks > 1 && rows * in * out > (int64_t{1} << 20);
-#pragma omp parallel if (threaded)
+#pragma omp parallel if (threaded && weight_blocks > 1)
   {
     alignas(64) float scratch[kBlock * kBlock];
     load_tile_config();
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < column_blocks; ++c) {
-      const uint16_t* weights = packed + c * block_values;
-      const bool last = c + 1 == column_blocks;
-      for (int64_t b = 0; b < row_blocks; ++b) {
-        // Past the last block, prefetch this block's own (cached) lines: harmless, no branch.
-        const char* next = reinterpret_cast<const char*>(last ? weights : weights + block_values) +
-                           b * steps * lines_per_step * kCacheLine;
-        multiply_block(x + b * kBlock * in, in, weights, steps, bias ? bias + c * kBlock : nullptr, next, lines_per_step);
-        store_block(y + b * kBlock * ldy + c * kBlock, ldy, valid - b * kBlock, out - c * kBlock, scratch);
-      }
+    for (int64_t c = 0; c < weight_blocks; ++c) {
+      const uint16_t* current = weights + c * block_values;
+      const auto* next = reinterpret_cast<const char*>(c + 1 == weight_blocks ? current : current + block_values);
+      for (int64_t b = 0; b < row_blocks; ++b)
+        block(c, b, next + b * steps * lines_per_step * kCacheLine, lines_per_step, scratch);
     }
     _tile_release();
   }
+}
+
+// y's first `valid` rows from x's `rows` rows (a multiple of 32, valid <= rows), one 32-column
+// block of the packed W per iteration.
+void matmul_rows(const uint16_t* x, int64_t rows, int64_t valid, const uint16_t* packed, int64_t out, int64_t in,
+                 const float* bias, float* y, int64_t ldy) {
+  const int64_t steps = in / kStep;
+  for_each_block(packed, (out + kBlock - 1) / kBlock, rows / kBlock, in, rows * in * out > (int64_t{1} << 20),
+                 [&](int64_t c, int64_t b, const char* next, int64_t lines, float* scratch) {
+                   multiply_block(x + b * kBlock * in, in, packed + c * kBlock * in, steps,
+                                  bias ? bias + c * kBlock : nullptr, next, lines);
+                   store_block(y + b * kBlock * ldy + c * kBlock, ldy, valid - b * kBlock, out - c * kBlock, scratch);
+                 });
 }
 
 // The 32 x 32 results of tiles 0-3 as y^T: tile t holds weight rows 16 * (t / 2) on (its rows)
@@ -279,29 +288,13 @@ void store_block_transposed(float* y, int64_t ld, int64_t rows_left, int64_t col
 // transposed on the way out. One 32-row block of W per iteration, the next one prefetched.
 void matmul_plain_weights(const uint16_t* x_packed, int64_t rows, int64_t valid, const uint16_t* weight,
                           int64_t out, int64_t in, const float* bias, float* y, int64_t ldy) {
-  const int64_t steps = in / kStep, weight_blocks = (out + kBlock - 1) / kBlock;
-  const int64_t block_values = kBlock * in;  // 32 rows of W, and 32 packed rows of x
-  const int64_t row_blocks = rows / kBlock;
-  const int64_t lines_per_step = (block_values * 2 / kCacheLine + steps * row_blocks - 1) / (steps * row_blocks);
-  const bool threaded = weight_blocks > 1 && rows * in * out > (int64_t{1} << 20);
-#pragma omp parallel if (threaded)
-  {
-    alignas(64) float scratch[4 * kTile * kTile];
-    load_tile_config();
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < weight_blocks; ++c) {
-      const uint16_t* weights = weight + c * block_values;
-      const bool last = c + 1 == weight_blocks;
-      for (int64_t b = 0; b < row_blocks; ++b) {
-        const char* next = reinterpret_cast<const char*>(last ? weights : weights + block_values) +
-                           b * steps * lines_per_step * kCacheLine;
-        multiply_block(weights, in, x_packed + b * block_values, steps, nullptr, next, lines_per_step);
-        store_block_transposed(y + b * kBlock * ldy + c * kBlock, ldy, valid - b * kBlock, out - c * kBlock,
-                               bias ? bias + c * kBlock : nullptr, scratch);
-      }
-    }
-    _tile_release();
-  }
+  const int64_t steps = in / kStep;
+  for_each_block(weight, (out + kBlock - 1) / kBlock, rows / kBlock, in, rows * in * out > (int64_t{1} << 20),
+                 [&](int64_t c, int64_t b, const char* next, int64_t lines, float* scratch) {
+                   multiply_block(weight + c * kBlock * in, in, x_packed + b * kBlock * in, steps, nullptr, next, lines);
+                   store_block_transposed(y + b * kBlock * ldy + c * kBlock, ldy, valid - b * kBlock, out - c * kBlock,
+                                          bias ? bias + c * kBlock : nullptr, scratch);
+                 });
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // hfpipe's AMX bf16 kernel (ops/amx_bf16.h) against a double reference over the same bf16
 // values, on the shapes where its blocks overhang: rows and columns that are not multiples of
 // 16 or 32, results written into a wider matrix, with and without a bias, on one and two
-// threads; both operand orders (packed weights, and plain weights against packed inputs). Skipped on CPUs without AMX (the Linear tests cover the oneDNN route there).
+// threads; both operand orders (packed weights, and plain weights against packed inputs).
+// Skipped on CPUs without AMX (the Linear tests cover the oneDNN route there).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -32,6 +33,26 @@ std::vector<uint16_t> bf16_vector(size_t n, unsigned seed) {
   return bits;
 }
 
+// y (rows x ldy, the product in columns [2, 2 + out)) against a double reference over the bf16
+// values, with the columns outside the product still -7.
+void expect_product(const std::vector<float>& y, int64_t ldy, const std::vector<uint16_t>& x,
+                    const std::vector<uint16_t>& w, const float* bias, int64_t rows, int64_t out, int64_t in) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < ldy; ++c) {
+      const float got = y[static_cast<size_t>(r * ldy + c)];
+      if (c < 2 || c >= 2 + out) {
+        ASSERT_EQ(got, -7.f) << "column " << c << " outside the product was written";
+        continue;
+      }
+      const int64_t o = c - 2;
+      double expected = bias ? bias[o] : 0.0;
+      for (int64_t i = 0; i < in; ++i)
+        expected += static_cast<double>(value_of(x[static_cast<size_t>(r * in + i)])) * value_of(w[static_cast<size_t>(o * in + i)]);
+      ASSERT_NEAR(got, expected, 2e-7 * static_cast<double>(in) + 1e-6)
+          << rows << " x " << out << " x " << in << " at " << r << "," << o;
+    }
+}
+
 // y = x W^T (+ bias) through pack_amx_bf16_bits and amx_bf16_matmul into columns [2, 2 + out)
 // of a matrix `out + 5` wide, whose other columns must stay as they were.
 void check_product(int64_t rows, int64_t out, int64_t in, bool with_bias) {
@@ -49,20 +70,7 @@ void check_product(int64_t rows, int64_t out, int64_t in, bool with_bias) {
   const int64_t ldy = out + 5;
   std::vector<float> y(static_cast<size_t>(rows * ldy), -7.f);
   amx_bf16_matmul(x.data(), rows, packed.data(), out, in, with_bias ? bias.f32() : nullptr, y.data() + 2, ldy);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < ldy; ++c) {
-      const float got = y[static_cast<size_t>(r * ldy + c)];
-      if (c < 2 || c >= 2 + out) {
-        ASSERT_EQ(got, -7.f) << "column " << c << " outside the product was written";
-        continue;
-      }
-      const int64_t o = c - 2;
-      double expected = with_bias ? bias_values[static_cast<size_t>(o)] : 0.0;
-      for (int64_t i = 0; i < in; ++i)
-        expected += static_cast<double>(value_of(x[static_cast<size_t>(r * in + i)])) * value_of(w[static_cast<size_t>(o * in + i)]);
-      ASSERT_NEAR(got, expected, 2e-7 * static_cast<double>(in) + 1e-6)
-          << rows << " x " << out << " x " << in << " at " << r << "," << o;
-    }
+  expect_product(y, ldy, x, w, with_bias ? bias_values.data() : nullptr, rows, out, in);
 }
 
 // The same product through amx_bf16_matmul_plain_weights: W in its plain layout with NaN in
@@ -79,20 +87,7 @@ void check_plain_weights_product(int64_t rows, int64_t out, int64_t in, bool wit
   std::vector<float> y(static_cast<size_t>(rows * ldy), -7.f);
   amx_bf16_matmul_plain_weights(x_packed.data(), rows, plain.data(), out, in, with_bias ? bias.f32() : nullptr,
                                 y.data() + 2, ldy);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < ldy; ++c) {
-      const float got = y[static_cast<size_t>(r * ldy + c)];
-      if (c < 2 || c >= 2 + out) {
-        ASSERT_EQ(got, -7.f) << "column " << c << " outside the product was written";
-        continue;
-      }
-      const int64_t o = c - 2;
-      double expected = with_bias ? bias_values[static_cast<size_t>(o)] : 0.0;
-      for (int64_t i = 0; i < in; ++i)
-        expected += static_cast<double>(value_of(x[static_cast<size_t>(r * in + i)])) * value_of(w[static_cast<size_t>(o * in + i)]);
-      ASSERT_NEAR(got, expected, 2e-7 * static_cast<double>(in) + 1e-6)
-          << rows << " x " << out << " x " << in << " at " << r << "," << o;
-    }
+  expect_product(y, ldy, x, w, with_bias ? bias_values.data() : nullptr, rows, out, in);
 }
 
 class AmxBf16 : public ::testing::Test {
