@@ -168,6 +168,10 @@ void load_tile_config() {
   _tile_loadconfig(&config);
 }
 
+// A function of its own, as load_tile_config is: clang outlines an OpenMP parallel region into a
+// function without this file's target attributes, where the tile intrinsics cannot be emitted.
+void release_tiles() { _tile_release(); }
+
 // The 32 x 32 results of tiles 0-3 into y (rows_left x columns_left valid), directly when the
 // block is whole, through `scratch` when it overhangs y's last rows or columns.
 void store_block(float* y, int64_t ld, int64_t rows_left, int64_t columns_left, float* scratch) {
@@ -242,7 +246,7 @@ void for_each_block(const uint16_t* weights, int64_t weight_blocks, int64_t row_
       for (int64_t b = 0; b < row_blocks; ++b)
         block(c, b, next + b * steps * lines_per_step * kCacheLine, lines_per_step, scratch);
     }
-    _tile_release();
+    release_tiles();
   }
 }
 
