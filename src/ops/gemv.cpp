@@ -88,6 +88,14 @@ inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), 
 inline void keep_in_register(Vec& v) { __asm__("" : "+x"(v)); }
 inline Vec load_weights(const float* p) { return load(p); }
 inline Vec load_weights_first(const float* p, int64_t n) { return load_first(p, n); }
+// bf16 weights, widened as at the AVX-512 level.
+inline Vec widen_bf16(__m128i bits) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16)); }
+inline Vec load_weights(const uint16_t* p) { return widen_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline Vec load_weights_first(const uint16_t* p, int64_t n) {
+  alignas(16) uint16_t tail[8] = {};
+  for (int64_t i = 0; i < n; ++i) tail[i] = p[i];
+  return widen_bf16(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
+}
 // At most 13 of the 16 registers: accumulators + weight vectors + the input vector.
 constexpr int columns_for(int rows) { return rows <= 2 ? 4 : rows == 3 ? 3 : rows <= 6 ? 2 : 1; }
 #include "ops/gemv_tiles.inc"
@@ -110,6 +118,13 @@ inline void prefetch(const void*) {}
 inline void keep_in_register(Vec&) {}
 inline Vec load_weights(const float* p) { return *p; }
 inline Vec load_weights_first(const float* p, int64_t) { return *p; }
+inline Vec load_weights(const uint16_t* p) {
+  const uint32_t bits = static_cast<uint32_t>(*p) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+inline Vec load_weights_first(const uint16_t* p, int64_t) { return load_weights(p); }
 constexpr int columns_for(int) { return 1; }
 #include "ops/gemv_tiles.inc"
 }  // namespace plain
@@ -171,9 +186,12 @@ int64_t skinny_tile_columns(int64_t rows) {
 
 void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const float* bias, int64_t in, int64_t out,
                         float* y) {
-  check(rows >= 1 && rows <= kSkinnyMaxRows && skinny_simd_level() == SimdLevel::Avx512, ErrorKind::Internal,
-        "skinny_linear_bf16 takes 1 to 8 rows on the AVX-512 level");
-  avx512::linear_rows(x, rows, w, bias, in, out, y, out, true);
+  check(rows >= 1 && rows <= kSkinnyMaxRows, ErrorKind::Internal, "skinny_linear_bf16 takes 1 to 8 rows");
+  switch (skinny_simd_level()) {
+    case SimdLevel::Avx512: return avx512::linear_rows(x, rows, w, bias, in, out, y, out, true);
+    case SimdLevel::Avx2: return avx2::linear_rows(x, rows, w, bias, in, out, y, out, true);
+    case SimdLevel::Plain: return plain::linear_rows(x, rows, w, bias, in, out, y, out, true);
+  }
 }
 
 void skinny_linear_columns(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,

@@ -36,7 +36,7 @@ void skinny_linear(const float* x, int64_t rows, const float* w, const float* bi
 
 // skinny_linear (no activation) over a bf16 weight: w holds out x in bf16 bit patterns. Bit for
 // bit skinny_linear's results over the weight widened to f32 (exact), reading half the bytes.
-// Only at the AVX-512 level (skinny_simd_level()), else Error(Internal).
+// At every level (skinny_simd_level()).
 void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const float* bias, int64_t in, int64_t out,
                         float* y);
 

@@ -51,7 +51,14 @@ Tensor checked_bias(const Tensor& bias, int64_t out) {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> bf16_products_allowed{true};
+}
+
+void set_bf16_products_enabled(bool enabled) { bf16_products_allowed.store(enabled); }
+
 bool bf16_products_supported() {
+  if (!bf16_products_allowed.load()) return false;
   static const bool supported = [] {
     const memory::dim n = 64;
     try {
@@ -66,14 +73,6 @@ bool bf16_products_supported() {
     }
   }();
   return supported;
-}
-
-// Both bf16 Linears (BlockedBf16, a QuantizedMatrix under Precision::BFloat16) are built only
-// where oneDNN has the product.
-void require_bf16_products() {
-  check(bf16_products_supported(), ErrorKind::UnsupportedModel,
-        "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); "
-        "use float32");
 }
 
 Activation activation_from_name(const std::string& name) {
@@ -108,7 +107,10 @@ Activation activation_from_name(const std::string& name) {
 //   weights, packed at construction (the user asked for it: no plain phase), and bf16 inputs
 //   converted per call. On AMX CPUs the weight is packed for hfpipe's own AMX kernel instead
 //   (ops/amx_bf16.h: 1.1-1.7x oneDNN 2.6's brg:avx512_core_amx_bf16 on BERT-base shapes);
-//   elsewhere oneDNN's bf16 brgemm (AVX-512-BF16).
+//   elsewhere oneDNN's bf16 brgemm (AVX-512-BF16). Where oneDNN has no bf16 product (AVX2
+//   CPUs), the same numbers from f32 kernels: the weight rounded to bf16 values once (an f32
+//   copy), the inputs rounded per call; products of bf16 values are exact in f32, so only the
+//   order of the f32 sums differs from a bf16 kernel's.
 struct Linear::Impl {
   // BlockedWhenFaster asked for and oneDNN wants a blocked layout, or BlockedBf16 (packed at
   // construction).
@@ -116,6 +118,9 @@ struct Linear::Impl {
   // Inputs are rounded to bf16: BlockedBf16 (blocked_weights are bf16), or a QuantizedMatrix
   // under Precision::BFloat16.
   bool bf16 = false;
+  // bf16 products on f32 kernels (no oneDNN bf16 product on this CPU): each call's inputs
+  // rounded to bf16 values, as f32 (bf16_valued_rows).
+  bool bf16_valued_inputs = false;
   dnnl::matmul runtime_rows;  // plain: serves every row count
   memory::desc plain_md, blocked_md, bias_md;
   dnnl::primitive_attr attr;
@@ -126,6 +131,9 @@ struct Linear::Impl {
   // BlockedBf16 on hfpipe's own AMX kernel (ops/amx_bf16.h): the packed weight.
   std::optional<AmxWeight> amx;
   Tensor amx_bias;  // the bias padded for amx_bf16_matmul; empty when there is none
+  // A QuantizedMatrix under Precision::BFloat16 whose prefill (more than kSkinnyMaxRows rows)
+  // runs bf16 products over slices (sliced_bf16_gemm), not quantized_linear on bf16-valued rows.
+  bool bf16_slices = false;
   // A BF16 QuantizedMatrix whose prefill runs on the AMX kernel, not oneDNN.
   bool amx_slices = false;
   int64_t in = 0, out = 0;
@@ -188,7 +196,6 @@ struct Linear::Impl {
   // The weight rounded to bf16 in the blocked layout oneDNN's bf16 matmul wants (one reorder
   // converts and re-lays it out).
   void pack_bf16() {
-    require_bf16_products();
     if (amx_bf16_enabled() && amx_bf16_fits(out, in)) {
       bf16 = true;
       amx = pack_amx_bf16(keep_weight.f32(), out, in);
@@ -199,6 +206,16 @@ struct Linear::Impl {
     bf16 = can_pack = true;
     blocked_md = describe(kBf16RowsPerChunk, memory::desc({in, out}, memory::data_type::bf16, tag::any)).weights_desc();
     pack();
+  }
+
+  // BlockedBf16 where oneDNN has no bf16 product: keep_weight replaced by its values rounded
+  // to bf16 (an f32 copy; the file's pages given back), multiplied by f32 kernels.
+  void use_bf16_valued_weight() {
+    Tensor rounded = Tensor::empty(DType::F32, {out, in});
+    round_to_bf16(keep_weight.f32(), static_cast<size_t>(out * in), rounded.f32());
+    MappedFile::release_pages(keep_weight.raw(), keep_weight.nbytes());
+    keep_weight = std::move(rounded);
+    bf16_valued_inputs = true;
   }
 
   // `rows` rows of x rounded to bf16 (round to nearest even, as torch's .to(bfloat16)) in a
@@ -376,6 +393,10 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
   in_ = impl->in = weight.dim(1);
   impl->keep_weight = weight;
   impl->set_bias_and_activation(bias, activation);
+  if (packing == WeightPacking::BlockedBf16 && !bf16_products_supported()) {
+    impl->use_bf16_valued_weight();
+    packing = WeightPacking::BlockedWhenFaster;
+  }
   const memory::dim K = in_, N = out_;
   impl->plain_md = memory::desc({K, N}, memory::data_type::f32, tag::ba);  // PyTorch's [out, in]
   auto& eng = cpu_engine();
@@ -385,7 +406,7 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, Activation activation, 
     impl->can_pack = !(impl->blocked_md == memory::desc({K, N}, memory::data_type::f32, tag::ab) ||
                        impl->blocked_md == impl->plain_md);
   }
-  impl->plain_weights = memory(impl->plain_md, eng, const_cast<void*>(weight.raw()));
+  impl->plain_weights = memory(impl->plain_md, eng, const_cast<void*>(impl->keep_weight.raw()));
   if (packing == WeightPacking::BlockedBf16) {
     impl->pack_bf16();
     impl_ = std::move(impl);
@@ -401,9 +422,9 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
   in_ = impl->in = weight.cols;
   impl->set_bias_and_activation(bias, activation);
   if (precision == Precision::BFloat16) {
-    require_bf16_products();
     impl->bf16 = true;
-    impl->amx_slices = weight.format == QuantFormat::BF16 && amx_bf16_enabled() && amx_bf16_fits(impl->out, impl->in);
+    impl->bf16_slices = bf16_products_supported();
+    impl->amx_slices = impl->bf16_slices && weight.format == QuantFormat::BF16 && amx_bf16_enabled() && amx_bf16_fits(impl->out, impl->in);
     if (impl->amx_slices && impl->bias_data()) impl->amx_bias = amx_bf16_padded_bias(impl->bias_data(), impl->out);
   }
   impl->quantized = std::move(weight);
@@ -413,7 +434,7 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
-  if (impl_->quantized && impl_->bf16 && rows > kSkinnyMaxRows)
+  if (impl_->quantized && impl_->bf16_slices && rows > kSkinnyMaxRows)
     return impl_->sliced_bf16_gemm(x, rows, y);  // bias and activation fused
   if (impl_->quantized) {
     if (impl_->bf16) x = impl_->bf16_valued_rows(x, rows);
@@ -422,6 +443,7 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
     return;
   }
   if (impl_->amx) return impl_->amx_forward(x, rows, y);
+  if (impl_->bf16_valued_inputs) x = impl_->bf16_valued_rows(x, rows);
   if (impl_->use_blocked()) {
     const int64_t chunk = impl_->rows_per_chunk();
     for (int64_t first = 0; first < rows; first += chunk) {

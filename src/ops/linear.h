@@ -28,18 +28,19 @@ Activation activation_from_name(const std::string& name);
 // bfloat16 and packed at construction, for hfpipe's AMX kernel (ops/amx_bf16.h) on AMX CPUs,
 // for oneDNN's bf16 matmul (AVX-512-BF16) elsewhere; every call
 // rounds its input rows to bfloat16 too, multiplies with f32 accumulation and writes f32, with
-// the bias and activation in f32. Throws Error(UnsupportedModel) where oneDNN has no bf16
-// matmul.
+// the bias and activation in f32. Where oneDNN has no bf16 matmul (AVX2), the same products on
+// f32 kernels over bf16-rounded weights and inputs (the sums' order aside, the same numbers).
 enum class WeightPacking { Plain, BlockedWhenFaster, BlockedBf16 };
 
 // The precision of a model's matrix products (pipeline's torch_dtype / dtype).
 enum class Precision { Float32, BFloat16 };
 
-// Whether oneDNN has a bf16 matrix product for this CPU (AVX-512 and up), i.e. whether
-// WeightPacking::BlockedBf16 can be built.
+// Whether oneDNN has a bf16 matrix product for this CPU (AVX-512 and up); without it, bf16
+// Linears run their products on f32 kernels over bf16-rounded values.
 bool bf16_products_supported();
-// Throws Error(UnsupportedModel) (torch_dtype bfloat16 on this CPU) unless bf16_products_supported().
-void require_bf16_products();
+// Tests: false makes bf16_products_supported() false, so that bf16 Linears built afterwards
+// take the f32-kernel route an AVX2 CPU takes.
+void set_bf16_products_enabled(bool enabled);
 
 class Linear {
  public:

@@ -217,8 +217,24 @@ void decode_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows,
 
 using RowDecoder = void (*)(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows, int64_t cols);
 
+// BF16 rows on CPUs without AVX-512 (the only format kept as stored there).
+void decode_bf16_rows_plain(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* w = reinterpret_cast<const uint16_t*>(src + static_cast<size_t>(r) * row_bytes);
+    float* y = dst + r * cols;
+    for (int64_t k = 0; k < cols; ++k) {
+      const uint32_t bits = static_cast<uint32_t>(w[k]) << 16;
+      __builtin_memcpy(y + k, &bits, 4);
+    }
+  }
+}
+
 RowDecoder decoder_of(QuantFormat format) {
   using namespace avx512;
+  if (cpu_simd_level() != SimdLevel::Avx512) {
+    check(format == QuantFormat::BF16, ErrorKind::Internal, "block-quantised weights need an AVX-512 CPU");
+    return decode_bf16_rows_plain;
+  }
   switch (format) {
     case QuantFormat::Q4_0: return decode_rows<decode_q4_0, QuantFormat::Q4_0>;
     case QuantFormat::Q4_1: return decode_rows<decode_q4_1, QuantFormat::Q4_1>;
@@ -247,13 +263,15 @@ bool is_quant_format(uint32_t id) {
 }  // namespace
 
 bool can_keep_quantized(uint32_t ggml_type) {
-  // F16C comes with every AVX-512 CPU.
+  // The block formats' decoders are AVX-512 code (F16C comes with every AVX-512 CPU); BF16
+  // widens on any CPU (the decoding kernel at every SIMD level).
+  if (ggml_type == static_cast<uint32_t>(QuantFormat::BF16)) return true;
   return is_quant_format(ggml_type) && cpu_simd_level() == SimdLevel::Avx512;
 }
 
 QuantizedMatrix make_quantized_matrix(QuantFormat format, int64_t rows, int64_t cols, Tensor bytes) {
-  check(is_quant_format(static_cast<uint32_t>(format)) && cpu_simd_level() == SimdLevel::Avx512, ErrorKind::Internal,
-        "quantised weights need an AVX-512 CPU");
+  check(can_keep_quantized(static_cast<uint32_t>(format)), ErrorKind::Internal,
+        "block-quantised weights need an AVX-512 CPU");
   QuantizedMatrix m{format, rows, cols, std::move(bytes)};
   check(rows > 0 && cols > 0 && cols % quant_block_size(format) == 0, ErrorKind::CorruptFile,
         "a quantised weight's row length is not a multiple of its block size");
@@ -264,11 +282,9 @@ QuantizedMatrix make_quantized_matrix(QuantFormat format, int64_t rows, int64_t 
 
 QuantizedMatrix to_bf16_matrix(const Tensor& weight) {
   check(weight.dtype() == DType::F32 && weight.ndim() == 2, ErrorKind::Internal, "to_bf16_matrix takes an F32 [out, in] weight");
-  check(cpu_simd_level() == SimdLevel::Avx512, ErrorKind::UnsupportedModel,
-        "torch_dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no bfloat16 matrix product for this one); use float32");
   const int64_t rows = weight.dim(0), cols = weight.dim(1);
   Tensor bytes = Tensor::empty(DType::U8, {rows * cols * 2});
-  avx512::round_to_bf16_bits(weight.f32(), rows * cols, bytes.data_as<uint16_t>());
+  round_to_bf16_bits(weight.f32(), rows * cols, bytes.data_as<uint16_t>());
   return make_quantized_matrix(QuantFormat::BF16, rows, cols, std::move(bytes));
 }
 
@@ -277,7 +293,7 @@ void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count
   row.resize(static_cast<size_t>(m.cols));
   for (int64_t r = 0; r < count; ++r) {
     dequantize_rows(m, first + r, 1, row.data());
-    avx512::round_to_bf16_bits(row.data(), m.cols, out + r * m.cols);
+    round_to_bf16_bits(row.data(), m.cols, out + r * m.cols);
   }
 }
 
@@ -323,7 +339,7 @@ int64_t skinny_slice_rows(int64_t rows, int64_t cols) {
 void skinny_quantized(const QuantizedMatrix& w, const float* x, int64_t rows, const float* bias, float* y) {
   // bf16 weights widen in registers: no slice through L1 (at batch 1 that copy, not memory,
   // was the bound: a GPT-2-small step 42 ms this way vs 45 in f32).
-  if (w.format == QuantFormat::BF16 && skinny_simd_level() == SimdLevel::Avx512)
+  if (w.format == QuantFormat::BF16)
     return skinny_linear_bf16(x, rows, w.bytes.data_as<uint16_t>(), bias, w.cols, w.rows, y);
   const int64_t slice = skinny_slice_rows(rows, w.cols), slices = (w.rows + slice - 1) / slice;
 #pragma omp parallel for schedule(static) if (slices > 1 && w.rows * w.cols > 262144)

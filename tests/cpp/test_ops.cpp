@@ -102,21 +102,11 @@ Linear bf16_linear(Bf16Kind kind, std::vector<float>& w, std::vector<float>& b, 
 // reference over the rounded values up to f32 summation error, for row counts around the
 // 64-row chunks and the few-rows limit, on a narrow weight and on a wide one (1024 x 600: two
 // chunks and a tail of rows, columns not a multiple of oneDNN's 64-column blocks). Where
-// oneDNN has no bf16
-// product (ctest's AVX2 run) building the layer is a clear UnsupportedModel error.
+// oneDNN has no bf16 product (AVX2 CPUs) f32 kernels multiply the rounded values: the same
+// check holds.
 void check_bf16_linear(int64_t in, int64_t out, Bf16Kind kind = Bf16Kind::Packed) {
   const int64_t max_rows = 130;
   auto x = random_vector(max_rows * in, 21), w = random_vector(out * in, 22), b = random_vector(out, 23);
-  if (!bf16_products_supported()) {
-    try {
-      bf16_linear(kind, w, b, out, in);
-      FAIL() << "expected an UnsupportedModel error";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::UnsupportedModel);
-      EXPECT_NE(std::string(e.what()).find("bfloat16"), std::string::npos);
-    }
-    return;
-  }
   const Linear linear = bf16_linear(kind, w, b, out, in);
   std::vector<float> xr(x.size()), wr(w.size());
   std::transform(x.begin(), x.end(), xr.begin(), bf16_of);
@@ -154,19 +144,37 @@ TEST(Linear, Bf16ProductsOnEitherKernel) {
       set_num_threads(t);
       check_bf16_linear(1024, 600);
       check_bf16_linear(40, 33);  // a width AMX does not take: oneDNN either way
-      if (cpu_simd_level() == SimdLevel::Avx512) {  // the decoders' BF16 matrices, prefill past 8 rows
-        check_bf16_linear(1024, 600, Bf16Kind::Bf16Matrix);  // two slices, the last padded to 96 rows
-        check_bf16_linear(96, 40, Bf16Kind::Bf16Matrix);
-      }
+      // The decoders' BF16 matrices, prefill past 8 rows.
+      check_bf16_linear(1024, 600, Bf16Kind::Bf16Matrix);  // two slices, the last padded to 96 rows
+      check_bf16_linear(96, 40, Bf16Kind::Bf16Matrix);
     }
   set_amx_bf16_enabled(true);
+  set_num_threads(threads);
+}
+// Where oneDNN has no bf16 product (AVX2 CPUs; forced off here so that every CPU runs this
+// route): f32 kernels over the rounded weight and inputs, at every SIMD level of the
+// decoding kernel.
+TEST(Linear, Bf16ProductsOnF32Kernels) {
+  const int threads = num_threads();
+  set_bf16_products_enabled(false);
+  for (SimdLevel level : {SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Plain})
+    for (int t : {1, 2}) {
+      SCOPED_TRACE(std::string(level_name(level)) + ", threads " + std::to_string(t));
+      set_skinny_simd_level(level);
+      set_num_threads(t);
+      check_bf16_linear(96, 40);
+      check_bf16_linear(1024, 600);
+      check_bf16_linear(96, 40, Bf16Kind::Bf16Matrix);
+      check_bf16_linear(37, 70, Bf16Kind::Bf16Matrix);
+    }
+  set_skinny_simd_level(cpu_simd_level());
+  set_bf16_products_enabled(true);
   set_num_threads(threads);
 }
 // The decoders' bf16 weights: up to 8 rows through the decoded-slices kernel, more through
 // the AMX kernel (AMX CPUs) or oneDNN on the plain bf16 bytes; an odd row length (the
 // decoder's scalar tail, and oneDNN for the prefill) too.
 TEST(Linear, Bf16MatrixProductsOfRoundedValues) {
-  if (cpu_simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "BF16 matrices need an AVX-512 CPU";
   check_bf16_linear(96, 40, Bf16Kind::Bf16Matrix);
   check_bf16_linear(1024, 600, Bf16Kind::Bf16Matrix);
   check_bf16_linear(37, 70, Bf16Kind::Bf16Matrix);

@@ -193,9 +193,10 @@ TEST_F(Quantized, ManyRowsMatchTheF32Product) {
 // Precision::BFloat16 on a block-quantised weight: the input rows are rounded to bf16; up to 8
 // rows the decoded weights are used as they are (the decoding kernel), more rows (prefill) run
 // oneDNN's bf16 matmul on decoded slices rounded to bf16 — three slices here, with a bias and
-// an activation fused, rows across the 64-row chunks.
-TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
-  if (!bf16_products_supported()) GTEST_SKIP() << "no oneDNN bf16 matmul on this CPU";
+// an activation fused, rows across the 64-row chunks. Without oneDNN's bf16 matmul (forced
+// off here as on an AVX2 CPU) every row count multiplies the decoded weights by rounded inputs.
+void check_bf16_precision_on_q4_1(bool bf16_products) {
+  SCOPED_TRACE(bf16_products ? "oneDNN bf16 products" : "f32 kernels");
   const QuantFormat f = QuantFormat::Q4_1;
   const int64_t in = 1024, out = 1100;
   const Tensor bytes = random_blocks(f, out, in, 12);
@@ -212,7 +213,7 @@ TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
   for (int64_t rows : {int64_t{1}, int64_t{8}, int64_t{9}, int64_t{64}, int64_t{130}}) {
     std::vector<float> y(rows * out);
     linear.forward(x.data(), rows, y.data());
-    const std::vector<float>& weights = rows <= kSkinnyMaxRows ? w : wr;
+    const std::vector<float>& weights = rows <= kSkinnyMaxRows || !bf16_products ? w : wr;
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t n = 0; n < out; ++n) {
         double s = b[n], exact = b[n], magnitude = std::abs(b[n]);
@@ -226,6 +227,29 @@ TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
       }
   }
   EXPECT_GT(worst_unrounded, 1e-4);  // the rounding is really there
+}
+
+TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
+  if (bf16_products_supported()) check_bf16_precision_on_q4_1(true);
+  set_bf16_products_enabled(false);
+  check_bf16_precision_on_q4_1(false);
+  set_bf16_products_enabled(true);
+}
+
+// BF16 matrices are kept on every CPU (the decoding kernel widens them at every SIMD level);
+// the block formats only where their AVX-512 decoders run.
+TEST(QuantizedOnThisCpu, Bf16EverywhereBlockFormatsOnAvx512) {
+  EXPECT_TRUE(can_keep_quantized(static_cast<uint32_t>(QuantFormat::BF16)));
+  for (QuantFormat f : kFormats)
+    EXPECT_EQ(can_keep_quantized(static_cast<uint32_t>(f)), f == QuantFormat::BF16 || cpu_simd_level() == SimdLevel::Avx512)
+        << format_name(f);
+  const int64_t rows = 3, cols = 37;
+  const Tensor bytes = random_blocks(QuantFormat::BF16, rows, cols, 5);
+  const QuantizedMatrix m = make_quantized_matrix(QuantFormat::BF16, rows, cols, bytes);
+  const auto expected = dequantized_at_load(QuantFormat::BF16, bytes, rows, cols);
+  std::vector<float> got(expected.size());
+  dequantize_rows(m, 0, rows, got.data());
+  EXPECT_EQ(std::memcmp(got.data(), expected.data(), sizeof(float) * got.size()), 0);
 }
 
 // torch_dtype="bfloat16" rounds to nearest even, as torch's .to(torch.bfloat16); NaN stays NaN.

@@ -31,13 +31,6 @@ PROMPTS = ["The quick brown fox", "Hello, my name is", PROMPT]
 BF16 = {"torch_dtype": "bfloat16"}
 
 
-def _bf16_supported(run_hfpipe_raw, folder) -> bool:
-    proc = run_hfpipe_raw(["logits", "--model", str(folder), "--dtype", "bfloat16", "[1, 2]"], env=ENV)
-    if proc.returncode == 0:
-        return True
-    assert b"needs a CPU with AVX-512" in proc.stderr, proc.stderr
-    return False
-
 
 def hfpipe_logits(run_hfpipe_raw, path, ids, dtype, step=None, threads=1):
     args = ["logits", "--model", str(path), "--dtype", dtype, *(["--step", str(step)] if step else []),
@@ -77,8 +70,6 @@ def test_logits_as_close_as_transformers_bf16(run_hfpipe_raw, tiny_models, model
     """Every position's logits, prefill at once (the bf16 GEMM) and token by token (the
     decoding kernel over bf16 weights), against transformers in float32 and in bfloat16."""
     folder = tiny_models / model
-    if not _bf16_supported(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products (the error is checked above)")
     ids = H.reference_tokenizer(folder)(PROMPT)["input_ids"]
     f32 = _transformers_logits(folder, ids, "float32")
     theirs = _transformers_logits(folder, ids, "bfloat16")
@@ -92,8 +83,6 @@ def test_logits_as_close_as_transformers_bf16(run_hfpipe_raw, tiny_models, model
 def test_batched_greedy_ids_equal_one_by_one(run_hfpipe, run_hfpipe_raw, tiny_models, model):
     """A left-padded batch of 3 gives each row the ids it gets alone, in bf16 as in f32."""
     folder = tiny_models / model
-    if not _bf16_supported(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products")
     params = {**BF16, "do_sample": False, "max_new_tokens": 24, "return_tensors": True}
     alone = run_hfpipe(TASK, folder, PROMPTS, params, batch_size=1, env=ENV)
     batched = run_hfpipe(TASK, folder, PROMPTS, params, batch_size=3, env=ENV)
@@ -105,8 +94,6 @@ def test_batched_greedy_ids_equal_one_by_one(run_hfpipe, run_hfpipe_raw, tiny_mo
 def test_dtype_spellings_and_model_kwargs(run_hfpipe, run_hfpipe_raw, tiny_models):
     """torch_dtype, dtype, the torch. prefix and model_kwargs all ask for the same bf16 model."""
     folder = tiny_models / "llama-causal-lm"
-    if not _bf16_supported(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products")
     base = {"do_sample": False, "max_new_tokens": 16, "return_tensors": True}
     want = run_hfpipe(TASK, folder, [PROMPT], {**base, **BF16}, env=ENV)
     for extra in ({"dtype": "bfloat16"}, {"torch_dtype": "torch.bfloat16"},
@@ -117,8 +104,6 @@ def test_dtype_spellings_and_model_kwargs(run_hfpipe, run_hfpipe_raw, tiny_model
 def test_bf16_streams_the_same_text(run_hfpipe, run_hfpipe_raw, tiny_models):
     """--stream in bf16 prints exactly the new text of the non-streamed bf16 result."""
     folder = tiny_models / "gpt2-causal-lm"
-    if not _bf16_supported(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products")
     params = {**BF16, "do_sample": False, "max_new_tokens": 16, "return_full_text": False}
     want = run_hfpipe(TASK, folder, [PROMPT], params, env=ENV)
     proc = run_hfpipe_raw(H.hfpipe_command("x", TASK, folder, [PROMPT], params, jsonl=False,
@@ -139,8 +124,6 @@ def test_real_gguf_logits_as_close_as_transformers_bf16(run_hfpipe_raw, real_mod
     path = real_models / folder / name
     if not path.exists():
         pytest.skip(f"{path} is not assembled (scripts/assemble_real_models.py)")
-    if not _bf16_supported(run_hfpipe_raw, path):
-        pytest.skip("this CPU has no bfloat16 products")
     f32 = _transformers_logits(path.parent, ids, "float32", name)
     theirs = _transformers_logits(path.parent, ids, "bfloat16", name)
     ours = hfpipe_logits(run_hfpipe_raw, path, ids, "bfloat16")
@@ -189,8 +172,6 @@ def test_bf16_checkpoint_stays_bf16(run_hfpipe_raw, tiny_models, tmp_path, model
     fused projections split at load included. In float32 the bf16 file still matches
     transformers within 1e-4."""
     pair = _bf16_checkpoint_pair(tiny_models, model, tmp_path)
-    if not _bf16_supported(run_hfpipe_raw, pair["bfloat16"]):
-        pytest.skip("this CPU has no bfloat16 products")
     ids = H.reference_tokenizer(tiny_models / model)(PROMPT)["input_ids"]
     for step in (None, 1):
         from_bf16 = hfpipe_logits(run_hfpipe_raw, pair["bfloat16"], ids, "bfloat16", step)

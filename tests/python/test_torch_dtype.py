@@ -2,7 +2,8 @@
 (text-generation's, and the seq2seq tasks' refusal: test_generation_dtype.py).
 
 hfpipe's bfloat16 rounds the input and the weight of every encoder-layer product to bfloat16
-and accumulates in float32 (oneDNN's AMX / AVX-512-BF16 kernels), keeping everything between
+and accumulates in float32 (AMX / AVX-512-BF16 kernels; on AVX2 CPUs f32 kernels over the
+bf16-rounded values, so every CPU runs the tests below), keeping everything between
 the products (LayerNorm, softmax, residuals) in float32. transformers' bfloat16 keeps every
 activation in bfloat16. The two are different numbers, so parity here means: hfpipe's bfloat16
 result is no further from the float32 reference than transformers' own bfloat16 result is, and
@@ -51,19 +52,10 @@ def _transformers_bf16_outputs(task, folder, inputs):
         raise
 
 
-def _hfpipe_supports_bf16(run_hfpipe_raw, folder) -> bool:
-    proc = run_hfpipe_raw(["feature-extraction", "--model", str(folder), "--param", 'torch_dtype="bfloat16"', "x"])
-    if proc.returncode == 0:
-        return True
-    assert b"needs a CPU with AVX-512" in proc.stderr, proc.stderr
-    return False
-
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_hidden_states_as_close_as_transformers_bf16(run_hfpipe, run_hfpipe_raw, reference, tiny_models, arch):
     folder = tiny_models / f"{arch}-base"
-    if not _hfpipe_supports_bf16(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products (the error is checked above)")
     f32 = reference.reference_outputs("feature-extraction", folder, TEXTS)
     ours = run_hfpipe("feature-extraction", folder, TEXTS, BF16)
     theirs = _transformers_bf16_outputs("feature-extraction", folder, TEXTS)
@@ -77,8 +69,6 @@ def test_real_model_embeddings(run_hfpipe, run_hfpipe_raw, reference, real_model
     """all-MiniLM-L6-v2: token embeddings closer to float32 than transformers' bfloat16 ones,
     every sequence's cosine with the float32 one >= 0.9999."""
     folder = real_models / "all-MiniLM-L6-v2"
-    if not _hfpipe_supports_bf16(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products")
     f32 = reference.reference_outputs("feature-extraction", folder, TEXTS)
     ours = run_hfpipe("feature-extraction", folder, TEXTS, BF16)
     theirs = _transformers_bf16_outputs("feature-extraction", folder, TEXTS)
@@ -99,8 +89,6 @@ def test_every_encoder_task_takes_it(run_hfpipe, run_hfpipe_raw, tiny_models, ta
     """Each encoder task builds its model in bfloat16 and answers in the float32 run's shape;
     where every label gets a probability, label by label within 0.05 of the float32 one."""
     folder = tiny_models / model
-    if not _hfpipe_supports_bf16(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products")
     f32 = run_hfpipe(task, folder, inputs, params)
     bf16 = run_hfpipe(task, folder, inputs, {**params, "dtype": "torch.bfloat16"})
 
@@ -129,8 +117,6 @@ def test_auto_follows_the_checkpoint(run_hfpipe, run_hfpipe_raw, tiny_models):
     """torch_dtype="auto": a checkpoint whose config says bfloat16 runs bfloat16 products (the
     same output as asking for them), a float32 one runs float32 (the default output)."""
     bf16_folder, f32_folder = tiny_models / "xlmr-base-bf16", tiny_models / "xlmr-base"
-    if not _hfpipe_supports_bf16(run_hfpipe_raw, bf16_folder):
-        pytest.skip("this CPU has no bfloat16 products")
     auto = {"torch_dtype": "auto"}
     H.assert_identical(run_hfpipe("feature-extraction", bf16_folder, TEXTS[:2], auto),
                        run_hfpipe("feature-extraction", bf16_folder, TEXTS[:2], BF16), what="auto on bf16")
@@ -142,8 +128,6 @@ def test_batch_size_and_threads_do_not_change_bf16_results(run_hfpipe, run_hfpip
     """A row's bf16 result does not depend on the rows multiplied with it (64-row chunks, padded
     batches) nor on the thread count (oneDNN splits the columns between threads)."""
     folder = tiny_models / "bert-base"
-    if not _hfpipe_supports_bf16(run_hfpipe_raw, folder):
-        pytest.skip("this CPU has no bfloat16 products")
     inputs = H.MIXED_BATCH + [H.LONG_TEXT]
     params = {**BF16, "truncation": True}
     one = run_hfpipe("feature-extraction", folder, inputs, params, batch_size=1, threads=1)
