@@ -253,7 +253,7 @@ TEST(QuantizedOnThisCpu, Bf16EverywhereBlockFormatsOnAvx512) {
 }
 
 // torch_dtype="bfloat16" rounds to nearest even, as torch's .to(torch.bfloat16); NaN stays NaN.
-TEST_F(Quantized, Bf16RoundsToNearestEven) {
+TEST(QuantizedOnThisCpu, Bf16RoundsToNearestEven) {
   std::vector<float> w = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -2.5f, 1e-40f, std::nanf(""), 3.0e38f};
   const Tensor t = Tensor::view(DType::F32, {2, 3}, w.data(), nullptr);
   const QuantizedMatrix m = to_bf16_matrix(t);
