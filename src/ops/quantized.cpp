@@ -26,6 +26,14 @@ inline uint32_t bf16_bits_of(float x) {
   return (bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : rounded;
 }
 
+// n bf16 bit patterns as the floats they are (exact): the decoders' tails, one by one.
+inline void widen_bf16(const uint16_t* w, int64_t n, float* y) {
+  for (int64_t k = 0; k < n; ++k) {
+    const uint32_t bits = static_cast<uint32_t>(w[k]) << 16;
+    __builtin_memcpy(y + k, &bits, 4);
+  }
+}
+
 // ---- AVX-512 block decoders. Each gives, weight for weight, the f32 value of the scalar
 // decoder in formats/gguf_quants.cpp: the f16 scales convert exactly, the integers convert
 // exactly, and every product and sum is rounded where the scalar code rounds it. GCC lowers
@@ -175,10 +183,7 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
       const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k)));
       _mm512_storeu_ps(y + k, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
     }
-    for (; k < cols; ++k) {
-      const uint32_t bits = static_cast<uint32_t>(w[k]) << 16;
-      __builtin_memcpy(y + k, &bits, 4);
-    }
+    widen_bf16(w + k, cols - k, y + k);
   }
 }
 
@@ -233,22 +238,13 @@ __attribute__((target("avx2"))) void decode_bf16_rows_avx2(const uint8_t* src, s
       const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
       _mm256_storeu_ps(y + k, _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16)));
     }
-    for (; k < cols; ++k) {
-      const uint32_t bits = static_cast<uint32_t>(w[k]) << 16;
-      __builtin_memcpy(y + k, &bits, 4);
-    }
+    widen_bf16(w + k, cols - k, y + k);
   }
 }
 
 void decode_bf16_rows_plain(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto* w = reinterpret_cast<const uint16_t*>(src + static_cast<size_t>(r) * row_bytes);
-    float* y = dst + r * cols;
-    for (int64_t k = 0; k < cols; ++k) {
-      const uint32_t bits = static_cast<uint32_t>(w[k]) << 16;
-      __builtin_memcpy(y + k, &bits, 4);
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    widen_bf16(reinterpret_cast<const uint16_t*>(src + static_cast<size_t>(r) * row_bytes), cols, dst + r * cols);
 }
 
 RowDecoder decoder_of(QuantFormat format) {
