@@ -371,6 +371,23 @@ struct Linear::Impl {
     }
   }
 
+  // The product over keep_weight (plain or packed; bias and activation fused).
+  void dense_forward(const float* x, int64_t rows, float* y) const {
+    if (use_blocked()) {
+      const int64_t chunk = rows_per_chunk();
+      for (int64_t first = 0; first < rows; first += chunk) {
+        const int64_t count = std::min(chunk, rows - first);
+        const float* rows_x = x + first * in;
+        execute(primitive_for_rows(count), blocked_weights, bf16 ? bf16_rows(rows_x, count) : rows_x, count,
+                y + first * out);
+      }
+      return;
+    }
+    if (rows <= kSkinnyMaxRows)  // decoding's few rows: ops/gemv.h says why not oneDNN
+      return skinny_linear(x, rows, keep_weight.f32(), bias_data(), in, out, activation, y);
+    execute(runtime_rows, plain_weights, x, rows, y);
+  }
+
   // x: rows x in values of input_type().
   void execute(const dnnl::matmul& primitive, const memory& weights, const void* x, int64_t rows, float* y) const {
     auto& eng = cpu_engine();
@@ -443,21 +460,14 @@ void Linear::forward(const float* x, int64_t rows, float* y) const {
     return;
   }
   if (impl_->amx) return impl_->amx_forward(x, rows, y);
-  if (impl_->bf16_valued_inputs) x = impl_->bf16_valued_rows(x, rows);
-  if (impl_->use_blocked()) {
-    const int64_t chunk = impl_->rows_per_chunk();
-    for (int64_t first = 0; first < rows; first += chunk) {
-      const int64_t count = std::min(chunk, rows - first);
-      const float* rows_x = x + first * in_;
-      impl_->execute(impl_->primitive_for_rows(count), impl_->blocked_weights,
-                     impl_->bf16 ? impl_->bf16_rows(rows_x, count) : rows_x, count, y + first * out_);
-    }
-    return;
+  if (!impl_->bf16_valued_inputs) return impl_->dense_forward(x, rows, y);
+  // Rounded 1024 rows at a time: one buffer for every row's rounded inputs took 25 MB of
+  // all-MiniLM-L6-v2's peak RSS at 32 x 128 tokens (its 1536-wide FFN input), over its budget.
+  constexpr int64_t kRoundedRowsPerChunk = 1024;
+  for (int64_t first = 0; first < rows; first += kRoundedRowsPerChunk) {
+    const int64_t count = std::min(kRoundedRowsPerChunk, rows - first);
+    impl_->dense_forward(impl_->bf16_valued_rows(x + first * in_, count), count, y + first * out_);
   }
-  if (rows <= kSkinnyMaxRows) {  // decoding's few rows: ops/gemv.h says why not oneDNN
-    return skinny_linear(x, rows, impl_->keep_weight.f32(), impl_->bias_data(), in_, out_, impl_->activation, y);
-  }
-  impl_->execute(impl_->runtime_rows, impl_->plain_weights, x, rows, y);
 }
 
 Tensor Linear::forward(const Tensor& x) const {
