@@ -8,19 +8,14 @@
 #include <memory>
 #include <vector>
 
+#include "core/bfloat16.h"
 #include "core/tensor.h"
 
 namespace hfpipe::formats {
 
 // Exact IEEE binary16 -> binary32 (subnormals, infinities and NaN payloads included).
 float f16_to_f32(uint16_t half);
-// bfloat16 is the upper half of a binary32, so the conversion is a shift.
-inline float bf16_to_f32(uint16_t bf) {
-  uint32_t bits = static_cast<uint32_t>(bf) << 16;
-  float f;
-  __builtin_memcpy(&f, &bits, sizeof f);
-  return f;
-}
+// bf16_to_f32: core/bfloat16.h.
 
 // Bulk conversions; `src` may be unaligned (it points into a file).
 void convert_f16_to_f32(const uint8_t* src, float* dst, size_t count);

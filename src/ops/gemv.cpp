@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "core/bfloat16.h"
 #include "core/error.h"
 #include "ops/ops.h"
 
@@ -118,13 +119,8 @@ inline void prefetch(const void*) {}
 inline void keep_in_register(Vec&) {}
 inline Vec load_weights(const float* p) { return *p; }
 inline Vec load_weights_first(const float* p, int64_t) { return *p; }
-inline Vec load_weights(const uint16_t* p) {
-  const uint32_t bits = static_cast<uint32_t>(*p) << 16;
-  float f;
-  __builtin_memcpy(&f, &bits, 4);
-  return f;
-}
-inline Vec load_weights_first(const uint16_t* p, int64_t) { return load_weights(p); }
+inline Vec load_weights(const uint16_t* p) { return bf16_to_f32(*p); }
+inline Vec load_weights_first(const uint16_t* p, int64_t) { return bf16_to_f32(*p); }
 constexpr int columns_for(int) { return 1; }
 #include "ops/gemv_tiles.inc"
 }  // namespace plain

@@ -49,11 +49,10 @@ Tensor checked_bias(const Tensor& bias, int64_t out) {
   return bias;
 }
 
-}  // namespace
-
-namespace {
+// set_bf16_products_enabled's switch (tests).
 std::atomic<bool> bf16_products_allowed{true};
-}
+
+}  // namespace
 
 void set_bf16_products_enabled(bool enabled) { bf16_products_allowed.store(enabled); }
 

@@ -7,6 +7,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <vector>
 
+#include "core/bfloat16.h"
 #include "core/error.h"
 #include "ops/gemv.h"
 
@@ -28,10 +29,7 @@ inline uint32_t bf16_bits_of(float x) {
 
 // n bf16 bit patterns as the floats they are (exact): the decoders' tails, one by one.
 inline void widen_bf16(const uint16_t* w, int64_t n, float* y) {
-  for (int64_t k = 0; k < n; ++k) {
-    const uint32_t bits = static_cast<uint32_t>(w[k]) << 16;
-    __builtin_memcpy(y + k, &bits, 4);
-  }
+  for (int64_t k = 0; k < n; ++k) y[k] = bf16_to_f32(w[k]);
 }
 
 // ---- AVX-512 block decoders. Each gives, weight for weight, the f32 value of the scalar
