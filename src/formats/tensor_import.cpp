@@ -8,27 +8,6 @@
 
 namespace hfpipe::formats {
 
-float f16_to_f32(uint16_t half) {
-  const uint32_t sign = static_cast<uint32_t>(half & 0x8000u) << 16;
-  const uint32_t exponent = (half >> 10) & 0x1fu;
-  const uint32_t mantissa = half & 0x3ffu;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    // inf, or NaN with its payload kept and, as IEEE conversion (and F16C) does, made quiet
-    bits = sign | 0x7f800000u | (mantissa << 13) | (mantissa ? 0x00400000u : 0u);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + (127 - 15)) << 23) | (mantissa << 13);  // rebias the exponent
-  } else {
-    // Zero or subnormal: the value is mantissa * 2^-24, exactly representable in f32.
-    float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
-    std::memcpy(&bits, &magnitude, sizeof bits);
-    bits |= sign;
-  }
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
-}
-
 void convert_f16_to_f32_portable(const uint8_t* src, float* dst, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     uint16_t h;

@@ -8,14 +8,12 @@
 #include <memory>
 #include <vector>
 
-#include "core/bfloat16.h"
+#include "core/half_floats.h"
 #include "core/tensor.h"
 
 namespace hfpipe::formats {
 
-// Exact IEEE binary16 -> binary32 (subnormals, infinities and NaN payloads included).
-float f16_to_f32(uint16_t half);
-// bf16_to_f32: core/bfloat16.h.
+// f16_to_f32, bf16_to_f32: core/half_floats.h.
 
 // Bulk conversions; `src` may be unaligned (it points into a file).
 void convert_f16_to_f32(const uint8_t* src, float* dst, size_t count);

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <atomic>
 
-#include "core/bfloat16.h"
+#include "core/half_floats.h"
 #include "core/error.h"
 #include "ops/ops.h"
 

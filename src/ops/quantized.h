@@ -8,8 +8,8 @@
 // follows gguf-py, transformers' reference), and those values go through the same f32 kernels
 // in the same order — so results are bit-identical to dequantising at load.
 //
-// Only AVX-512 CPUs have the vector decoders; elsewhere (and for formats without one) the
-// loader dequantises at load as before.
+// The vector decoders are AVX-512 and AVX2 code (ops/quantized_avx512.cpp, quantized_avx2.cpp);
+// on older CPUs (and for formats without one) the loader dequantises at load as before.
 #pragma once
 
 #include <cstddef>

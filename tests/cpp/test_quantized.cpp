@@ -1,8 +1,8 @@
 // ops/quantized.h: block-quantised weights decoded inside the product. The promise is bit
 // identity with dequantising at load (formats::dequantize, gguf-py's arithmetic): the vector
 // decoders give the same floats, and up to 8 rows the product gives skinny_linear's bits on
-// those floats at every kernel level. Needs an AVX-512 CPU (elsewhere weights are dequantised
-// at load and these tests skip).
+// those floats at every kernel level. Needs an AVX2 CPU (elsewhere weights are dequantised
+// at load and these tests skip); the AVX-512 and AVX2 decoders both run on an AVX-512 CPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -96,11 +96,22 @@ std::vector<float> dequantized_at_load(QuantFormat f, const Tensor& bytes, int64
 class Quantized : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cpu_simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "quantised weights need an AVX-512 CPU";
+    if (cpu_simd_level() < SimdLevel::Avx2) GTEST_SKIP() << "quantised weights need an AVX2 CPU";
   }
 };
 
-TEST_F(Quantized, DecodersGiveTheLoadTimeFloats) {
+// Runs the body on one kernel level (the decoders follow it), restoring the widest afterwards.
+class QuantizedLevels : public ::testing::TestWithParam<SimdLevel> {
+ protected:
+  void SetUp() override {
+    if (cpu_simd_level() < SimdLevel::Avx2) GTEST_SKIP() << "quantised weights need an AVX2 CPU";
+    if (GetParam() > cpu_simd_level()) GTEST_SKIP() << level_name(GetParam()) << " is not on this CPU";
+    set_skinny_simd_level(GetParam());
+  }
+  void TearDown() override { set_skinny_simd_level(cpu_simd_level()); }
+};
+
+TEST_P(QuantizedLevels, DecodersGiveTheLoadTimeFloats) {
   for (QuantFormat f : kFormats) {
     const int64_t rows = 7, cols = 2 * unit(f) * 3;
     const Tensor bytes = random_blocks(f, rows, cols, 11);
@@ -128,16 +139,6 @@ TEST_F(Quantized, ShapeAndSizeAreChecked) {
   EXPECT_THROW(make_quantized_matrix(QuantFormat::Q8_0, 5, 64, bytes), Error);  // too few bytes
   EXPECT_THROW(make_quantized_matrix(QuantFormat::Q4_K, 4, 64, bytes), Error);
 }
-
-// Runs the body on one kernel level, restoring the widest afterwards.
-class QuantizedLevels : public ::testing::TestWithParam<SimdLevel> {
- protected:
-  void SetUp() override {
-    if (cpu_simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "quantised weights need an AVX-512 CPU";
-    set_skinny_simd_level(GetParam());
-  }
-  void TearDown() override { set_skinny_simd_level(cpu_simd_level()); }
-};
 
 // Up to 8 rows: the same bits as skinny_linear over the load-time floats, for layers of one
 // slice and of several (the slices split between threads), with and without bias.
@@ -237,11 +238,11 @@ TEST_F(Quantized, Bf16PrecisionRoundsTheProductsInputs) {
 }
 
 // BF16 matrices are kept on every CPU (the decoding kernel widens them at every SIMD level);
-// the block formats only where their AVX-512 decoders run.
-TEST(QuantizedOnThisCpu, Bf16EverywhereBlockFormatsOnAvx512) {
+// the block formats only where their AVX-512 or AVX2 decoders run.
+TEST(QuantizedOnThisCpu, Bf16EverywhereBlockFormatsFromAvx2) {
   EXPECT_TRUE(can_keep_quantized(static_cast<uint32_t>(QuantFormat::BF16)));
   for (QuantFormat f : kFormats)
-    EXPECT_EQ(can_keep_quantized(static_cast<uint32_t>(f)), f == QuantFormat::BF16 || cpu_simd_level() == SimdLevel::Avx512)
+    EXPECT_EQ(can_keep_quantized(static_cast<uint32_t>(f)), f == QuantFormat::BF16 || cpu_simd_level() >= SimdLevel::Avx2)
         << format_name(f);
   const int64_t rows = 3, cols = 37;
   const Tensor bytes = random_blocks(QuantFormat::BF16, rows, cols, 5);

@@ -1,6 +1,6 @@
 """GGUF weights kept block-quantised (ops/quantized.h) against the same file dequantised at load.
 
-On AVX-512 CPUs hfpipe keeps a GGUF file's Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K / Q6_K weight
+On CPUs with AVX2 (or AVX-512) hfpipe keeps a GGUF file's Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K / Q6_K weight
 matrices as they are stored and decodes them inside the matrix products;
 HFPIPE_GGUF_DEQUANTIZE=1 makes it dequantise every tensor to f32 at load instead, as before.
 Decoding token by token (up to 8 rows a product) the two must give the same bits; a prefill
@@ -26,15 +26,16 @@ FILES = {
 }
 
 
-def has_avx512() -> bool:
+def has_avx2() -> bool:
     try:
         with open("/proc/cpuinfo") as f:
-            return " avx512f" in f.read()
+            flags = f.read()
     except OSError:
         return False
+    return " avx512f" in flags or (" avx2" in flags and " fma" in flags)
 
 
-pytestmark = pytest.mark.skipif(not has_avx512(), reason="weights stay quantised on AVX-512 CPUs only")
+pytestmark = pytest.mark.skipif(not has_avx2(), reason="weights stay quantised on CPUs with AVX2 or AVX-512 only")
 
 
 def logits(run_hfpipe_raw, path, ids, step, dequantize):
