@@ -1,7 +1,7 @@
 """GGUF weights kept block-quantised (ops/quantized.h) against the same file dequantised at load.
 
-On CPUs with AVX2 (or AVX-512) hfpipe keeps a GGUF file's Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K / Q6_K weight
-matrices as they are stored and decodes them inside the matrix products;
+On CPUs with AVX2 or AVX-512 hfpipe keeps a GGUF file's Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K /
+Q6_K weight matrices as they are stored and decodes them inside the matrix products;
 HFPIPE_GGUF_DEQUANTIZE=1 makes it dequantise every tensor to f32 at load instead, as before.
 Decoding token by token (up to 8 rows a product) the two must give the same bits; a prefill
 (more rows) runs sgemm over decoded slices instead of oneDNN's matmul over the whole f32
