@@ -130,35 +130,9 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
   }
 }
 
-
-// Rows of whole blocks, the block decoder inlined into the loop (a call per block of 32
-// weights cost more than the decoding).
-template <void (*Decode)(const float*, const uint8_t*, float*), QuantFormat kFormat>
-void decode_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows, int64_t cols) {
-  constexpr int64_t kBlock = quant_block_size(kFormat);
-  constexpr size_t kBytes = quant_block_bytes(kFormat);
-  const float* halves = half_table();
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* block = src + static_cast<size_t>(r) * row_bytes;
-    float* y = dst + r * cols;
-    for (int64_t k = 0; k < cols; k += kBlock, block += kBytes, y += kBlock) Decode(halves, block, y);
-  }
-}
-
 }  // namespace
 
-RowDecoder decoder_of(QuantFormat format) {
-  switch (format) {
-    case QuantFormat::Q4_0: return decode_rows<decode_q4_0, QuantFormat::Q4_0>;
-    case QuantFormat::Q4_1: return decode_rows<decode_q4_1, QuantFormat::Q4_1>;
-    case QuantFormat::Q5_0: return decode_rows<decode_q5_0, QuantFormat::Q5_0>;
-    case QuantFormat::Q8_0: return decode_rows<decode_q8_0, QuantFormat::Q8_0>;
-    case QuantFormat::Q4_K: return decode_rows<decode_q4_k, QuantFormat::Q4_K>;
-    case QuantFormat::Q6_K: return decode_rows<decode_q6_k, QuantFormat::Q6_K>;
-    case QuantFormat::BF16: return decode_bf16_rows;
-  }
-  return nullptr;
-}
+#include "ops/quantized_rows.inc"
 
 // x[0..n) rounded to bf16 as bf16_bits_of rounds, 16 at a time (the scalar loop, with its NaN
 // branch, was half of a bf16 prefill of decoded Q4_1 weights), as bit patterns in `out`.
