@@ -145,6 +145,17 @@ void skinny_quantized(const QuantizedMatrix& w, const float* x, int64_t rows, co
   // was the bound: a GPT-2-small step 42 ms this way vs 45 in f32).
   if (w.format == QuantFormat::BF16)
     return skinny_linear_bf16(x, rows, w.bytes.data_as<uint16_t>(), bias, w.cols, w.rows, y);
+  // 1-2 rows on AVX2: blocks of 32 weights decoded and multiplied in registers (SmolLM2's Q4_1
+  // products ~1.3x faster than through the slices, where decoding was half of a step).
+  if (rows <= 2 && skinny_simd_level() == SimdLevel::Avx2)
+    if (const auto fused = quant_kernels::avx2::fused_product_of(w.format)) {
+      constexpr int64_t kRowsPerTask = 64;
+      const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+#pragma omp parallel for schedule(static) if (tasks > 1 && w.rows * w.cols > 262144)
+      for (int64_t t = 0; t < tasks; ++t)
+        fused(w, x, rows, t * kRowsPerTask, std::min(kRowsPerTask, w.rows - t * kRowsPerTask), bias, y);
+      return;
+    }
   const int64_t slice = skinny_slice_rows(rows, w.cols), slices = (w.rows + slice - 1) / slice;
 #pragma omp parallel for schedule(static) if (slices > 1 && w.rows * w.cols > 262144)
   for (int64_t s = 0; s < slices; ++s) {
