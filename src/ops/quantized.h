@@ -79,8 +79,8 @@ void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count
 
 // y = x W^T + b for `rows` rows of x (rows x w.cols) into y (rows x w.rows); bias null or
 // w.rows floats. Up to kSkinnyMaxRows rows: slices of W decoded into a cache-sized buffer (a
-// BF16 W is widened in registers instead, skinny_linear_bf16, and on AVX2 1-2 rows of the
-// 32-weight block formats are decoded and multiplied in registers, quant_kernels' FusedProduct)
+// BF16 W is widened in registers instead, skinny_linear_bf16, and on AVX2 the 32-weight
+// block formats are decoded and multiplied in registers, quant_kernels' FusedProduct)
 // and multiplied by skinny_linear's kernel, so results equal skinny_linear's on the f32 W. More
 // rows: sgemm over decoded slices.
 void quantized_linear(const QuantizedMatrix& w, const float* x, int64_t rows, const float* bias, float* y);

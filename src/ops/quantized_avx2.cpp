@@ -183,12 +183,14 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
 
 namespace {
 
-// Weight rows per fused tile: two for the nibble formats; Q8_0 streams more bytes per weight and
-// ran fastest one row at a time (30 SmolLM2-shaped layers at one input row: Q4_1 16 ms through
-// slices, 12.6 fused with 2 weight rows, 17.5 with 1, 14.8-19 with 4; Q8_0 20 ms through slices,
-// 16-19 fused with 1, 21-23 with 2, 25-28 with 4).
-template <class Chunks>
-constexpr int fused_columns() { return Chunks::kFormat == QuantFormat::Q8_0 ? 1 : 2; }
+// Weight rows per fused tile. Measured on 30 layers of SmolLM2-shaped random blocks, one thread:
+// at 1-2 input rows two for the nibble formats (Q4_1, 1 row: 16 ms through slices, 12.6 fused
+// with 2 weight rows, 17.5 with 1, 15-19 with 4), one for Q8_0, which streams more bytes per
+// weight (20 ms through slices, 16-19 fused with 1, 21-23 with 2); from 3 rows one, as the
+// registers allow (Q4_1 / Q8_0 at 4 rows 26 / 27 ms through slices, 19 / 20-22 fused; at 8 rows
+// 38.5 / 41.5 through slices, 35 / 36.5 fused).
+template <class Chunks, int R>
+constexpr int fused_columns() { return R <= 2 && Chunks::kFormat != QuantFormat::Q8_0 ? 2 : 1; }
 
 // gemv.cpp's avx2::sum: the lanes' total in its fixed order.
 inline float lane_sum(__m256 v) {
@@ -225,7 +227,7 @@ __attribute__((target("avx2,fma"))) void fused_tile(const uint8_t* w, size_t row
 
 template <class Chunks, int R>
 void fused_rows(const QuantizedMatrix& w, const float* x, int64_t first, int64_t count, const float* bias, float* y) {
-  constexpr int C = fused_columns<Chunks>();
+  constexpr int C = fused_columns<Chunks, R>();
   const int64_t blocks = w.cols / quant_block_size(Chunks::kFormat);
   int64_t n = first;
   for (; n + C <= first + count; n += C)
@@ -237,8 +239,16 @@ void fused_rows(const QuantizedMatrix& w, const float* x, int64_t first, int64_t
 template <class Chunks>
 void fused_product(const QuantizedMatrix& w, const float* x, int64_t rows, int64_t first, int64_t count,
                    const float* bias, float* y) {
-  if (rows == 1) return fused_rows<Chunks, 1>(w, x, first, count, bias, y);
-  fused_rows<Chunks, 2>(w, x, first, count, bias, y);
+  switch (rows) {
+    case 1: return fused_rows<Chunks, 1>(w, x, first, count, bias, y);
+    case 2: return fused_rows<Chunks, 2>(w, x, first, count, bias, y);
+    case 3: return fused_rows<Chunks, 3>(w, x, first, count, bias, y);
+    case 4: return fused_rows<Chunks, 4>(w, x, first, count, bias, y);
+    case 5: return fused_rows<Chunks, 5>(w, x, first, count, bias, y);
+    case 6: return fused_rows<Chunks, 6>(w, x, first, count, bias, y);
+    case 7: return fused_rows<Chunks, 7>(w, x, first, count, bias, y);
+    default: return fused_rows<Chunks, 8>(w, x, first, count, bias, y);
+  }
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ RowDecoder decoder_of(QuantFormat format);
 void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out);
 }  // namespace avx512
 
-// y[r * w.rows + n] = x_r . w_n (+ bias[n]) for input rows r < rows (1 or 2) and weight rows n in
+// y[r * w.rows + n] = x_r . w_n (+ bias[n]) for input rows r < rows (1 to 8) and weight rows n in
 // [first, first + count), each block decoded into registers and multiplied there instead of
 // through a decoded slice: the same bits as skinny_linear over the decoded floats (the same
 // vector accumulators over K in the same order, reduced the same way).
