@@ -1,12 +1,14 @@
 #include <immintrin.h>
 
+#include "ops/avx2_math.h"
 #include "ops/quantized_kernels.h"
 
 // The AVX2 decoders of ops/quantized.h (the promise: ops/quantized_kernels.h), for CPUs without
 // AVX-512 (AMD Zen 2 / Zen 3, Intel client cores): quantized_avx512.cpp's decoders on 8 lanes.
 // Without them a GGUF file's blocks were dequantised to f32 at load on these CPUs, and each
-// decoding step read 5-6x the bytes. Compiled for "avx2" without "fma": no product and sum
-// can be contracted into an FMA (`rounded` says so where it matters, as on AVX-512).
+// decoding step read 5-6x the bytes. The decoders are compiled for "avx2" without "fma", and
+// where a product is followed by a sum `rounded` keeps the two roundings apart (as on AVX-512)
+// also inside the fused kernels, which need "fma" for their accumulators.
 
 // Small loops over registers must be unrolled whole for the arrays to live in registers.
 #define UNROLL _Pragma("GCC unroll 16")
@@ -35,6 +37,12 @@ inline __m256i bytes_i32(const uint8_t* p) {  // 8 signed bytes -> 8 int32
 }
 inline __m256i low_nibbles(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi32(0x0F)); }
 inline __m256i high_nibbles(__m256i v) { return _mm256_srli_epi32(v, 4); }
+// Weights 8j .. 8j + 7 of a 32-weight block of nibbles whose bytes 0-7 are `first` and 8-15
+// `second` (byte i holds weight i low, weight 16 + i high).
+inline __m256i nibble_chunk(__m256i first, __m256i second, int j) {
+  const __m256i bytes = j % 2 ? second : first;
+  return j < 2 ? low_nibbles(bytes) : high_nibbles(bytes);
+}
 // The formats of 32-weight blocks as 4 vectors of 8 weights ("chunks", chunk j = weights
 // 8j .. 8j + 7), each made from a state loaded once per block: the block decoders store the
 // chunks, the fused kernels below multiply them where they are made.
@@ -43,14 +51,14 @@ inline __m256i high_nibbles(__m256i v) { return _mm256_srli_epi32(v, 4); }
 struct Q4_0Chunks {
   static constexpr QuantFormat kFormat = QuantFormat::Q4_0;
   __m256 d;
-  __m256i first, second;  // bytes 0-7 (weights 0-7 low, 16-23 high) and 8-15 (8-15, 24-31)
+  __m256i first, second;  // nibble bytes 0-7 and 8-15
   void start(const float* halves, const uint8_t* block) {
     d = half_at(halves, block);
     first = bytes_u32(block + 2);
     second = bytes_u32(block + 10);
   }
   __m256 chunk(int j) const {
-    const __m256i q = j == 0 ? low_nibbles(first) : j == 1 ? low_nibbles(second) : j == 2 ? high_nibbles(first) : high_nibbles(second);
+    const __m256i q = nibble_chunk(first, second, j);
     return _mm256_mul_ps(d, to_float(_mm256_sub_epi32(q, _mm256_set1_epi32(8))));
   }
 };
@@ -67,7 +75,7 @@ struct Q4_1Chunks {
     second = bytes_u32(block + 12);
   }
   __m256 chunk(int j) const {
-    const __m256i q = j == 0 ? low_nibbles(first) : j == 1 ? low_nibbles(second) : j == 2 ? high_nibbles(first) : high_nibbles(second);
+    const __m256i q = nibble_chunk(first, second, j);
     return _mm256_add_ps(rounded(_mm256_mul_ps(d, to_float(q))), m);
   }
 };
@@ -92,7 +100,7 @@ struct Q5_0Chunks {
     second = bytes_u32(block + 14);
   }
   __m256 chunk(int j) const {
-    const __m256i q = j == 0 ? low_nibbles(first) : j == 1 ? low_nibbles(second) : j == 2 ? high_nibbles(first) : high_nibbles(second);
+    const __m256i q = nibble_chunk(first, second, j);
     const __m256i value = _mm256_sub_epi32(_mm256_or_si256(q, fifth_bits(fifths, 8 * j)), _mm256_set1_epi32(16));
     return _mm256_mul_ps(d, to_float(value));
   }
@@ -192,14 +200,6 @@ namespace {
 template <class Chunks, int R>
 constexpr int fused_columns() { return R <= 2 && Chunks::kFormat != QuantFormat::Q8_0 ? 2 : 1; }
 
-// gemv.cpp's avx2::sum: the lanes' total in its fixed order.
-inline float lane_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ps(s, _mm_movehdup_ps(s));  // the total in lane 0
-  return _mm_cvtss_f32(s);
-}
-
 template <class Chunks, int R, int C>
 __attribute__((target("avx2,fma"))) void fused_tile(const uint8_t* w, size_t row_bytes, int64_t blocks, const float* x,
                                                    int64_t ldx, const float* bias, float* y, int64_t ldy) {
@@ -222,7 +222,7 @@ __attribute__((target("avx2,fma"))) void fused_tile(const uint8_t* w, size_t row
     }
   }
   UNROLL for (int r = 0; r < R; ++r)
-    UNROLL for (int c = 0; c < C; ++c) y[r * ldy + c] = bias ? lane_sum(acc[r][c]) + bias[c] : lane_sum(acc[r][c]);
+    UNROLL for (int c = 0; c < C; ++c) y[r * ldy + c] = bias ? ops::avx2::sum(acc[r][c]) + bias[c] : ops::avx2::sum(acc[r][c]);
 }
 
 template <class Chunks, int R>
