@@ -55,6 +55,8 @@ inline Vec load_weights_first(const uint16_t* p, int64_t n) {
 // (24 accumulators, 11 loads per 24 FMAs).
 constexpr int columns_for(int rows) { return rows <= 2 ? 8 : rows == 3 ? 6 : rows == 4 ? 5 : rows <= 6 ? 4 : 3; }
 constexpr int kMaxTileRows = 8;
+// many_rows: not measured (AVX-512 CPUs run those products on oneDNN's brgemm); 20 accumulators.
+constexpr int kGroupRows = 4, kGroupColumns = 5;
 #include "ops/gemv_tiles.inc"
 }  // namespace avx512
 #pragma GCC diagnostic pop
@@ -103,6 +105,11 @@ inline Vec load_weights_first(const uint16_t* p, int64_t n) {
 // 9 vectors per 8 FMAs and ran a SmolLM2 batch-8 step at ~40% of the FMA peak.
 constexpr int columns_for(int rows) { return rows <= 2 ? 4 : rows == 3 ? 3 : 2; }
 constexpr int kMaxTileRows = 6;
+// many_rows: 4 x 3 (12 accumulators, 3 weight vectors, 1 input vector: all 16 registers;
+// 7 loads per 12 FMAs). Measured at 16 rows on BERT-base's 768 x 3072 streamed from memory
+// (GFLOP/s, one thread): 4 x 3 55, 6 x 2 55, 3 x 3 49, 4 x 2 54, 2 x 4 36 (oneDNN 42-46); on
+// MiniLM's 384 x 1536: 65, 62, -, -, - (oneDNN 46).
+constexpr int kGroupRows = 4, kGroupColumns = 3;
 #include "ops/gemv_tiles.inc"
 }  // namespace avx2
 #ifdef __clang__
@@ -127,6 +134,7 @@ inline Vec load_weights(const uint16_t* p) { return bf16_to_f32(*p); }
 inline Vec load_weights_first(const uint16_t* p, int64_t) { return bf16_to_f32(*p); }
 constexpr int columns_for(int) { return 1; }
 constexpr int kMaxTileRows = 8;
+constexpr int kGroupRows = 4, kGroupColumns = 1;
 #include "ops/gemv_tiles.inc"
 }  // namespace plain
 
@@ -159,7 +167,14 @@ namespace {
 
 void run_rows(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out, float* y,
               int64_t ldy, bool parallel) {
-  check(rows >= 1 && rows <= kSkinnyMaxRows, ErrorKind::Internal, "skinny_linear takes 1 to 8 rows");
+  check(rows >= 1, ErrorKind::Internal, "skinny_linear takes at least one row");
+  if (rows > kSkinnyMaxRows) {
+    switch (skinny_simd_level()) {
+      case SimdLevel::Avx512: return avx512::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+      case SimdLevel::Avx2: return avx2::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+      case SimdLevel::Plain: return plain::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+    }
+  }
   switch (skinny_simd_level()) {
     case SimdLevel::Avx512: return avx512::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
     case SimdLevel::Avx2: return avx2::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
@@ -169,6 +184,11 @@ void run_rows(const float* x, int64_t rows, const float* w, const float* bias, i
 
 }  // namespace
 
+bool skinny_linear_preferred(int64_t rows) {
+  constexpr int64_t kAvx2MaxRows = 40;
+  return rows <= kSkinnyMaxRows || (rows <= kAvx2MaxRows && skinny_simd_level() == SimdLevel::Avx2);
+}
+
 void skinny_linear(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
                    Activation activation, float* y) {
   run_rows(x, rows, w, bias, in, out, y, out, true);
@@ -176,13 +196,14 @@ void skinny_linear(const float* x, int64_t rows, const float* w, const float* bi
 }
 
 int64_t skinny_tile_columns(int64_t rows) {
+  const bool many = rows > kSkinnyMaxRows;
   const int r = static_cast<int>(std::clamp<int64_t>(rows, 1, kSkinnyMaxRows));
   switch (skinny_simd_level()) {
-    case SimdLevel::Avx512: return avx512::columns_for(r);
-    case SimdLevel::Avx2: return avx2::columns_for(r);
+    case SimdLevel::Avx512: return many ? avx512::kGroupColumns : avx512::columns_for(r);
+    case SimdLevel::Avx2: return many ? avx2::kGroupColumns : avx2::columns_for(r);
     case SimdLevel::Plain: break;
   }
-  return plain::columns_for(r);
+  return many ? plain::kGroupColumns : plain::columns_for(r);
 }
 
 void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const float* bias, int64_t in, int64_t out,

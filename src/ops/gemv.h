@@ -24,13 +24,24 @@ SimdLevel cpu_simd_level();
 SimdLevel skinny_simd_level();
 void set_skinny_simd_level(SimdLevel level);
 
-// The most rows skinny_linear takes; Linear::forward sends at most this many rows here.
+// The most rows of decoding (one per sequence of a batch): what skinny_linear_bf16,
+// skinny_linear_columns and the quantised kernels take, and what skinny_linear always runs.
 inline constexpr int64_t kSkinnyMaxRows = 8;
 
-// y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n]) for r < rows (1 .. kSkinnyMaxRows); x is
-// rows x in, y rows x out, w out x in, bias out floats or null. Each row's result depends on
-// that row only (not on how many rows come with it). Threads split the output columns.
-// Vectors run along K (w's rows are contiguous), so the weights are read in place, never copied.
+// Whether Linear runs `rows` rows on skinny_linear rather than oneDNN: up to kSkinnyMaxRows
+// always; up to 40 at the AVX2 level too (an encoder's short input, a short prompt's prefill),
+// where oneDNN's sgemm runs 16-32 rows at 42-49 GFLOP/s a core and skinny_linear's 4 x 3 tiles
+// at 54-68 (BERT-base / MiniLM shapes, one thread; ops/gemv.cpp). Whole CLI runs, one input at
+// a time (CPU seconds, oneDNN -> skinny): MiniLM ~16 tokens 2.03 -> 1.35, ~24 1.16 -> 0.94,
+// ~40 1.63 -> 1.48, ~56 2.08 -> 2.02; BERT-base ~16 12.4 -> 9.5, ~24 7.05 -> 6.34, ~40 10.28
+// -> 9.97, ~56 13.44 -> 13.67 (oneDNN ahead from there).
+bool skinny_linear_preferred(int64_t rows);
+
+// y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n]) for r < rows (any number); x is rows x in,
+// y rows x out, w out x in, bias out floats or null. Each row's result depends on that row only
+// (not on how many rows come with it). Threads split the output columns. Vectors run along K
+// (w's rows are contiguous), so the weights are read in place, never copied. Past
+// kSkinnyMaxRows rows each tile of weight rows is multiplied into all the rows, a few at a time.
 void skinny_linear(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
                    Activation activation, float* y);
 
@@ -44,9 +55,9 @@ void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const f
 // tile width at the current level): slices of a multiple of it run without a narrower tail.
 int64_t skinny_tile_columns(int64_t rows);
 
-// skinny_linear's product (no activation) for `out` weight rows that are a slice of a wider
-// layer: row r's results go to y[r * ldy ...]. One thread: the caller splits the slices.
-// Bit for bit the results skinny_linear gives for those weight rows.
+// skinny_linear's product (no activation; any number of rows) for `out` weight rows that are
+// a slice of a wider layer: row r's results go to y[r * ldy ...]. One thread: the caller splits
+// the slices. Bit for bit the results skinny_linear gives for those weight rows.
 void skinny_linear_columns(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
                            float* y, int64_t ldy);
 

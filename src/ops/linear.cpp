@@ -86,8 +86,8 @@ Activation activation_from_name(const std::string& name) {
 
 // Two ways to run the product:
 // - plain: one primitive for a runtime number of rows (gemm:jit), over the checkpoint's own
-//   [out, in] memory: zero-copy from the mmapped file; up to kSkinnyMaxRows rows go to
-//   skinny_linear. The default, and all oneDNN offers on AVX2.
+//   [out, in] memory: zero-copy from the mmapped file; few rows (skinny_linear_preferred: up to
+//   8, or 32 on AVX2) go to skinny_linear. The default, and all oneDNN offers on AVX2.
 // - blocked (WeightPacking::BlockedWhenFaster on AVX-512): brgemm, which oneDNN 2.6 only has
 //   for a fixed number of rows, over weights reordered into its blocked layout (the same
 //   layout for every row count, so one packed copy serves all). Measured on a Xeon (AVX-512)
@@ -382,7 +382,7 @@ struct Linear::Impl {
       }
       return;
     }
-    if (rows <= kSkinnyMaxRows)  // decoding's few rows: ops/gemv.h says why not oneDNN
+    if (skinny_linear_preferred(rows))  // decoding's few rows, short inputs: ops/gemv.h says why not oneDNN
       return skinny_linear(x, rows, keep_weight.f32(), bias_data(), in, out, activation, y);
     execute(runtime_rows, plain_weights, x, rows, y);
   }

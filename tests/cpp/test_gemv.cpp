@@ -1,5 +1,5 @@
-// ops::skinny_linear (decoding's few-row linear layers) against a naive double-precision
-// reference, and against oneDNN's path through Linear (more than 8 rows), on every kernel
+// ops::skinny_linear (decoding's few-row linear layers, short inputs on AVX2) against a naive
+// double-precision reference, and against oneDNN's path through Linear (more rows), on every kernel
 // (AVX-512, AVX2, plain) this machine can run.
 #include <gtest/gtest.h>
 
@@ -41,14 +41,15 @@ double activate(Activation a, double x) {
   return x;
 }
 
-// Every row count 1..8, widths with and without a K % 8 / K % 16 tail and a remainder after
-// the tiles of 1..8 weight rows, with and without bias, every activation.
+// Every row count 1..8 and some past it (groups of 4 rows with 0-3 left over), widths with and
+// without a K % 8 / K % 16 tail and a remainder after the tiles of 1..8 weight rows, with and
+// without bias, every activation.
 TEST_P(SkinnyLevels, MatchesNaiveReference) {
   const Activation acts[] = {Activation::None, Activation::GeluErf, Activation::GeluTanh,
                              Activation::Relu, Activation::Tanh,    Activation::Silu};
   for (int64_t in : {5, 8, 16, 37, 64})
     for (int64_t out : {1, 3, 4, 13, 50})
-      for (int64_t rows = 1; rows <= kSkinnyMaxRows; ++rows)
+      for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 19, 32, 43})
         for (bool with_bias : {false, true})
           for (Activation a : acts) {
             auto x = random_vector(rows * in, 1), w = random_vector(out * in, 2), b = random_vector(out, 3);
@@ -67,11 +68,12 @@ TEST_P(SkinnyLevels, MatchesNaiveReference) {
 // A row's result does not depend on the rows decoded with it (batching changes speed only),
 // whichever tile shape each row count takes. out = 121 leaves a remainder after every tile
 // width; in = 77 a K tail for every vector width.
+// Past 8 rows too, where each weight tile passes over the rows 4 at a time.
 TEST_P(SkinnyLevels, RowResultIndependentOfRowCount) {
-  const int64_t in = 77, out = 121;
-  auto x = random_vector(kSkinnyMaxRows * in, 4), w = random_vector(out * in, 5), b = random_vector(out, 6);
-  std::vector<float> alone(out), together(kSkinnyMaxRows * out);
-  for (int64_t rows = 2; rows <= kSkinnyMaxRows; ++rows) {
+  const int64_t in = 77, out = 121, max_rows = 43;
+  auto x = random_vector(max_rows * in, 4), w = random_vector(out * in, 5), b = random_vector(out, 6);
+  std::vector<float> alone(out), together(max_rows * out);
+  for (int64_t rows = 2; rows <= max_rows; ++rows) {
     skinny_linear(x.data(), rows, w.data(), b.data(), in, out, Activation::None, together.data());
     for (int64_t r = 0; r < rows; ++r) {
       skinny_linear(x.data() + r * in, 1, w.data(), b.data(), in, out, Activation::None, alone.data());
@@ -104,9 +106,10 @@ TEST(SkinnyLinear, LevelIsClampedToTheCpu) {
   set_skinny_simd_level(cpu_simd_level());
 }
 
-// Linear sends up to 8 rows to skinny_linear and more to oneDNN: both agree.
+// Linear sends few rows to skinny_linear (up to 8, or 40 on AVX2) and more to oneDNN: both agree.
 TEST(SkinnyLinear, AgreesWithOneDnnThroughLinear) {
-  const int64_t in = 96, out = 40, rows = 9;
+  const int64_t in = 96, out = 40, rows = 50;
+  ASSERT_FALSE(skinny_linear_preferred(rows));
   auto x = random_vector(rows * in, 6), w = random_vector(out * in, 7), b = random_vector(out, 8);
   Linear linear(Tensor::view(DType::F32, {out, in}, w.data(), nullptr), Tensor::view(DType::F32, {out}, b.data(), nullptr),
                 Activation::Silu);
@@ -114,6 +117,26 @@ TEST(SkinnyLinear, AgreesWithOneDnnThroughLinear) {
   linear.forward(x.data(), rows, all.data());      // oneDNN
   linear.forward(x.data() + 7 * in, 2, few.data());  // skinny: rows 7 and 8
   for (int64_t i = 0; i < 2 * out; ++i) EXPECT_NEAR(few[i], all[7 * out + i], 1e-4);
+}
+
+// On AVX2 a Linear of 9-40 rows (an encoder's short input) runs skinny_linear's tiles: each row
+// gets the bits it gets alone, and agrees with oneDNN's product of more rows.
+TEST_P(SkinnyLevels, LinearOfShortInputsRunsTheSkinnyTiles) {
+  const int64_t in = 200, out = 70, rows = 21;
+  auto x = random_vector(64 * in, 11), w = random_vector(out * in, 12), b = random_vector(out, 13);
+  Linear linear(Tensor::view(DType::F32, {out, in}, w.data(), nullptr), Tensor::view(DType::F32, {out}, b.data(), nullptr),
+                Activation::GeluErf);
+  EXPECT_EQ(skinny_linear_preferred(rows), GetParam() == SimdLevel::Avx2);
+  std::vector<float> short_input(rows * out), alone(out), many(64 * out);
+  linear.forward(x.data(), rows, short_input.data());
+  linear.forward(x.data(), 64, many.data());  // oneDNN
+  for (int64_t r = 0; r < rows; ++r) {
+    linear.forward(x.data() + r * in, 1, alone.data());
+    for (int64_t n = 0; n < out; ++n) {
+      if (skinny_linear_preferred(rows)) ASSERT_EQ(short_input[r * out + n], alone[n]) << "row " << r;
+      ASSERT_NEAR(short_input[r * out + n], many[r * out + n], 1e-4) << "row " << r;
+    }
+  }
 }
 
 }  // namespace
