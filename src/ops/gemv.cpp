@@ -196,14 +196,13 @@ void skinny_linear(const float* x, int64_t rows, const float* w, const float* bi
 }
 
 int64_t skinny_tile_columns(int64_t rows) {
-  const bool many = rows > kSkinnyMaxRows;
   const int r = static_cast<int>(std::clamp<int64_t>(rows, 1, kSkinnyMaxRows));
   switch (skinny_simd_level()) {
-    case SimdLevel::Avx512: return many ? avx512::kGroupColumns : avx512::columns_for(r);
-    case SimdLevel::Avx2: return many ? avx2::kGroupColumns : avx2::columns_for(r);
+    case SimdLevel::Avx512: return avx512::columns_for(r);
+    case SimdLevel::Avx2: return avx2::columns_for(r);
     case SimdLevel::Plain: break;
   }
-  return many ? plain::kGroupColumns : plain::columns_for(r);
+  return plain::columns_for(r);
 }
 
 void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const float* bias, int64_t in, int64_t out,
