@@ -5,13 +5,19 @@
 // decoding step's 8 x 3072 MLP, RmsNorm over a SmolLM2-135M batch-8 step (61 x [8, 576]). Each
 // figure is the best of many repeats in process CPU time (one thread: run with
 // OMP_NUM_THREADS=1), minus the time of restoring the input, in microseconds.
+// Then Linear's products of 16-64 rows (one short input of an encoder) over a model's worth of
+// distinct weights (so they stream from memory or L3 as in a forward), in GFLOP/s: oneDNN's
+// sgemm against skinny_linear's tiles, which Linear takes for 9-40 rows on AVX2.
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <random>
 #include <vector>
 
+#include "core/tensor.h"
 #include "ops/decoder_ops.h"
+#include "ops/gemv.h"
+#include "ops/linear.h"
 #include "ops/ops.h"
 
 namespace {
@@ -52,6 +58,42 @@ const char* level_name(SimdLevel l) {
   return l == SimdLevel::Avx512 ? "avx512" : l == SimdLevel::Avx2 ? "avx2" : "plain";
 }
 
+// GFLOP/s of `rows` rows through `layers` distinct [out, in] weights, best of 5 passes, on
+// oneDNN (Linear with the skinny kernels lowered to plain C++, where Linear sends every row
+// count past 8 to oneDNN) and on skinny_linear at this CPU's level.
+void bench_linear(const char* name, int64_t rows, int64_t in, int64_t out, int layers) {
+  std::vector<std::vector<float>> weights;
+  std::vector<Linear> linears;
+  for (int l = 0; l < layers; ++l) {
+    weights.push_back(normal_floats(static_cast<size_t>(in * out), 0.05f, 10 + l));
+    linears.emplace_back(hfpipe::Tensor::view(hfpipe::DType::F32, {out, in}, weights.back().data(), nullptr),
+                         hfpipe::Tensor());
+  }
+  const auto x = normal_floats(static_cast<size_t>(rows * in), 1.f, 9);
+  std::vector<float> y(static_cast<size_t>(rows * out));
+  const double flop = 2.0 * rows * in * out * layers;
+  auto gflops = [&](auto pass) {
+    double best = 1e30;
+    for (int r = 0; r < 5; ++r) {
+      const double t0 = cpu_seconds();
+      pass();
+      best = std::min(best, cpu_seconds() - t0);
+    }
+    return flop / best * 1e-9;
+  };
+  set_skinny_simd_level(SimdLevel::Plain);
+  const double onednn = gflops([&] {
+    for (const Linear& linear : linears) linear.forward(x.data(), rows, y.data());
+  });
+  set_skinny_simd_level(cpu_simd_level());
+  const double skinny = gflops([&] {
+    for (int l = 0; l < layers; ++l)
+      skinny_linear(x.data(), rows, weights[l].data(), nullptr, in, out, Activation::None, y.data());
+  });
+  std::printf("%-22s %2lld rows  oneDNN %5.1f  skinny %5.1f GFLOP/s\n", name, static_cast<long long>(rows), onednn,
+              skinny);
+}
+
 }  // namespace
 
 int main() {
@@ -85,4 +127,13 @@ int main() {
   std::printf("rms_norm (target_clones, any level) %.0f us\n", best_us(50, reset_to(rms_rows), [&] {
                 for (int layer = 0; layer < 61; ++layer) rms_norm(buffer.data(), 8, 576, rms_weight.data(), 1e-5f);
               }));
+  std::printf("linear (%s):\n", level_name(cpu_simd_level()));
+  for (int64_t rows : {16, 32, 48, 64}) {
+    bench_linear("MiniLM 384x384 x24", rows, 384, 384, 24);
+    bench_linear("MiniLM 384x1536 x6", rows, 384, 1536, 6);
+    bench_linear("MiniLM 1536x384 x6", rows, 1536, 384, 6);
+    bench_linear("BERT-base 768x768 x48", rows, 768, 768, 48);
+    bench_linear("BERT-base 768x3072 x12", rows, 768, 3072, 12);
+    bench_linear("BERT-base 3072x768 x12", rows, 3072, 768, 12);
+  }
 }
