@@ -82,18 +82,21 @@ TEST_P(SkinnyLevels, RowResultIndependentOfRowCount) {
   }
 }
 
-// A large layer (threads split it; every tile prefetches the next) matches the reference.
+// A large layer (threads split it; every tile prefetches the next) matches the reference, at
+// a decoding step's few rows and at a short input's 20.
 TEST_P(SkinnyLevels, WideLayerMatchesReference) {
-  const int64_t in = 771, out = 1030, rows = 3;
-  auto x = random_vector(rows * in, 9), w = random_vector(out * in, 10);
-  std::vector<float> y(rows * out);
-  skinny_linear(x.data(), rows, w.data(), nullptr, in, out, Activation::None, y.data());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t n = 0; n < out; ++n) {
-      double s = 0.0;
-      for (int64_t k = 0; k < in; ++k) s += double(x[r * in + k]) * w[n * in + k];
-      ASSERT_NEAR(y[r * out + n], s, 1e-3) << "row " << r << " col " << n;
-    }
+  const int64_t in = 771, out = 1030;
+  for (int64_t rows : {3, 20}) {
+    auto x = random_vector(rows * in, 9), w = random_vector(out * in, 10);
+    std::vector<float> y(rows * out);
+    skinny_linear(x.data(), rows, w.data(), nullptr, in, out, Activation::None, y.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t n = 0; n < out; ++n) {
+        double s = 0.0;
+        for (int64_t k = 0; k < in; ++k) s += double(x[r * in + k]) * w[n * in + k];
+        ASSERT_NEAR(y[r * out + n], s, 1e-3) << "rows " << rows << " row " << r << " col " << n;
+      }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, SkinnyLevels, testing::all_simd_levels(), testing::simd_level_test_name);
