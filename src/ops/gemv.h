@@ -1,5 +1,6 @@
 // Linear layers on a few rows (token-by-token decoding: batch 1 is a matrix-vector product,
-// batch 8 a skinny matrix product), y = x W^T + b, W in PyTorch's [out, in] layout.
+// batch 8 a skinny matrix product; on AVX2 also an encoder's short input of up to 40 tokens),
+// y = x W^T + b, W in PyTorch's [out, in] layout.
 //
 // Why not oneDNN here: its f32 matmul on AVX2 treats 8 rows as a small GEMM and runs
 // compute-bound at ~15 GFLOP/s a core (measured, bench/bench_generation.py), so a decoding
@@ -30,11 +31,12 @@ inline constexpr int64_t kSkinnyMaxRows = 8;
 
 // Whether Linear runs `rows` rows on skinny_linear rather than oneDNN: up to kSkinnyMaxRows
 // always; up to 40 at the AVX2 level too (an encoder's short input, a short prompt's prefill),
-// where oneDNN's sgemm runs 16-32 rows at 42-49 GFLOP/s a core and skinny_linear's 4 x 3 tiles
-// at 54-68 (BERT-base / MiniLM shapes, one thread; ops/gemv.cpp). Whole CLI runs, one input at
-// a time (CPU seconds, oneDNN -> skinny): MiniLM ~16 tokens 2.03 -> 1.35, ~24 1.16 -> 0.94,
-// ~40 1.63 -> 1.48, ~56 2.08 -> 2.02; BERT-base ~16 12.4 -> 9.5, ~24 7.05 -> 6.34, ~40 10.28
-// -> 9.97, ~56 13.44 -> 13.67 (oneDNN ahead from there).
+// where oneDNN's sgemm runs 16-32 rows at 32-64 GFLOP/s a core and skinny_linear's 4 x 3 tiles
+// at 48-64 (BERT-base / MiniLM shapes, one thread; build/hfpipe_bench_ops, docs/performance.md).
+// Whole CLI runs, one input at a time (CPU seconds, oneDNN -> skinny): MiniLM ~16 tokens 2.03
+// -> 1.35, ~24 1.16 -> 0.94, ~40 1.63 -> 1.48, ~48 ~1.86 -> ~1.81; BERT-base ~16 12.4 -> 9.5,
+// ~24 7.05 -> 6.34, ~40 10.28 -> 9.97, ~48 ~12.9 -> ~12.5, but NER's ~48-token sentences 4.0 ->
+// 4.2: past 40 oneDNN keeps them.
 bool skinny_linear_preferred(int64_t rows);
 
 // y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n]) for r < rows (any number); x is rows x in,

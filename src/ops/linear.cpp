@@ -87,7 +87,7 @@ Activation activation_from_name(const std::string& name) {
 // Two ways to run the product:
 // - plain: one primitive for a runtime number of rows (gemm:jit), over the checkpoint's own
 //   [out, in] memory: zero-copy from the mmapped file; few rows (skinny_linear_preferred: up to
-//   8, or 32 on AVX2) go to skinny_linear. The default, and all oneDNN offers on AVX2.
+//   8, or 40 on AVX2) go to skinny_linear. The default, and all oneDNN offers on AVX2.
 // - blocked (WeightPacking::BlockedWhenFaster on AVX-512): brgemm, which oneDNN 2.6 only has
 //   for a fixed number of rows, over weights reordered into its blocked layout (the same
 //   layout for every row count, so one packed copy serves all). Measured on a Xeon (AVX-512)
