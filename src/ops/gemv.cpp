@@ -7,6 +7,7 @@
 
 #include "core/half_floats.h"
 #include "core/error.h"
+#include "ops/avx2_math.h"
 #include "ops/ops.h"
 
 // The tile loops must be unrolled whole: only then do the accumulator arrays live in registers
@@ -29,7 +30,7 @@ namespace {
 // may be used uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-namespace avx512 {
+namespace avx512_tiles {
 using Vec = __m512;
 constexpr int64_t kLanes = 16;
 inline Vec zero() { return _mm512_setzero_ps(); }
@@ -58,7 +59,7 @@ constexpr int kMaxTileRows = 8;
 // many_rows: not measured (AVX-512 CPUs run those products on oneDNN's brgemm); 20 accumulators.
 constexpr int kGroupRows = 4, kGroupColumns = 5;
 #include "ops/gemv_tiles.inc"
-}  // namespace avx512
+}  // namespace avx512_tiles
 #pragma GCC diagnostic pop
 #ifdef __clang__
 #pragma clang attribute pop
@@ -71,7 +72,7 @@ constexpr int kGroupRows = 4, kGroupColumns = 5;
 #ifdef __clang__  // clang ignores GCC target pragmas
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #endif
-namespace avx2 {
+namespace avx2_tiles {
 using Vec = __m256;
 constexpr int64_t kLanes = 8;
 inline Vec zero() { return _mm256_setzero_ps(); }
@@ -82,12 +83,9 @@ inline Vec load_first(const float* p, int64_t n) {
   return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lanes));
 }
 inline Vec fma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
-inline float sum(Vec v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+// The lane sum of the row kernels and of quant_kernels' fused tiles, whose results must be
+// these tiles' bits.
+using ops::avx2::sum;
 inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 inline void keep_in_register(Vec& v) { __asm__("" : "+x"(v)); }
 inline Vec load_weights(const float* p) { return load(p); }
@@ -111,14 +109,14 @@ constexpr int kMaxTileRows = 6;
 // MiniLM's 384 x 1536: 65, 62, -, -, - (oneDNN 46).
 constexpr int kGroupRows = 4, kGroupColumns = 3;
 #include "ops/gemv_tiles.inc"
-}  // namespace avx2
+}  // namespace avx2_tiles
 #ifdef __clang__
 #pragma clang attribute pop
 #endif
 #pragma GCC pop_options
 
 // ---- Plain C++ for CPUs without AVX2: one float a "vector", so sums run in k order.
-namespace plain {
+namespace plain_tiles {
 using Vec = float;
 constexpr int64_t kLanes = 1;
 inline Vec zero() { return 0.f; }
@@ -136,7 +134,7 @@ constexpr int columns_for(int) { return 1; }
 constexpr int kMaxTileRows = 8;
 constexpr int kGroupRows = 4, kGroupColumns = 1;
 #include "ops/gemv_tiles.inc"
-}  // namespace plain
+}  // namespace plain_tiles
 
 SimdLevel detect_simd_level() {
   // __builtin_cpu_supports also checks that the OS saves the wider registers.
@@ -170,15 +168,15 @@ void run_rows(const float* x, int64_t rows, const float* w, const float* bias, i
   check(rows >= 1, ErrorKind::Internal, "skinny_linear takes at least one row");
   if (rows > kSkinnyMaxRows) {
     switch (skinny_simd_level()) {
-      case SimdLevel::Avx512: return avx512::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
-      case SimdLevel::Avx2: return avx2::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
-      case SimdLevel::Plain: return plain::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+      case SimdLevel::Avx512: return avx512_tiles::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+      case SimdLevel::Avx2: return avx2_tiles::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+      case SimdLevel::Plain: return plain_tiles::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
     }
   }
   switch (skinny_simd_level()) {
-    case SimdLevel::Avx512: return avx512::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
-    case SimdLevel::Avx2: return avx2::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
-    case SimdLevel::Plain: return plain::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+    case SimdLevel::Avx512: return avx512_tiles::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+    case SimdLevel::Avx2: return avx2_tiles::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
+    case SimdLevel::Plain: return plain_tiles::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
   }
 }
 
@@ -198,20 +196,20 @@ void skinny_linear(const float* x, int64_t rows, const float* w, const float* bi
 int64_t skinny_tile_columns(int64_t rows) {
   const int r = static_cast<int>(std::clamp<int64_t>(rows, 1, kSkinnyMaxRows));
   switch (skinny_simd_level()) {
-    case SimdLevel::Avx512: return avx512::columns_for(r);
-    case SimdLevel::Avx2: return avx2::columns_for(r);
+    case SimdLevel::Avx512: return avx512_tiles::columns_for(r);
+    case SimdLevel::Avx2: return avx2_tiles::columns_for(r);
     case SimdLevel::Plain: break;
   }
-  return plain::columns_for(r);
+  return plain_tiles::columns_for(r);
 }
 
 void skinny_linear_bf16(const float* x, int64_t rows, const uint16_t* w, const float* bias, int64_t in, int64_t out,
                         float* y) {
   check(rows >= 1 && rows <= kSkinnyMaxRows, ErrorKind::Internal, "skinny_linear_bf16 takes 1 to 8 rows");
   switch (skinny_simd_level()) {
-    case SimdLevel::Avx512: return avx512::linear_rows(x, rows, w, bias, in, out, y, out, true);
-    case SimdLevel::Avx2: return avx2::linear_rows(x, rows, w, bias, in, out, y, out, true);
-    case SimdLevel::Plain: return plain::linear_rows(x, rows, w, bias, in, out, y, out, true);
+    case SimdLevel::Avx512: return avx512_tiles::linear_rows(x, rows, w, bias, in, out, y, out, true);
+    case SimdLevel::Avx2: return avx2_tiles::linear_rows(x, rows, w, bias, in, out, y, out, true);
+    case SimdLevel::Plain: return plain_tiles::linear_rows(x, rows, w, bias, in, out, y, out, true);
   }
 }
 
