@@ -166,13 +166,6 @@ namespace {
 void run_rows(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out, float* y,
               int64_t ldy, bool parallel) {
   check(rows >= 1, ErrorKind::Internal, "skinny_linear takes at least one row");
-  if (rows > kSkinnyMaxRows) {
-    switch (skinny_simd_level()) {
-      case SimdLevel::Avx512: return avx512_tiles::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
-      case SimdLevel::Avx2: return avx2_tiles::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
-      case SimdLevel::Plain: return plain_tiles::many_rows(x, rows, w, bias, in, out, y, ldy, parallel);
-    }
-  }
   switch (skinny_simd_level()) {
     case SimdLevel::Avx512: return avx512_tiles::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
     case SimdLevel::Avx2: return avx2_tiles::linear_rows(x, rows, w, bias, in, out, y, ldy, parallel);
