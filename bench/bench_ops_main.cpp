@@ -8,7 +8,13 @@
 // Then Linear's products of 16-64 rows (one short input of an encoder) over a model's worth of
 // distinct weights (so they stream from memory or L3 as in a forward), in GFLOP/s: oneDNN's
 // sgemm against skinny_linear's tiles, which Linear takes for 9-40 rows on AVX2.
+// Last (alone with the argument "quantized"), quantized_linear on the products of a
+// Gemma-3-270M Q4_K_M decoding step at 1, 2 and 8 rows (random blocks, every group read from
+// memory), in ms and GB/s of blocks read.
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
 #include <cstdio>
 #include <ctime>
 #include <random>
@@ -19,6 +25,7 @@
 #include "ops/gemv.h"
 #include "ops/linear.h"
 #include "ops/ops.h"
+#include "ops/quantized.h"
 
 namespace {
 
@@ -94,9 +101,79 @@ void bench_linear(const char* name, int64_t rows, int64_t in, int64_t out, int l
               skinny);
 }
 
+// `rows` x `cols` random blocks of `format` whose f16 scale fields hold random values of
+// 2^-10 .. 2^-5 (random bytes there could be infinities or NaNs; real files' scales span a
+// few thousand f16 values, so the decoders' f16 table lookups spread as they do there).
+QuantizedMatrix random_quantized(QuantFormat format, int64_t rows, int64_t cols, unsigned seed) {
+  const size_t row_bytes = static_cast<size_t>(cols / quant_block_size(format)) * quant_block_bytes(format);
+  hfpipe::Tensor bytes = hfpipe::Tensor::empty(hfpipe::DType::U8, {rows, static_cast<int64_t>(row_bytes)});
+  std::mt19937 rng(seed);
+  uint8_t* p = bytes.data_as<uint8_t>();
+  for (size_t i = 0; i < bytes.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+  std::vector<size_t> halves = {0};
+  if (format == QuantFormat::Q4_1 || format == QuantFormat::Q4_K) halves = {0, 2};
+  if (format == QuantFormat::Q6_K) halves = {208};
+  for (size_t block = 0; block < bytes.nbytes(); block += quant_block_bytes(format))
+    for (size_t at : halves) {
+      const auto scale = static_cast<uint16_t>((5 + rng() % 6) << 10 | (rng() & 0x3FF));
+      std::memcpy(p + block + at, &scale, 2);
+    }
+  return make_quantized_matrix(format, rows, cols, std::move(bytes));
+}
+
+// The products of one Gemma-3-270M decoding step (its Q4_K_M file: 18 layers; [out, in]
+// shapes and counts as stored), random blocks of the same formats: 243 MB, so that each
+// group's blocks come from memory as in the model, not from L3.
+struct QuantizedGroup {
+  const char* name;
+  QuantFormat format;
+  int64_t out, in;
+  int count;
+  std::vector<QuantizedMatrix> weights;
+};
+
+void bench_quantized() {
+  std::vector<QuantizedGroup> groups = {
+      {"Q5_0 2048x640 (gate, up)", QuantFormat::Q5_0, 2048, 640, 36, {}},
+      {"Q5_0 1024x640 (q)", QuantFormat::Q5_0, 1024, 640, 18, {}},
+      {"Q5_0 256x640 (k, v)", QuantFormat::Q5_0, 256, 640, 27, {}},
+      {"Q8_0 256x640 (v)", QuantFormat::Q8_0, 256, 640, 9, {}},
+      {"Q4_K 640x1024 (o)", QuantFormat::Q4_K, 640, 1024, 18, {}},
+      {"Q4_K 640x2048 (down)", QuantFormat::Q4_K, 640, 2048, 9, {}},
+      {"Q6_K 640x2048 (down)", QuantFormat::Q6_K, 640, 2048, 9, {}},
+      {"Q8_0 262144x640 (lm_head)", QuantFormat::Q8_0, 262144, 640, 1, {}}};
+  unsigned seed = 20;
+  for (auto& g : groups)
+    for (int l = 0; l < g.count; ++l) g.weights.push_back(random_quantized(g.format, g.out, g.in, seed++));
+  std::vector<float> flush(16 << 20);  // 64 MB: evicts L3 between timed passes
+  for (int64_t rows : {1, 2, 8}) {
+    double total = 0.0;
+    std::printf("%lld rows:\n", static_cast<long long>(rows));
+    for (const auto& g : groups) {
+      const auto x = normal_floats(static_cast<size_t>(rows * g.in), 1.f, 9);
+      std::vector<float> y(static_cast<size_t>(rows * g.out));
+      double best = 1e30;
+      for (int r = 0; r < 5; ++r) {
+        for (float& f : flush) f += 1.f;
+        const double t0 = cpu_seconds();
+        for (const QuantizedMatrix& w : g.weights) quantized_linear(w, x.data(), rows, nullptr, y.data());
+        best = std::min(best, cpu_seconds() - t0);
+      }
+      const double bytes = static_cast<double>(g.weights[0].bytes.nbytes()) * g.count;
+      std::printf("  %-26s %6.2f ms %5.1f GB/s\n", g.name, best * 1e3, bytes / best * 1e-9);
+      total += best;
+    }
+    std::printf("  %-26s %6.2f ms\n", "step", total * 1e3);
+  }
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "quantized") {  // only the block formats' products
+    bench_quantized();
+    return 0;
+  }
   const auto scores = normal_floats(32 * 12 * 128 * 128, 3.f, 1);
   const auto hidden = normal_floats(32 * 128 * 384, 3.f, 2), residual = normal_floats(hidden.size(), 1.f, 3);
   const std::vector<float> gamma(384, 1.1f), beta(384, 0.1f), rms_weight(576, 1.01f);
@@ -136,4 +213,6 @@ int main() {
     bench_linear("BERT-base 768x3072 x12", rows, 768, 3072, 12);
     bench_linear("BERT-base 3072x768 x12", rows, 3072, 768, 12);
   }
+  std::printf("quantized_linear (Gemma-3-270M's formats):\n");
+  return main(2, std::array<char*, 3>{argv[0], const_cast<char*>("quantized"), nullptr}.data());
 }
