@@ -80,8 +80,8 @@ void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count
 // y = x W^T + b for `rows` rows of x (rows x w.cols) into y (rows x w.rows); bias null or
 // w.rows floats. Up to kSkinnyMaxRows rows, results equal skinny_linear's on the f32 W: slices of
 // W are decoded into a cache-sized buffer and multiplied by skinny_linear's kernel, except that a
-// BF16 W is widened in registers (skinny_linear_bf16) and, on AVX2, the 32-weight block formats
-// are decoded and multiplied in registers (quant_kernels' FusedProduct). More rows: sgemm over
+// BF16 W is widened in registers (skinny_linear_bf16) and, on AVX2, the block formats are
+// decoded and multiplied in registers (quant_kernels' FusedProduct). More rows: sgemm over
 // decoded slices.
 void quantized_linear(const QuantizedMatrix& w, const float* x, int64_t rows, const float* bias, float* y);
 

@@ -43,13 +43,15 @@ inline __m256i nibble_chunk(__m256i first, __m256i second, int j) {
   const __m256i bytes = j % 2 ? second : first;
   return j < 2 ? low_nibbles(bytes) : high_nibbles(bytes);
 }
-// The formats of 32-weight blocks as 4 vectors of 8 weights ("chunks", chunk j = weights
-// 8j .. 8j + 7), each made from a state loaded once per block: the block decoders store the
-// chunks, the fused kernels below multiply them where they are made.
+// The block formats as vectors of 8 weights ("chunks", chunk j = weights 8j .. 8j + 7 of the
+// block: 4 in a 32-weight block, 32 in a 256-weight one), each made from a state loaded once
+// per block: the block decoders store the chunks, the fused kernels below multiply them where
+// they are made.
 //
 // Q4_0: f16 d, 16 bytes of nibbles (byte i: weight i low, weight 16 + i high); y = d (q - 8).
 struct Q4_0Chunks {
   static constexpr QuantFormat kFormat = QuantFormat::Q4_0;
+  static constexpr int kChunks = 4;
   __m256 d;
   __m256i first, second;  // nibble bytes 0-7 and 8-15
   void start(const float* halves, const uint8_t* block) {
@@ -66,6 +68,7 @@ struct Q4_0Chunks {
 // Q4_1: f16 d, f16 m, nibbles as Q4_0; y = d q + m, rounded after the product and after the sum.
 struct Q4_1Chunks {
   static constexpr QuantFormat kFormat = QuantFormat::Q4_1;
+  static constexpr int kChunks = 4;
   __m256 d, m;
   __m256i first, second;
   void start(const float* halves, const uint8_t* block) {
@@ -89,6 +92,7 @@ inline __m256i fifth_bits(__m256i word, int first) {
 // Q5_0: f16 d, a 32-bit word of fifth bits (bit j for weight j), nibbles as Q4_0; y = d (q - 16).
 struct Q5_0Chunks {
   static constexpr QuantFormat kFormat = QuantFormat::Q5_0;
+  static constexpr int kChunks = 4;
   __m256 d;
   __m256i fifths, first, second;
   void start(const float* halves, const uint8_t* block) {
@@ -109,6 +113,7 @@ struct Q5_0Chunks {
 // Q8_0: f16 d, 32 signed bytes; y = d q.
 struct Q8_0Chunks {
   static constexpr QuantFormat kFormat = QuantFormat::Q8_0;
+  static constexpr int kChunks = 4;
   __m256 d;
   const uint8_t* q;
   void start(const float* halves, const uint8_t* block) {
@@ -118,57 +123,74 @@ struct Q8_0Chunks {
   __m256 chunk(int j) const { return _mm256_mul_ps(d, to_float(bytes_i32(q + 8 * j))); }
 };
 
+// Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; sub-block s
+// of 32 weights (chunks 4s .. 4s + 3) takes the low (even s) or high (odd s) nibbles of
+// qs[32 (s / 2) ...]; y = (d scale) q - (dmin min), rounded after the product and the sum.
+struct Q4_KChunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q4_K;
+  static constexpr int kChunks = 32;
+  float scale[8], min[8];  // d scale and dmin min of each sub-block
+  const uint8_t* qs;
+  void start(const float* halves, const uint8_t* block) {
+    const float d = half_scalar(halves, block), dmin = half_scalar(halves, block + 2);
+    for (int sub = 0; sub < 8; ++sub) {
+      uint8_t sc, mn;
+      q4_k_scale_min(block + 4, sub, sc, mn);
+      scale[sub] = d * static_cast<float>(sc);
+      min[sub] = dmin * static_cast<float>(mn);
+    }
+    qs = block + 16;
+  }
+  __m256 chunk(int j) const {
+    const int sub = j / 4;
+    const __m256i bytes = bytes_u32(qs + 32 * (sub / 2) + 8 * (j % 4));
+    const __m256i q = sub % 2 ? high_nibbles(bytes) : low_nibbles(bytes);
+    return _mm256_sub_ps(rounded(_mm256_mul_ps(_mm256_set1_ps(scale[sub]), to_float(q))), _mm256_set1_ps(min[sub]));
+  }
+};
+
+// Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 signed scales, f16 d. In each
+// group of 16 weights (one scale; chunks 2g, 2g + 1) the low nibbles come from 16 consecutive
+// ql bytes at one shift and the high bits from 16 consecutive qh bytes at one shift;
+// y = (d scale) (q - 32).
+struct Q6_KChunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q6_K;
+  static constexpr int kChunks = 32;
+  float scale[16];  // d scale of each group
+  const uint8_t* block;
+  void start(const float* halves, const uint8_t* at) {
+    const auto* scales = reinterpret_cast<const int8_t*>(at + 192);
+    const float d = half_scalar(halves, at + 208);
+    for (int group = 0; group < 16; ++group) scale[group] = d * static_cast<float>(scales[group]);
+    block = at;
+  }
+  __m256 chunk(int j) const {
+    const int group = j / 2, half = group / 8, r = (group % 8) * 16, i = 8 * (j % 2);
+    const uint8_t* ql = block + 64 * half + r % 64 + i;
+    const uint8_t* qh = block + 128 + 32 * half + r % 32 + i;
+    const __m256i low = low_nibbles(_mm256_srli_epi32(bytes_u32(ql), 4 * (r / 64)));
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi32(bytes_u32(qh), 2 * (r / 32)), _mm256_set1_epi32(3));
+    const __m256i q = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+    return _mm256_mul_ps(_mm256_set1_ps(scale[group]), to_float(q));
+  }
+};
+
+// A block's chunks, fully unrolled (for the 256-weight formats too: the shifts and offsets of
+// each chunk become constants).
+#define UNROLL_CHUNKS _Pragma("GCC unroll 32")
+
 template <class Chunks>
 void decode_block(const float* halves, const uint8_t* block, float* y) {
   Chunks state;
   state.start(halves, block);
-  UNROLL for (int j = 0; j < 4; ++j) _mm256_storeu_ps(y + 8 * j, state.chunk(j));
+  UNROLL_CHUNKS for (int j = 0; j < Chunks::kChunks; ++j) _mm256_storeu_ps(y + 8 * j, state.chunk(j));
 }
 constexpr auto decode_q4_0 = decode_block<Q4_0Chunks>;
 constexpr auto decode_q4_1 = decode_block<Q4_1Chunks>;
 constexpr auto decode_q5_0 = decode_block<Q5_0Chunks>;
 constexpr auto decode_q8_0 = decode_block<Q8_0Chunks>;
-
-// Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; sub-block s
-// of 32 weights takes the low (even s) or high (odd s) nibbles of qs[32 (s / 2) ...];
-// y = (d scale) q - (dmin min).
-inline void decode_q4_k(const float* halves, const uint8_t* block, float* y) {
-  const float d = half_scalar(halves, block), dmin = half_scalar(halves, block + 2);
-  const uint8_t* packed = block + 4;
-  const uint8_t* qs = block + 16;
-  for (int sub = 0; sub < 8; ++sub) {
-    uint8_t sc, mn;
-    q4_k_scale_min(packed, sub, sc, mn);
-    const __m256 d1 = _mm256_set1_ps(d * static_cast<float>(sc)), m1 = _mm256_set1_ps(dmin * static_cast<float>(mn));
-    const uint8_t* q = qs + 32 * (sub / 2);
-    for (int i = 0; i < 32; i += 8) {
-      const __m256i bytes = bytes_u32(q + i);
-      const __m256i value = sub % 2 ? high_nibbles(bytes) : low_nibbles(bytes);
-      _mm256_storeu_ps(y + sub * 32 + i, _mm256_sub_ps(rounded(_mm256_mul_ps(d1, to_float(value))), m1));
-    }
-  }
-}
-
-// Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 signed scales, f16 d. In each
-// group of 16 weights (one scale) the low nibbles come from 16 consecutive ql bytes at one
-// shift and the high bits from 16 consecutive qh bytes at one shift; y = (d scale) (q - 32).
-inline void decode_q6_k(const float* halves, const uint8_t* block, float* y) {
-  const uint8_t* ql = block;
-  const uint8_t* qh = block + 128;
-  const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192);
-  const float d = half_scalar(halves, block + 208);
-  const __m256i three = _mm256_set1_epi32(3), thirty_two = _mm256_set1_epi32(32);
-  for (int group = 0; group < 16; ++group) {
-    const int half = group / 8, r = (group % 8) * 16;
-    const __m256 scale = _mm256_set1_ps(d * static_cast<float>(scales[group]));
-    for (int i = 0; i < 16; i += 8) {
-      const __m256i low = low_nibbles(_mm256_srli_epi32(bytes_u32(ql + 64 * half + r % 64 + i), 4 * (r / 64)));
-      const __m256i high = _mm256_and_si256(_mm256_srli_epi32(bytes_u32(qh + 32 * half + r % 32 + i), 2 * (r / 32)), three);
-      const __m256i q = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), thirty_two);
-      _mm256_storeu_ps(y + 16 * group + i, _mm256_mul_ps(scale, to_float(q)));
-    }
-  }
-}
+constexpr auto decode_q4_k = decode_block<Q4_KChunks>;
+constexpr auto decode_q6_k = decode_block<Q6_KChunks>;
 
 // BF16 rows, 8 at a time (a prefill decodes every weight once; the scalar loop made SmolLM2's
 // bf16 prefill ~35% slower than its f32 one), the tail one by one.
@@ -191,14 +213,20 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
 
 namespace {
 
-// Weight rows per fused tile. Measured on 30 layers of SmolLM2-shaped random blocks, one thread:
-// at 1-2 input rows two for the nibble formats (Q4_1, 1 row: 16 ms through slices, 12.6 fused
-// with 2 weight rows, 17.5 with 1, 15-19 with 4), one for Q8_0, which streams more bytes per
-// weight (20 ms through slices, 16-19 fused with 1, 21-23 with 2); from 3 rows one, as the
-// registers allow (Q4_1 / Q8_0 at 4 rows 26 / 27 ms through slices, 19 / 20-22 fused; at 8 rows
-// 38.5 / 41.5 through slices, 35 / 36.5 fused).
-template <class Chunks, int R>
-constexpr int fused_columns() { return R <= 2 && Chunks::kFormat != QuantFormat::Q8_0 ? 2 : 1; }
+// Weight rows per fused tile: two at 1-2 input rows, one from 3 rows (as the registers
+// allow). Measured on 30 layers of SmolLM2-shaped random blocks, one thread (Q4_1, 1 row: 16
+// ms through slices, 12.6 fused with 2 weight rows, 17.5 with 1, 15-19 with 4; at 4 rows 26
+// through slices, 19 fused; at 8 rows 38.5 / 35) and on a Gemma-3-270M step's products
+// (hfpipe_bench_ops quantized): its 178 MB Q8_0 lm_head at 1 row 21.5 ms with one weight row
+// a tile, 16-17.5 with two and the prefetch below (27-29 with two and no prefetch).
+template <int R>
+constexpr int fused_columns() { return R <= 2 ? 2 : 1; }
+
+// How far ahead of the block being decoded the tiles prefetch their weight rows, a line at a
+// time: with two rows in a tile the hardware prefetcher alone kept the lm_head above at 6.4
+// GB/s (10-12 with this; 2 KB ahead 8). Past a matrix's end it touches nothing: a prefetch
+// never faults.
+constexpr size_t kPrefetchAhead = 1024;
 
 template <class Chunks, int R, int C>
 __attribute__((target("avx2,fma"))) void fused_tile(const uint8_t* w, size_t row_bytes, int64_t blocks, const float* x,
@@ -211,8 +239,12 @@ __attribute__((target("avx2,fma"))) void fused_tile(const uint8_t* w, size_t row
     UNROLL for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
     Chunks state[C];
-    UNROLL for (int c = 0; c < C; ++c) state[c].start(halves, w + c * row_bytes + b * kBytes);
-    UNROLL for (int j = 0; j < 4; ++j) {
+    UNROLL for (int c = 0; c < C; ++c) {
+      const uint8_t* block = w + c * row_bytes + b * kBytes;
+      UNROLL for (size_t line = 0; line < kBytes; line += 64) _mm_prefetch(block + kPrefetchAhead + line, _MM_HINT_T0);
+      state[c].start(halves, block);
+    }
+    UNROLL_CHUNKS for (int j = 0; j < Chunks::kChunks; ++j) {
       __m256 wv[C];
       UNROLL for (int c = 0; c < C; ++c) wv[c] = state[c].chunk(j);
       UNROLL for (int r = 0; r < R; ++r) {
@@ -227,7 +259,7 @@ __attribute__((target("avx2,fma"))) void fused_tile(const uint8_t* w, size_t row
 
 template <class Chunks, int R>
 void fused_rows(const QuantizedMatrix& w, const float* x, int64_t first, int64_t count, const float* bias, float* y) {
-  constexpr int C = fused_columns<Chunks, R>();
+  constexpr int C = fused_columns<R>();
   const int64_t blocks = w.cols / quant_block_size(Chunks::kFormat);
   int64_t n = first;
   for (; n + C <= first + count; n += C)
@@ -259,9 +291,9 @@ FusedProduct fused_product_of(QuantFormat format) {
     case QuantFormat::Q4_1: return fused_product<Q4_1Chunks>;
     case QuantFormat::Q5_0: return fused_product<Q5_0Chunks>;
     case QuantFormat::Q8_0: return fused_product<Q8_0Chunks>;
-    case QuantFormat::Q4_K:
-    case QuantFormat::Q6_K:
-    case QuantFormat::BF16: break;  // 256-weight blocks; BF16 widens in gemv.cpp's kernel
+    case QuantFormat::Q4_K: return fused_product<Q4_KChunks>;
+    case QuantFormat::Q6_K: return fused_product<Q6_KChunks>;
+    case QuantFormat::BF16: break;  // widens in gemv.cpp's kernel
   }
   return nullptr;
 }
