@@ -12,12 +12,11 @@
 // Gemma-3-270M Q4_K_M decoding step at 1, 2 and 8 rows (random blocks, every group read from
 // memory), in ms and GB/s of blocks read.
 #include <algorithm>
-#include <array>
-#include <cstring>
-#include <string>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -214,5 +213,5 @@ int main(int argc, char** argv) {
     bench_linear("BERT-base 3072x768 x12", rows, 3072, 768, 12);
   }
   std::printf("quantized_linear (Gemma-3-270M's formats):\n");
-  return main(2, std::array<char*, 3>{argv[0], const_cast<char*>("quantized"), nullptr}.data());
+  bench_quantized();
 }
