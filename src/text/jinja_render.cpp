@@ -70,6 +70,11 @@ class Renderer final : public Evaluator {
   Val context_;
   size_t iterations_ = 0;
   int call_depth_ = 0;
+  // The scopes macros were defined in, alive until the render ends. A macro refers to its
+  // scope weakly: the scope holds the macro (and a namespace may too), so a strong reference
+  // back made a cycle that leaked every scope a template defined a macro in (LeakSanitizer).
+  // Macros cannot outlive the Renderer anyway (they call back into it).
+  std::vector<ScopeP> macro_scopes_;
 
   // ---- statements ----
 
@@ -206,7 +211,8 @@ class Renderer final : public Evaluator {
 
   Val make_macro(const Stmt& s, const ScopeP& defining) {
     const Stmt* macro = &s;
-    return Val::function(s.text, [this, macro, defining](CallArgs& args) {
+    macro_scopes_.push_back(defining);
+    return Val::function(s.text, [this, macro, weak = std::weak_ptr<Scope>(defining)](CallArgs& args) {
       if (++call_depth_ > kMaxCallDepth) {
         --call_depth_;
         template_error("macro calls nested more than " + std::to_string(kMaxCallDepth) + " deep");
@@ -215,7 +221,7 @@ class Renderer final : public Evaluator {
         int& d;
         ~Unwind() { --d; }
       } unwind{call_depth_};
-      auto scope = std::make_shared<Scope>(Scope{{}, defining});
+      auto scope = std::make_shared<Scope>(Scope{{}, weak.lock()});  // kept alive by macro_scopes_
       for (size_t k = 0; k < macro->params.size(); ++k) {
         const Param& p = macro->params[k];
         if (auto v = args.take(k, p.name)) scope->set(p.name, std::move(*v));

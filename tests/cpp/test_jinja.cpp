@@ -237,6 +237,18 @@ TEST(Jinja, UndefinedBehavesLikeJinja2) {
   EXPECT_NE(error_of("{{ 'a' + 1 }}").find("can only concatenate str"), std::string::npos);
 }
 
+// A macro keeps the scope it was defined in alive for the whole render, also when it is called
+// through a namespace after that scope (a loop body) has ended, as Jinja2 renders it ('7-8-');
+// it refers to the scope weakly, so the scope is freed with the render (the strong reference
+// was a cycle that leaked it: LeakSanitizer).
+TEST(Jinja, MacroCalledAfterItsScopeEnded) {
+  const std::string out = Template(
+                              "{% set ns = namespace(m=none) %}{% for i in [1, 2] %}{% macro f(x) %}{{ x }}-"
+                              "{% endmacro %}{% set ns.m = f %}{% endfor %}{{ ns.m(7) }}{{ ns.m(8) }}")
+                              .render(Value::object());
+  EXPECT_EQ(out, "7-8-");
+}
+
 TEST(Jinja, HostileTemplatesFailCleanly) {
   std::string deep(5000, '(');
   EXPECT_NE(error_of("{{ " + deep + "1" + std::string(5000, ')') + " }}").find("nested too deeply"), std::string::npos);
