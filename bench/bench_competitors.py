@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -77,8 +76,7 @@ TITLES = {"hfpipe": "hfpipe", "transformers": "transformers", "onnxruntime": "on
 STAMP_VERSION = "v1"
 
 
-def log(msg: str) -> None:
-    B.log(msg)
+log = B.log
 
 
 def versions() -> str:
@@ -277,37 +275,6 @@ def bench_python_engine(engine: str, spec: dict, threads: int) -> list[dict]:
 
 # ------------------------------------------------------------------ hfpipe
 
-def children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def hfpipe_once(binary, task, folder, inputs, batch, threads, extra=()) -> tuple[float, float, dict]:
-    """(wall s, CPU s, run_measured's result) of one CLI run over `inputs`."""
-    stdin = "".join(json.dumps(x) + "\n" for x in inputs)
-    c0 = children_cpu()
-    r = B.run_measured(B.hfpipe_cmd(binary, task, folder, batch, threads, extra), stdin,
-                       B.child_env(threads), rss=False)
-    cpu = children_cpu() - c0
-    if r["rc"] != 0 or r["lines"] != len(inputs):
-        raise RuntimeError(f"hfpipe failed (exit {r['rc']}, {r['lines']} lines of {len(inputs)}): "
-                           f"{r['stderr'][-500:]}")
-    return r["wall"], cpu, r
-
-
-def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats) -> dict:
-    """(N-1) / (t_N - t_1), best of `repeats` for each of t_N and t_1, by wall and CPU time."""
-    best = {}
-    for _ in range(repeats):
-        w1, c1, _ = hfpipe_once(binary, task, folder, inputs[:1], batch, threads)
-        wn, cn, _ = hfpipe_once(binary, task, folder, inputs, batch, threads)
-        for k, v in (("w1", w1), ("c1", c1), ("wn", wn), ("cn", cn)):
-            best[k] = min(v, best.get(k, v))
-    n = len(inputs) - 1
-    return {"items_per_s": n / max(best["wn"] - best["w1"], 1e-9),
-            "items_per_cpu_s": n / max(best["cn"] - best["c1"], 1e-9)}
-
-
 def hfpipe_outputs(binary, task, folder, inputs, threads) -> list:
     """hfpipe's parsed results for `inputs` in one batch (classifier: every label's score)."""
     import subprocess
@@ -434,7 +401,7 @@ def run_encoders(args, n_items, repeats, results) -> None:
         hf = []
         for cfg in configs:
             log(f"[{name}] hfpipe ~{cfg['tokens']} tokens, batch {cfg['batch']} ...")
-            hf.append(bench_hfpipe(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], args.threads, repeats))
+            hf.append(B.bench_hfpipe(args.hfpipe, task, folder, cfg["inputs"], cfg["batch"], args.threads, repeats))
         for i, cfg in enumerate(configs):
             row = {"model": name, "tokens": cfg["tokens"], "batch": cfg["batch"], "items": len(cfg["inputs"]),
                    "hfpipe": hf[i]}

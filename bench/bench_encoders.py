@@ -154,15 +154,22 @@ sys.exit(code if code >= 0 else 128 - code)
 
 
 def run_measured(cmd, stdin_text: str, env=None, rss=True) -> dict:
-    """Run cmd; return wall time, time to the first stdout line, peak RSS in MB (rss=True: via
-    RSS_RUNNER, which adds ~10 ms to the wall time), number of stdout lines, exit code."""
+    """Run cmd; return wall time, CPU time (user + system of the process and everything it
+    started, from RUSAGE_CHILDREN: commands run one at a time), time to the first stdout line,
+    peak RSS in MB (rss=True: via RSS_RUNNER, which adds ~10 ms to both times), number of stdout
+    lines, exit code."""
+    import resource
     import tempfile
+
+    def children_cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
     rss_file = None
     if rss:
         fd, rss_file = tempfile.mkstemp(prefix="bench-rss-")
         os.close(fd)
         cmd = [sys.executable, "-S", "-E", "-c", RSS_RUNNER, rss_file, *map(str, cmd)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), children_cpu()
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
 
@@ -187,7 +194,7 @@ def run_measured(cmd, stdin_text: str, env=None, rss=True) -> dict:
         lines += 1
         last_line = line
     proc.wait()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
     feeder.join()
     err_reader.join()
     rss_mb = float("nan")
@@ -197,7 +204,7 @@ def run_measured(cmd, stdin_text: str, env=None, rss=True) -> dict:
         except (OSError, ValueError):
             pass
         os.unlink(rss_file)
-    return {"wall": wall, "first": first, "rss_mb": rss_mb, "lines": lines,
+    return {"wall": wall, "cpu": cpu, "first": first, "rss_mb": rss_mb, "lines": lines,
             "rc": proc.returncode, "stderr": b"".join(stderr_chunks).decode("utf-8", "replace"),
             "last": last_line}
 
@@ -217,11 +224,13 @@ def hfpipe_cmd(binary, task, folder, batch, threads, extra=()):
 
 
 def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, extra=()) -> dict:
-    """extra: more CLI arguments (e.g. --param key=JSON)."""
+    """Items/s as (N-1) / (t_N - t_1) (start-up and loading cancel out), best of `repeats` for
+    each of t_N and t_1, by wall-clock and by CPU time. extra: more CLI arguments (e.g. --param
+    key=JSON)."""
     stdin_n = "".join(json.dumps(x) + "\n" for x in inputs)
     stdin_1 = json.dumps(inputs[0]) + "\n"
     env = child_env(threads)
-    best_n = best_1 = None
+    best = {}
     rss = 0.0
     for _ in range(repeats):
         r1 = run_measured(hfpipe_cmd(binary, task, folder, batch, threads, extra), stdin_1, env)
@@ -230,11 +239,13 @@ def bench_hfpipe(binary, task, folder, inputs, batch, threads, repeats, extra=()
             if r["rc"] != 0 or r["lines"] != n:
                 raise RuntimeError(f"hfpipe failed (exit {r['rc']}, {r['lines']} lines of {n}): "
                                    f"{r['stderr'][-500:]}")
-        best_1 = r1["wall"] if best_1 is None else min(best_1, r1["wall"])
-        best_n = rn["wall"] if best_n is None else min(best_n, rn["wall"])
+        for key, value in (("t1", r1["wall"]), ("tn", rn["wall"]), ("c1", r1["cpu"]), ("cn", rn["cpu"])):
+            best[key] = min(value, best.get(key, value))
         rss = max(rss, r1["rss_mb"], rn["rss_mb"])
-    per_items = max(best_n - best_1, 1e-9)
-    return {"items_per_s": (len(inputs) - 1) / per_items, "t1": best_1, "tn": best_n, "rss_mb": rss}
+    n = len(inputs) - 1
+    return {"items_per_s": n / max(best["tn"] - best["t1"], 1e-9),
+            "items_per_cpu_s": n / max(best["cn"] - best["c1"], 1e-9),
+            "t1": best["t1"], "tn": best["tn"], "rss_mb": rss}
 
 
 def startup_hfpipe(binary, task, folder, text, threads, repeats, extra=()) -> float:
