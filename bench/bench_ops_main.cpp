@@ -10,7 +10,8 @@
 // sgemm against skinny_linear's tiles, which Linear takes for 9-40 rows on AVX2.
 // Last (alone with the argument "quantized"), quantized_linear on the products of a
 // Gemma-3-270M Q4_K_M decoding step at 1, 2 and 8 rows (random blocks, every group read from
-// memory), in ms and GB/s of blocks read.
+// memory), in ms and GB/s of blocks read. With the argument "f32", skinny_linear on a GPT-2-small
+// decoding step's f32 products at 1, 2 and 8 rows (ms and GB/s of weights read).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -166,11 +167,54 @@ void bench_quantized() {
   }
 }
 
+// The products of one GPT-2-small decoding step in f32 (12 layers' [out, in] weights as hfpipe
+// holds them, and the tied lm_head: 497 MB), each group streamed from memory, at 1, 2 and 8 rows.
+void bench_f32_step() {
+  struct Group {
+    const char* name;
+    int64_t out, in;
+    int count;
+    std::vector<std::vector<float>> weights;
+  };
+  std::vector<Group> groups = {{"2304x768 (qkv)", 2304, 768, 12, {}},
+                               {"768x768 (proj)", 768, 768, 12, {}},
+                               {"3072x768 (fc)", 3072, 768, 12, {}},
+                               {"768x3072 (fc proj)", 768, 3072, 12, {}},
+                               {"50257x768 (lm_head)", 50257, 768, 1, {}}};
+  unsigned seed = 20;
+  for (auto& g : groups)
+    for (int l = 0; l < g.count; ++l) g.weights.push_back(normal_floats(static_cast<size_t>(g.out * g.in), 0.05f, seed++));
+  std::vector<float> flush(16 << 20);  // 64 MB: evicts L3 between timed passes
+  for (int64_t rows : {1, 2, 8}) {
+    double total = 0.0;
+    std::printf("%lld rows:\n", static_cast<long long>(rows));
+    for (const auto& g : groups) {
+      const auto x = normal_floats(static_cast<size_t>(rows * g.in), 1.f, 9);
+      std::vector<float> y(static_cast<size_t>(rows * g.out));
+      double best = 1e30;
+      for (int r = 0; r < 5; ++r) {
+        for (float& f : flush) f += 1.f;
+        const double t0 = cpu_seconds();
+        for (const auto& w : g.weights) skinny_linear(x.data(), rows, w.data(), nullptr, g.in, g.out, Activation::None, y.data());
+        best = std::min(best, cpu_seconds() - t0);
+      }
+      const double bytes = 4.0 * static_cast<double>(g.out * g.in) * g.count;
+      std::printf("  %-26s %6.2f ms %5.1f GB/s\n", g.name, best * 1e3, bytes / best * 1e-9);
+      total += best;
+    }
+    std::printf("  %-26s %6.2f ms\n", "step", total * 1e3);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "quantized") {  // only the block formats' products
     bench_quantized();
+    return 0;
+  }
+  if (argc == 2 && std::string(argv[1]) == "f32") {  // only a GPT-2-small step's f32 products
+    bench_f32_step();
     return 0;
   }
   const auto scores = normal_floats(32 * 12 * 128 * 128, 3.f, 1);

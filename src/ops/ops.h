@@ -38,6 +38,11 @@ void soft_cap(float* x, int64_t n, float cap);
 // out[i] = a[i] + b[i]
 void add(const float* a, const float* b, float* out, int64_t n);
 
+// dst[c * ld_dst + r] = src[r * ld_src + c] for r < rows, c < cols: a matrix copied transposed
+// (GPT-2's Conv1D weights, stored [in, out], into the [out, in] rows the kernels read). 8 x 8
+// blocks in AVX2 registers from the AVX2 level up (row_simd_level()); split between the threads.
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst, int64_t ld_dst);
+
 // Scaled dot-product self-attention of a batch of padded sequences, as BERT-family encoders
 // do it. q, k, v, out: [batch, seq, heads * head_dim] rows. key_mask: [batch, seq] with 1 for
 // real tokens, 0 for padding, which must come after a sequence's tokens (right padding);

@@ -411,6 +411,25 @@ TEST_P(RowKernels, AttentionRowDoesNotDependOnItsBatch) {
   for (size_t i = 0; i < alone.size(); ++i) ASSERT_EQ(alone[i], batched[i]) << i;
 }
 
+TEST_P(RowKernels, TransposeMatchesNaive) {
+  // Whole 8 x 8 blocks, ragged edges on either side, one row or column, leading dimensions
+  // wider than the copied block, and more than one 32 x 32 tile (and enough to run threaded).
+  struct Case {
+    int64_t rows, cols, ld_src, ld_dst;
+  };
+  for (const Case c : {Case{8, 8, 8, 8}, Case{37, 45, 50, 40}, Case{1, 100, 100, 1}, Case{100, 1, 3, 100},
+                       Case{64, 96, 96, 64}, Case{768, 1000, 2304, 768}}) {
+    const auto src = random_vector(static_cast<size_t>(c.rows * c.ld_src), 7);
+    std::vector<float> dst(static_cast<size_t>(c.cols * c.ld_dst), -1.f);
+    transpose(src.data(), c.rows, c.cols, c.ld_src, dst.data(), c.ld_dst);
+    for (int64_t col = 0; col < c.cols; ++col)
+      for (int64_t r = 0; r < c.ld_dst; ++r) {
+        const float expected = r < c.rows ? src[r * c.ld_src + col] : -1.f;  // the rest untouched
+        ASSERT_EQ(dst[col * c.ld_dst + r], expected) << c.rows << "x" << c.cols << " at " << r << ", " << col;
+      }
+  }
+}
+
 TEST(Attention, LeftPaddingIsRefused) {
   const AttentionShape s{1, 3, 1, 2};
   std::vector<float> x(6, 1.f), out(6);
