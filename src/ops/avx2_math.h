@@ -23,6 +23,10 @@ namespace hfpipe::ops::avx2 {
 using Vec = __m256;
 using Mask = __m256;  // all ones in the lanes it selects
 inline constexpr int64_t kLanes = 8;
+// Query rows per tile of attention_kernels.inc: 6 x 2 vectors = 12 accumulators, + 2 key or value
+// vectors + 1 broadcast = 15 of the 16 registers (8 rows spilled 4 accumulators to the stack,
+// a store and a reload in every step of the loop).
+inline constexpr int kAttentionTileRows = 6;
 
 inline Vec set1(float v) { return _mm256_set1_ps(v); }
 inline Vec zero() { return _mm256_setzero_ps(); }

@@ -27,6 +27,8 @@ namespace hfpipe::ops::avx512 {
 using Vec = __m512;
 using Mask = __mmask16;
 inline constexpr int64_t kLanes = 16;
+// Query rows per tile of attention_kernels.inc: 8 x 2 vectors = 16 of the 32 registers.
+inline constexpr int kAttentionTileRows = 8;
 
 inline Vec set1(float v) { return _mm512_set1_ps(v); }
 inline Vec zero() { return _mm512_setzero_ps(); }
