@@ -301,8 +301,17 @@ void process_scores(float* scores, int64_t vocab, const std::vector<int32_t>& se
   if (c.renormalize_logits) log_softmax(scores, vocab);  // LogitNormalization: always last
 }
 
-int32_t argmax(const float* scores, int64_t vocab) {
-  return static_cast<int32_t>(std::max_element(scores, scores + vocab) - scores);
+// The largest value first, in vectors (std::max_element compares one float at a time, 1-2% of
+// a batch-8 decoding step over GPT-2's 50,257 logits), then the first position holding it: the
+// same index as std::max_element's (a NaN is never the maximum, except that max_element keeps a
+// NaN at index 0, which this skips; all NaN gives 0).
+__attribute__((target_clones("arch=x86-64-v3", "default"))) int32_t argmax(const float* scores, int64_t vocab) {
+  float best = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : best)
+  for (int64_t i = 0; i < vocab; ++i) best = scores[i] > best ? scores[i] : best;
+  for (int64_t i = 0; i < vocab; ++i)
+    if (scores[i] == best) return static_cast<int32_t>(i);
+  return 0;
 }
 
 }  // namespace hfpipe::generation

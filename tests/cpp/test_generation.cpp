@@ -47,6 +47,21 @@ TEST(LogitsProcessors, MinPDropsTokensBelowAFractionOfTheBest) {
   EXPECT_EQ(s[2], -kInf);
 }
 
+TEST(Argmax, FirstMaximumAsMaxElement) {
+  // Ties keep the first, in and past the vector part; -inf and NaN never win; all -inf gives 0.
+  std::vector<float> s(50257, -1.f);
+  s[20000] = 3.f;
+  s[40000] = 3.f;
+  s[7] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(argmax(s.data(), 50257), 20000);
+  s[50256] = 4.f;  // the last element, in the scalar tail
+  EXPECT_EQ(argmax(s.data(), 50257), 50256);
+  const std::vector<float> none(9, -kInf);
+  EXPECT_EQ(argmax(none.data(), 9), 0);
+  const std::vector<float> nan_at_the_end = {1.f, 2.f, std::numeric_limits<float>::quiet_NaN()};
+  EXPECT_EQ(argmax(nan_at_the_end.data(), 3), 1);
+}
+
 TEST(Limits, MaxNewTokensWinsAndDefaultMaxLengthCountsFromThePrompt) {
   GenerationConfig c;
   EXPECT_EQ(resolve_limits(c, 5, false, 1000).max_length, 25);  // default 20 + prompt
