@@ -121,6 +121,33 @@ QuantizedMatrix random_quantized(QuantFormat format, int64_t rows, int64_t cols,
   return make_quantized_matrix(format, rows, cols, std::move(bytes));
 }
 
+// One decoding step's products, group by group (each group: `name`, `in`, `out`), at 1, 2 and
+// 8 rows: best of 5 passes of multiply(group, x, rows, y), with L3 flushed before each (a
+// group's weights come from memory as in a model), in ms and GB/s of bytes_of(group).
+template <class Group, class Multiply, class Bytes>
+void time_step_groups(const std::vector<Group>& groups, Multiply multiply, Bytes bytes_of) {
+  std::vector<float> flush(16 << 20);  // 64 MB: evicts L3 between timed passes
+  for (int64_t rows : {1, 2, 8}) {
+    double total = 0.0;
+    std::printf("%lld rows:\n", static_cast<long long>(rows));
+    for (const auto& g : groups) {
+      const auto x = normal_floats(static_cast<size_t>(rows * g.in), 1.f, 9);
+      std::vector<float> y(static_cast<size_t>(rows * g.out));
+      double best = 1e30;
+      for (int r = 0; r < 5; ++r) {
+        for (float& f : flush) f += 1.f;
+        const double t0 = cpu_seconds();
+        multiply(g, x.data(), rows, y.data());
+        best = std::min(best, cpu_seconds() - t0);
+      }
+      const double bytes = bytes_of(g);
+      std::printf("  %-26s %6.2f ms %5.1f GB/s\n", g.name, best * 1e3, bytes / best * 1e-9);
+      total += best;
+    }
+    std::printf("  %-26s %6.2f ms\n", "step", total * 1e3);
+  }
+}
+
 // The products of one Gemma-3-270M decoding step (its Q4_K_M file: 18 layers; [out, in]
 // shapes and counts as stored), random blocks of the same formats: 243 MB, so that each
 // group's blocks come from memory as in the model, not from L3.
@@ -145,26 +172,9 @@ void bench_quantized() {
   unsigned seed = 20;
   for (auto& g : groups)
     for (int l = 0; l < g.count; ++l) g.weights.push_back(random_quantized(g.format, g.out, g.in, seed++));
-  std::vector<float> flush(16 << 20);  // 64 MB: evicts L3 between timed passes
-  for (int64_t rows : {1, 2, 8}) {
-    double total = 0.0;
-    std::printf("%lld rows:\n", static_cast<long long>(rows));
-    for (const auto& g : groups) {
-      const auto x = normal_floats(static_cast<size_t>(rows * g.in), 1.f, 9);
-      std::vector<float> y(static_cast<size_t>(rows * g.out));
-      double best = 1e30;
-      for (int r = 0; r < 5; ++r) {
-        for (float& f : flush) f += 1.f;
-        const double t0 = cpu_seconds();
-        for (const QuantizedMatrix& w : g.weights) quantized_linear(w, x.data(), rows, nullptr, y.data());
-        best = std::min(best, cpu_seconds() - t0);
-      }
-      const double bytes = static_cast<double>(g.weights[0].bytes.nbytes()) * g.count;
-      std::printf("  %-26s %6.2f ms %5.1f GB/s\n", g.name, best * 1e3, bytes / best * 1e-9);
-      total += best;
-    }
-    std::printf("  %-26s %6.2f ms\n", "step", total * 1e3);
-  }
+  time_step_groups(groups, [](const QuantizedGroup& g, const float* x, int64_t rows, float* y) {
+    for (const QuantizedMatrix& w : g.weights) quantized_linear(w, x, rows, nullptr, y);
+  }, [](const QuantizedGroup& g) { return static_cast<double>(g.weights[0].bytes.nbytes()) * g.count; });
 }
 
 // The products of one GPT-2-small decoding step in f32 (12 layers' [out, in] weights as hfpipe
@@ -184,26 +194,9 @@ void bench_f32_step() {
   unsigned seed = 20;
   for (auto& g : groups)
     for (int l = 0; l < g.count; ++l) g.weights.push_back(normal_floats(static_cast<size_t>(g.out * g.in), 0.05f, seed++));
-  std::vector<float> flush(16 << 20);  // 64 MB: evicts L3 between timed passes
-  for (int64_t rows : {1, 2, 8}) {
-    double total = 0.0;
-    std::printf("%lld rows:\n", static_cast<long long>(rows));
-    for (const auto& g : groups) {
-      const auto x = normal_floats(static_cast<size_t>(rows * g.in), 1.f, 9);
-      std::vector<float> y(static_cast<size_t>(rows * g.out));
-      double best = 1e30;
-      for (int r = 0; r < 5; ++r) {
-        for (float& f : flush) f += 1.f;
-        const double t0 = cpu_seconds();
-        for (const auto& w : g.weights) skinny_linear(x.data(), rows, w.data(), nullptr, g.in, g.out, Activation::None, y.data());
-        best = std::min(best, cpu_seconds() - t0);
-      }
-      const double bytes = 4.0 * static_cast<double>(g.out * g.in) * g.count;
-      std::printf("  %-26s %6.2f ms %5.1f GB/s\n", g.name, best * 1e3, bytes / best * 1e-9);
-      total += best;
-    }
-    std::printf("  %-26s %6.2f ms\n", "step", total * 1e3);
-  }
+  time_step_groups(groups, [](const Group& g, const float* x, int64_t rows, float* y) {
+    for (const auto& w : g.weights) skinny_linear(x, rows, w.data(), nullptr, g.in, g.out, Activation::None, y);
+  }, [](const Group& g) { return 4.0 * static_cast<double>(g.out * g.in) * g.count; });
 }
 
 }  // namespace
