@@ -178,7 +178,7 @@ void bench_quantized() {
 }
 
 // The products of one GPT-2-small decoding step in f32 (12 layers' [out, in] weights as hfpipe
-// holds them, and the tied lm_head: 497 MB), each group streamed from memory, at 1, 2 and 8 rows.
+// holds them: c_attn split into q, k and v; and the tied lm_head: 497 MB), each group streamed from memory, at 1, 2 and 8 rows.
 void bench_f32_step() {
   struct Group {
     const char* name;
@@ -186,7 +186,7 @@ void bench_f32_step() {
     int count;
     std::vector<std::vector<float>> weights;
   };
-  std::vector<Group> groups = {{"2304x768 (qkv)", 2304, 768, 12, {}},
+  std::vector<Group> groups = {{"768x768 (q, k, v)", 768, 768, 36, {}},
                                {"768x768 (proj)", 768, 768, 12, {}},
                                {"3072x768 (fc)", 3072, 768, 12, {}},
                                {"768x3072 (fc proj)", 768, 3072, 12, {}},

@@ -68,7 +68,8 @@ void process_scores(float* scores, int64_t vocab, const std::vector<int32_t>& se
 std::vector<float> softmax(const float* scores, int64_t vocab);
 // log_softmax of the row in place (torch's: x - max - log(sum(exp(x - max)))).
 void log_softmax(float* scores, int64_t vocab);
-// The index of the first maximum (torch.argmax).
+// The index of the first maximum, NaNs skipped (torch.argmax would pick a NaN; logits
+// processors never make one).
 int32_t argmax(const float* scores, int64_t vocab);
 
 }  // namespace hfpipe::generation

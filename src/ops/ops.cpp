@@ -270,6 +270,7 @@ __attribute__((target("avx2"))) void transpose_tile_avx2(const float* src, int64
 void transpose(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst, int64_t ld_dst) {
   // 32 x 32 tiles: a tile's 32 source rows and 32 destination rows stay in L1 while it is
   // copied (a row-by-row transpose missed the cache on every read of the source's columns).
+  check(ld_src >= cols && ld_dst >= rows, ErrorKind::Internal, "transpose: a leading dimension is too small");
   constexpr int64_t kTile = 32;
   const bool avx2 = row_simd_level() >= SimdLevel::Avx2;
   const int64_t column_tiles = (cols + kTile - 1) / kTile;

@@ -41,6 +41,7 @@ void add(const float* a, const float* b, float* out, int64_t n);
 // dst[c * ld_dst + r] = src[r * ld_src + c] for r < rows, c < cols: a matrix copied transposed
 // (GPT-2's Conv1D weights, stored [in, out], into the [out, in] rows the kernels read). 8 x 8
 // blocks in AVX2 registers from the AVX2 level up (row_simd_level()); split between the threads.
+// Needs ld_src >= cols, ld_dst >= rows and src, dst apart.
 void transpose(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst, int64_t ld_dst);
 
 // Scaled dot-product self-attention of a batch of padded sequences, as BERT-family encoders

@@ -4,8 +4,11 @@
 // score soft-capping) against a direct computation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
+#include <vector>
 
 #include "generation/generate.h"
 #include "generation/logits_processors.h"
@@ -47,19 +50,26 @@ TEST(LogitsProcessors, MinPDropsTokensBelowAFractionOfTheBest) {
   EXPECT_EQ(s[2], -kInf);
 }
 
-TEST(Argmax, FirstMaximumAsMaxElement) {
-  // Ties keep the first, in and past the vector part; -inf and NaN never win; all -inf gives 0.
+TEST(Argmax, FirstMaximumAsMaxElementAndNaNsSkipped) {
+  constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+  // Random rows with ties (few distinct values), of lengths around the vector widths: the
+  // index std::max_element gives.
+  std::mt19937 rng(3);
+  for (int64_t n : {1, 7, 8, 9, 17, 33, 1000, 50257}) {
+    std::vector<float> s(static_cast<size_t>(n));
+    for (float& v : s) v = static_cast<float>(rng() % 5);
+    EXPECT_EQ(argmax(s.data(), n), std::max_element(s.begin(), s.end()) - s.begin()) << n;
+  }
+  // A tie in the last few (tail) elements keeps the first of it.
   std::vector<float> s(50257, -1.f);
-  s[20000] = 3.f;
-  s[40000] = 3.f;
-  s[7] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_EQ(argmax(s.data(), 50257), 20000);
-  s[50256] = 4.f;  // the last element, in the scalar tail
-  EXPECT_EQ(argmax(s.data(), 50257), 50256);
-  const std::vector<float> none(9, -kInf);
+  s[50254] = s[50256] = 4.f;
+  s[7] = kNaN;
+  EXPECT_EQ(argmax(s.data(), 50257), 50254);
+  // NaNs never win, also at index 0 (where std::max_element would keep it); all NaN gives 0.
+  const std::vector<float> nan_first = {kNaN, 1.f, 1.f}, all_nan(9, kNaN), none(9, -kInf);
+  EXPECT_EQ(argmax(nan_first.data(), 3), 1);
+  EXPECT_EQ(argmax(all_nan.data(), 9), 0);
   EXPECT_EQ(argmax(none.data(), 9), 0);
-  const std::vector<float> nan_at_the_end = {1.f, 2.f, std::numeric_limits<float>::quiet_NaN()};
-  EXPECT_EQ(argmax(nan_at_the_end.data(), 3), 1);
 }
 
 TEST(Limits, MaxNewTokensWinsAndDefaultMaxLengthCountsFromThePrompt) {

@@ -384,7 +384,7 @@ void expect_attention_matches_naive(const AttentionShape& s, const std::vector<i
       }
 }
 
-// The vector kernels tile rows by 8, 4 and 1, key columns by one or two vectors and head
+// The vector kernels tile rows by kAttentionTileRows (6 on AVX2, 8 on AVX-512), 4 and 1, key columns by one or two vectors and head
 // dims by one or two vectors with a masked tail: these shapes reach every combination.
 TEST_P(RowKernels, AttentionMatchesNaiveWithPaddingMaskAndBias) {
   expect_attention_matches_naive({2, 5, 3, 4}, {1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, true);
