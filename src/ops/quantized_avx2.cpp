@@ -141,13 +141,11 @@ struct Q4_KChunks {
   float scale[8], min[8];  // d scale and dmin min of each sub-block
   const uint8_t* qs;
   void start(const float* halves, const uint8_t* block) {
-    // The 8 six-bit scales and mins (q4_k_scale_min's packing) four bytes at a time, then
-    // widened and multiplied by d and dmin as one vector each: unpacked one by one in scalar
-    // code they were a quarter of a block's decoding, which bounds the 1-row products.
-    uint32_t w[3];
-    __builtin_memcpy(w, block + 4, 12);
-    const uint64_t scales = (w[0] & 0x3F3F3F3Fu) | uint64_t{(w[2] & 0x0F0F0F0Fu) | ((w[0] >> 2) & 0x30303030u)} << 32;
-    const uint64_t mins = (w[1] & 0x3F3F3F3Fu) | uint64_t{((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 2) & 0x30303030u)} << 32;
+    // The 8 scales and mins widened and multiplied by d and dmin as one vector each: unpacked
+    // one by one in scalar code they were a quarter of a block's decoding, which bounds the
+    // 1-row products.
+    uint64_t scales, mins;
+    q4_k_scales_mins(block + 4, scales, mins);
     _mm256_storeu_ps(scale, _mm256_mul_ps(half_at(halves, block), to_float(bytes_u32(scales))));
     _mm256_storeu_ps(min, _mm256_mul_ps(half_at(halves, block + 2), to_float(bytes_u32(mins))));
     qs = block + 16;

@@ -82,11 +82,11 @@ inline void decode_q8_0(const float* halves, const uint8_t* block, float* y) {
 // y = (d scale) q - (dmin min).
 inline void decode_q4_k(const float* halves, const uint8_t* block, float* y) {
   const float d = half_scalar(halves, block), dmin = half_scalar(halves, block + 2);
-  const uint8_t* packed = block + 4;
   const uint8_t* qs = block + 16;
+  uint64_t scales, mins;
+  q4_k_scales_mins(block + 4, scales, mins);
   for (int sub = 0; sub < 8; ++sub) {
-    uint8_t sc, mn;
-    q4_k_scale_min(packed, sub, sc, mn);
+    const auto sc = static_cast<uint8_t>(scales >> (8 * sub)), mn = static_cast<uint8_t>(mins >> (8 * sub));
     const __m512 d1 = _mm512_set1_ps(d * static_cast<float>(sc)), m1 = _mm512_set1_ps(dmin * static_cast<float>(mn));
     const uint8_t* q = qs + 32 * (sub / 2);
     for (int half = 0; half < 2; ++half) {

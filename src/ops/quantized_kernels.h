@@ -46,16 +46,15 @@ inline float half_scalar(const float* table, const uint8_t* p) {
   return table[h];
 }
 
-// The 6-bit scale and min of sub-block `sub` (0..7) of a Q4_K block from its 12 packed bytes
-// (gguf_quants.cpp's k_scale_min).
-inline void q4_k_scale_min(const uint8_t* packed, int sub, uint8_t& scale, uint8_t& min) {
-  if (sub < 4) {
-    scale = packed[sub] & 0x3F;
-    min = packed[sub + 4] & 0x3F;
-  } else {
-    scale = static_cast<uint8_t>((packed[sub + 4] & 0x0F) | ((packed[sub - 4] >> 2) & 0x30));
-    min = static_cast<uint8_t>((packed[sub + 4] >> 4) | ((packed[sub] >> 2) & 0x30));
-  }
+// The 6-bit scales and mins of a Q4_K block's 8 sub-blocks from its 12 packed bytes
+// (gguf_quants.cpp's k_scale_min), byte `sub` of each word for sub-block `sub`. Four bytes at a
+// time: sub-blocks 0-3 take the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 take a
+// nibble of bytes 8-11 and, as bits 4-5, the top 2 bits of bytes 0-3 / 4-7.
+inline void q4_k_scales_mins(const uint8_t* packed, uint64_t& scales, uint64_t& mins) {
+  uint32_t w[3];
+  __builtin_memcpy(w, packed, 12);
+  scales = (w[0] & 0x3F3F3F3Fu) | uint64_t{(w[2] & 0x0F0F0F0Fu) | ((w[0] >> 2) & 0x30303030u)} << 32;
+  mins = (w[1] & 0x3F3F3F3Fu) | uint64_t{((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 2) & 0x30303030u)} << 32;
 }
 
 namespace avx512 {
