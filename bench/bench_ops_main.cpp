@@ -14,7 +14,6 @@
 // decoding step's f32 products at 1, 2 and 8 rows (ms and GB/s of weights read).
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <random>
 #include <string>
@@ -26,6 +25,7 @@
 #include "ops/linear.h"
 #include "ops/ops.h"
 #include "ops/quantized.h"
+#include "random_blocks.h"  // tests/cpp
 
 namespace {
 
@@ -101,26 +101,6 @@ void bench_linear(const char* name, int64_t rows, int64_t in, int64_t out, int l
               skinny);
 }
 
-// `rows` x `cols` random blocks of `format` whose f16 scale fields hold random values of
-// 2^-10 .. 2^-5 (random bytes there could be infinities or NaNs; real files' scales span a
-// few thousand f16 values, so the decoders' f16 table lookups spread as they do there).
-QuantizedMatrix random_quantized(QuantFormat format, int64_t rows, int64_t cols, unsigned seed) {
-  const size_t row_bytes = static_cast<size_t>(cols / quant_block_size(format)) * quant_block_bytes(format);
-  hfpipe::Tensor bytes = hfpipe::Tensor::empty(hfpipe::DType::U8, {rows, static_cast<int64_t>(row_bytes)});
-  std::mt19937 rng(seed);
-  uint8_t* p = bytes.data_as<uint8_t>();
-  for (size_t i = 0; i < bytes.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
-  std::vector<size_t> halves = {0};
-  if (format == QuantFormat::Q4_1 || format == QuantFormat::Q4_K) halves = {0, 2};
-  if (format == QuantFormat::Q6_K) halves = {208};
-  for (size_t block = 0; block < bytes.nbytes(); block += quant_block_bytes(format))
-    for (size_t at : halves) {
-      const auto scale = static_cast<uint16_t>((5 + rng() % 6) << 10 | (rng() & 0x3FF));
-      std::memcpy(p + block + at, &scale, 2);
-    }
-  return make_quantized_matrix(format, rows, cols, std::move(bytes));
-}
-
 // One decoding step's products, group by group (each group: `name`, `in`, `out`), at 1, 2 and
 // 8 rows: best of 5 passes of multiply(group, x, rows, y), with L3 flushed before each (a
 // group's weights come from memory as in a model), in ms and GB/s of bytes_of(group).
@@ -171,7 +151,7 @@ void bench_quantized() {
       {"Q8_0 262144x640 (lm_head)", QuantFormat::Q8_0, 262144, 640, 1, {}}};
   unsigned seed = 20;
   for (auto& g : groups)
-    for (int l = 0; l < g.count; ++l) g.weights.push_back(random_quantized(g.format, g.out, g.in, seed++));
+    for (int l = 0; l < g.count; ++l) g.weights.push_back(make_quantized_matrix(g.format, g.out, g.in, hfpipe::testing::random_blocks(g.format, g.out, g.in, seed++)));
   time_step_groups(groups, [](const QuantizedGroup& g, const float* x, int64_t rows, float* y) {
     for (const QuantizedMatrix& w : g.weights) quantized_linear(w, x, rows, nullptr, y);
   }, [](const QuantizedGroup& g) { return static_cast<double>(g.weights[0].bytes.nbytes()) * g.count; });

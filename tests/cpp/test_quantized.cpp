@@ -16,6 +16,7 @@
 #include "ops/gemv.h"
 #include "ops/linear.h"
 #include "ops/quantized.h"
+#include "random_blocks.h"
 #include "random_vector.h"
 #include "simd_levels.h"
 
@@ -23,6 +24,7 @@ namespace hfpipe::ops {
 namespace {
 
 using testing::level_name;
+using testing::random_blocks;
 using testing::random_vector;
 
 const QuantFormat kFormats[] = {QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q5_0, QuantFormat::Q8_0,
@@ -30,50 +32,6 @@ const QuantFormat kFormats[] = {QuantFormat::Q4_0, QuantFormat::Q4_1, QuantForma
 
 const char* format_name(QuantFormat f) {
   return formats::ggml_type_traits(static_cast<uint32_t>(f))->name;
-}
-
-// An f16 bit pattern of a finite value of moderate size (sign random): random bytes would hold
-// NaNs and infinities, which no real file's scales do.
-uint16_t random_scale(std::mt19937& rng) {
-  const uint16_t exponent = static_cast<uint16_t>(8 + rng() % 8);  // 2^-7 .. 2^0
-  return static_cast<uint16_t>((rng() & 1u) << 15 | exponent << 10 | (rng() & 0x3FF));
-}
-
-// `rows` rows of random blocks: random bytes, with the f16 fields of each block replaced by
-// finite scales (subnormal ones included, in the first block of each row).
-Tensor random_blocks(QuantFormat f, int64_t rows, int64_t cols, unsigned seed) {
-  std::mt19937 rng(seed);
-  const size_t block_bytes = quant_block_bytes(f);
-  const int64_t blocks = rows * (cols / quant_block_size(f));
-  Tensor t = Tensor::empty(DType::U8, {rows, static_cast<int64_t>(blocks / rows * block_bytes)});
-  uint8_t* p = t.data_as<uint8_t>();
-  for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
-  if (f == QuantFormat::BF16) {  // finite values of moderate size, every 7th subnormal
-    for (size_t i = 0; i < t.nbytes() / 2; ++i) {
-      const uint16_t exponent = i % 7 ? static_cast<uint16_t>(120 + rng() % 12) : 0;
-      const uint16_t v = static_cast<uint16_t>((rng() & 1u) << 15 | exponent << 7 | (rng() & 0x7F));
-      std::memcpy(p + 2 * i, &v, 2);
-    }
-    return t;
-  }
-  // Where each format keeps its f16 scales (d, and m / dmin).
-  std::vector<size_t> halves;
-  switch (f) {
-    case QuantFormat::Q4_0:
-    case QuantFormat::Q5_0:
-    case QuantFormat::Q8_0: halves = {0}; break;
-    case QuantFormat::Q4_1:
-    case QuantFormat::Q4_K: halves = {0, 2}; break;
-    case QuantFormat::Q6_K: halves = {208}; break;
-    case QuantFormat::BF16: break;
-  }
-  for (int64_t b = 0; b < blocks; ++b)
-    for (size_t at : halves) {
-      uint16_t h = random_scale(rng);
-      if (b % (blocks / rows) == 0) h = static_cast<uint16_t>(h & 0x83FF);  // exponent 0: subnormal
-      std::memcpy(p + b * block_bytes + at, &h, 2);
-    }
-  return t;
 }
 
 // A row-length unit for the tests: the block size, or for BF16 (one weight a block) 37, so
