@@ -182,7 +182,9 @@ void bench_f32_step() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && std::string(argv[1]) == "quantized") {  // only the block formats' products
+  // `quantized [avx2|plain]`: the kernels of a level below the CPU's too, to compare them on one machine.
+  if (argc >= 2 && std::string(argv[1]) == "quantized") {  // only the block formats' products
+    if (argc == 3) set_skinny_simd_level(std::string(argv[2]) == "avx2" ? SimdLevel::Avx2 : SimdLevel::Plain);
     bench_quantized();
     return 0;
   }

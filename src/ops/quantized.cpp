@@ -41,6 +41,16 @@ RowDecoder decoder_of(QuantFormat format) {
   return decoder;
 }
 
+// The fused products of that level (none at the plain level, nor for BF16).
+quant_kernels::FusedProduct fused_product_of(QuantFormat format) {
+  switch (skinny_simd_level()) {
+    case SimdLevel::Avx512: return quant_kernels::avx512::fused_product_of(format);
+    case SimdLevel::Avx2: return quant_kernels::avx2::fused_product_of(format);
+    case SimdLevel::Plain: break;
+  }
+  return nullptr;
+}
+
 bool is_quant_format(uint32_t id) {
   switch (static_cast<QuantFormat>(id)) {
     case QuantFormat::Q4_0:
@@ -145,18 +155,17 @@ void skinny_quantized(const QuantizedMatrix& w, const float* x, int64_t rows, co
   // was the bound: a GPT-2-small step 42 ms this way vs 45 in f32).
   if (w.format == QuantFormat::BF16)
     return skinny_linear_bf16(x, rows, w.bytes.data_as<uint16_t>(), bias, w.cols, w.rows, y);
-  // On AVX2, blocks decoded and multiplied in registers, without the slice stored and read
-  // back (SmolLM2's Q4_1 products 1.4x faster at 1 row, 1.1x at 8; decoding had been half of a
+  // Blocks decoded and multiplied in registers, without the slice stored and read back (AVX2:
+  // SmolLM2's Q4_1 products 1.4x faster at 1 row, 1.1x at 8; decoding had been half of a
   // batch-1 step; Gemma-3-270M's Q4_K / Q6_K ones 1.4x / 1.8x at 1 row).
-  if (skinny_simd_level() == SimdLevel::Avx2)
-    if (const auto fused = quant_kernels::avx2::fused_product_of(w.format)) {
-      constexpr int64_t kRowsPerTask = 64;
-      const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  if (const auto fused = fused_product_of(w.format)) {
+    constexpr int64_t kRowsPerTask = 64;
+    const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
 #pragma omp parallel for schedule(static) if (tasks > 1 && w.rows * w.cols > 262144)
-      for (int64_t t = 0; t < tasks; ++t)
-        fused(w, x, rows, t * kRowsPerTask, std::min(kRowsPerTask, w.rows - t * kRowsPerTask), bias, y);
-      return;
-    }
+    for (int64_t t = 0; t < tasks; ++t)
+      fused(w, x, rows, t * kRowsPerTask, std::min(kRowsPerTask, w.rows - t * kRowsPerTask), bias, y);
+    return;
+  }
   const int64_t slice = skinny_slice_rows(rows, w.cols), slices = (w.rows + slice - 1) / slice;
 #pragma omp parallel for schedule(static) if (slices > 1 && w.rows * w.cols > 262144)
   for (int64_t s = 0; s < slices; ++s) {

@@ -193,23 +193,6 @@ struct Q6_KChunks {
   }
 };
 
-// A block's chunks, fully unrolled (for the 256-weight formats too: the shifts and offsets of
-// each chunk become constants).
-#define UNROLL_CHUNKS _Pragma("GCC unroll 32")
-
-template <class Chunks>
-void decode_block(const float* halves, const uint8_t* block, float* y) {
-  Chunks state;
-  state.start(halves, block);
-  UNROLL_CHUNKS for (int j = 0; j < Chunks::kChunks; ++j) _mm256_storeu_ps(y + 8 * j, state.chunk(j));
-}
-constexpr auto decode_q4_0 = decode_block<Q4_0Chunks>;
-constexpr auto decode_q4_1 = decode_block<Q4_1Chunks>;
-constexpr auto decode_q5_0 = decode_block<Q5_0Chunks>;
-constexpr auto decode_q8_0 = decode_block<Q8_0Chunks>;
-constexpr auto decode_q4_k = decode_block<Q4_KChunks>;
-constexpr auto decode_q6_k = decode_block<Q6_KChunks>;
-
 // BF16 rows, 8 at a time (a prefill decodes every weight once; the scalar loop made SmolLM2's
 // bf16 prefill ~35% slower than its f32 one), the tail one by one.
 void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t rows, int64_t cols) {
@@ -225,97 +208,35 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
   }
 }
 
-}  // namespace
-
-#include "ops/quantized_rows.inc"
-
-namespace {
+// What quantized_fused.inc needs besides the chunks: the decoders' store, and for the fused
+// tiles (compiled with "fma" too) the vector accumulator operations of gemv.cpp's AVX2 tiles.
+inline void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+#define FUSED_TARGET __attribute__((target("avx2,fma")))
+FUSED_TARGET inline __m256 zero() { return _mm256_setzero_ps(); }
+FUSED_TARGET inline __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+FUSED_TARGET inline __m256 fma(__m256 a, __m256 b, __m256 acc) { return _mm256_fmadd_ps(a, b, acc); }
+FUSED_TARGET inline float lane_sum(__m256 v) { return ops::avx2::sum(v); }
+using Vec = __m256;
+constexpr int64_t kLanes = 8;
 
 // Weight rows per fused tile: two at 1-2 input rows, one from 3 rows (as the registers
 // allow). Measured on 30 layers of SmolLM2-shaped random blocks, one thread (Q4_1, 1 row: 16
 // ms through slices, 12.6 fused with 2 weight rows, 17.5 with 1, 15-19 with 4; at 4 rows 26
 // through slices, 19 fused; at 8 rows 38.5 / 35) and on a Gemma-3-270M step's products
 // (hfpipe_bench_ops quantized): its 178 MB Q8_0 lm_head at 1 row 21.5 ms with one weight row
-// a tile, 16-17.5 with two and the prefetch below (27-29 with two and no prefetch).
+// a tile, 16-17.5 with two and quantized_fused.inc's prefetch (27-29 with two and no prefetch).
 template <int R>
 constexpr int fused_columns() { return R <= 2 ? 2 : 1; }
-
-// How far ahead of the block being decoded the tiles prefetch their weight rows, a line at a
-// time: with two rows in a tile the hardware prefetcher alone kept the lm_head above at 6.4
-// GB/s (10-12 with this; 2 KB ahead 8). Past a matrix's end it touches nothing: a prefetch
-// never faults.
+// With two rows in a tile the hardware prefetcher alone kept Gemma-3-270M's 178 MB Q8_0
+// lm_head at 6.4 GB/s (Zen 3; 10-12 with 1 KB ahead, 8 with 2 KB).
 constexpr size_t kPrefetchAhead = 1024;
-
-template <class Chunks, int R, int C>
-__attribute__((target("avx2,fma"))) void fused_tile(const uint8_t* w, size_t row_bytes, int64_t blocks, const float* x,
-                                                   int64_t ldx, const float* bias, float* y, int64_t ldy) {
-  constexpr int64_t kWeights = quant_block_size(Chunks::kFormat);
-  constexpr size_t kBytes = quant_block_bytes(Chunks::kFormat);
-  const float* halves = half_table();
-  __m256 acc[R][C];
-  UNROLL for (int r = 0; r < R; ++r)
-    UNROLL for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b) {
-    Chunks state[C];
-    UNROLL for (int c = 0; c < C; ++c) {
-      const uint8_t* block = w + c * row_bytes + b * kBytes;
-      UNROLL for (size_t line = 0; line < kBytes; line += 64) _mm_prefetch(block + kPrefetchAhead + line, _MM_HINT_T0);
-      state[c].start(halves, block);
-    }
-    UNROLL_CHUNKS for (int j = 0; j < Chunks::kChunks; ++j) {
-      __m256 wv[C];
-      UNROLL for (int c = 0; c < C; ++c) wv[c] = state[c].chunk(j);
-      UNROLL for (int r = 0; r < R; ++r) {
-        const __m256 xv = _mm256_loadu_ps(x + r * ldx + b * kWeights + 8 * j);
-        UNROLL for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
-      }
-    }
-  }
-  UNROLL for (int r = 0; r < R; ++r)
-    UNROLL for (int c = 0; c < C; ++c) y[r * ldy + c] = bias ? ops::avx2::sum(acc[r][c]) + bias[c] : ops::avx2::sum(acc[r][c]);
-}
-
-template <class Chunks, int R>
-void fused_rows(const QuantizedMatrix& w, const float* x, int64_t first, int64_t count, const float* bias, float* y) {
-  constexpr int C = fused_columns<R>();
-  const int64_t blocks = w.cols / quant_block_size(Chunks::kFormat);
-  int64_t n = first;
-  for (; n + C <= first + count; n += C)
-    fused_tile<Chunks, R, C>(w.row(n), w.row_bytes(), blocks, x, w.cols, bias ? bias + n : nullptr, y + n, w.rows);
-  for (; n < first + count; ++n)
-    fused_tile<Chunks, R, 1>(w.row(n), w.row_bytes(), blocks, x, w.cols, bias ? bias + n : nullptr, y + n, w.rows);
-}
-
-template <class Chunks>
-void fused_product(const QuantizedMatrix& w, const float* x, int64_t rows, int64_t first, int64_t count,
-                   const float* bias, float* y) {
-  switch (rows) {
-    case 1: return fused_rows<Chunks, 1>(w, x, first, count, bias, y);
-    case 2: return fused_rows<Chunks, 2>(w, x, first, count, bias, y);
-    case 3: return fused_rows<Chunks, 3>(w, x, first, count, bias, y);
-    case 4: return fused_rows<Chunks, 4>(w, x, first, count, bias, y);
-    case 5: return fused_rows<Chunks, 5>(w, x, first, count, bias, y);
-    case 6: return fused_rows<Chunks, 6>(w, x, first, count, bias, y);
-    case 7: return fused_rows<Chunks, 7>(w, x, first, count, bias, y);
-    default: return fused_rows<Chunks, 8>(w, x, first, count, bias, y);
-  }
-}
 
 }  // namespace
 
-FusedProduct fused_product_of(QuantFormat format) {
-  switch (format) {
-    case QuantFormat::Q4_0: return fused_product<Q4_0Chunks>;
-    case QuantFormat::Q4_1: return fused_product<Q4_1Chunks>;
-    case QuantFormat::Q5_0: return fused_product<Q5_0Chunks>;
-    case QuantFormat::Q8_0: return fused_product<Q8_0Chunks>;
-    case QuantFormat::Q4_K: return fused_product<Q4_KChunks>;
-    case QuantFormat::Q6_K: return fused_product<Q6_KChunks>;
-    case QuantFormat::BF16: break;  // widens in gemv.cpp's kernel
-  }
-  return nullptr;
-}
+#include "ops/quantized_fused.inc"
+#include "ops/quantized_rows.inc"
 
+#undef FUSED_TARGET
 }  // namespace avx2
 #ifdef __clang__
 #pragma clang attribute pop

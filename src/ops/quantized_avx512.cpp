@@ -2,6 +2,9 @@
 
 #include "ops/quantized_kernels.h"
 
+// Small loops over registers must be unrolled whole for the arrays to live in registers.
+#define UNROLL _Pragma("GCC unroll 16")
+
 namespace hfpipe::ops::quant_kernels {
 
 // The AVX-512 decoders of ops/quantized.h (the promise: ops/quantized_kernels.h). GCC lowers
@@ -33,87 +36,135 @@ inline __m512i bytes_u32(const uint8_t* p) {  // 16 unsigned bytes -> 16 int32
 inline __m512i bytes_i32(const uint8_t* p) {  // 16 signed bytes -> 16 int32
   return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+inline __m256 eight_bytes_as_floats(uint64_t bytes) {  // the 8 bytes of a word (lowest first), unsigned
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes))));
+}
 inline __m512i low_nibbles(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi32(0x0F)); }
 inline __m512i high_nibbles(__m512i v) { return _mm512_srli_epi32(v, 4); }
-// y = d * q + m, rounded after the product and after the sum.
-inline void store_scaled_plus(float* y, __m512 d, __m512i q, __m512 m) {
-  _mm512_storeu_ps(y, _mm512_add_ps(rounded(_mm512_mul_ps(d, to_float(q))), m));
-}
-inline void store_scaled(float* y, __m512 d, __m512i q) { _mm512_storeu_ps(y, _mm512_mul_ps(d, to_float(q))); }
+// Chunk j of a 32-weight block of nibbles whose 16 bytes are `bytes` (byte i holds weight i
+// low, weight 16 + i high).
+inline __m512i nibble_chunk(__m512i bytes, int j) { return j == 0 ? low_nibbles(bytes) : high_nibbles(bytes); }
 
-// Q4_0: f16 d, 16 bytes of nibbles (low: weights 0-15, high: 16-31); y = d (q - 8).
-inline void decode_q4_0(const float* halves, const uint8_t* block, float* y) {
-  const __m512 d = half_at(halves, block);
-  const __m512i q = bytes_u32(block + 2), eight = _mm512_set1_epi32(8);
-  store_scaled(y, d, _mm512_sub_epi32(low_nibbles(q), eight));
-  store_scaled(y + 16, d, _mm512_sub_epi32(high_nibbles(q), eight));
-}
+// The block formats as vectors of 16 weights ("chunks", chunk j = weights 16j .. 16j + 15 of the
+// block: 2 in a 32-weight block, 16 in a 256-weight one), each made from a state loaded once per
+// block: the block decoders store the chunks, the fused kernels (quantized_fused.inc) multiply
+// them where they are made.
+//
+// Q4_0: f16 d, 16 bytes of nibbles; y = d (q - 8).
+struct Q4_0Chunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q4_0;
+  static constexpr int kChunks = 2;
+  __m512 d;
+  __m512i bytes;
+  void start(const float* halves, const uint8_t* block) {
+    d = half_at(halves, block);
+    bytes = bytes_u32(block + 2);
+  }
+  __m512 chunk(int j) const {
+    return _mm512_mul_ps(d, to_float(_mm512_sub_epi32(nibble_chunk(bytes, j), _mm512_set1_epi32(8))));
+  }
+};
 
-// Q4_1: f16 d, f16 m, nibbles as Q4_0; y = d q + m.
-inline void decode_q4_1(const float* halves, const uint8_t* block, float* y) {
-  const __m512 d = half_at(halves, block), m = half_at(halves, block + 2);
-  const __m512i q = bytes_u32(block + 4);
-  store_scaled_plus(y, d, low_nibbles(q), m);
-  store_scaled_plus(y + 16, d, high_nibbles(q), m);
-}
+// Q4_1: f16 d, f16 m, nibbles as Q4_0; y = d q + m, rounded after the product and after the sum.
+struct Q4_1Chunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q4_1;
+  static constexpr int kChunks = 2;
+  __m512 d, m;
+  __m512i bytes;
+  void start(const float* halves, const uint8_t* block) {
+    d = half_at(halves, block);
+    m = half_at(halves, block + 2);
+    bytes = bytes_u32(block + 4);
+  }
+  __m512 chunk(int j) const { return _mm512_add_ps(rounded(_mm512_mul_ps(d, to_float(nibble_chunk(bytes, j)))), m); }
+};
 
-// Q5_0: f16 d, a 32-bit word of fifth bits (bit j for weight j), nibbles as Q4_0; y = d (q - 16).
-inline void decode_q5_0(const float* halves, const uint8_t* block, float* y) {
-  const __m512 d = half_at(halves, block);
-  uint32_t qh;
-  __builtin_memcpy(&qh, block + 2, 4);
-  const __m512i q = bytes_u32(block + 6), sixteen = _mm512_set1_epi32(16), one = _mm512_set1_epi32(1);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i fifth_lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(qh & 0xFFFF)), lane), one);
-  const __m512i fifth_hi = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(qh >> 16)), lane), one);
-  store_scaled(y, d, _mm512_sub_epi32(_mm512_or_si512(low_nibbles(q), _mm512_slli_epi32(fifth_lo, 4)), sixteen));
-  store_scaled(y + 16, d, _mm512_sub_epi32(_mm512_or_si512(high_nibbles(q), _mm512_slli_epi32(fifth_hi, 4)), sixteen));
-}
+// Q5_0: f16 d, a 32-bit word of fifth bits (bit j for weight j), nibbles as Q4_0; y = d (q - 16),
+// q = nibble | fifth << 4: the nibble itself where the fifth bit is set, the nibble - 16 where it
+// is not (one masked subtraction, the bits as the mask).
+struct Q5_0Chunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q5_0;
+  static constexpr int kChunks = 2;
+  __m512 d;
+  uint32_t fifths;
+  __m512i bytes;
+  void start(const float* halves, const uint8_t* block) {
+    d = half_at(halves, block);
+    __builtin_memcpy(&fifths, block + 2, 4);
+    bytes = bytes_u32(block + 6);
+  }
+  __m512 chunk(int j) const {
+    const __m512i nibbles = nibble_chunk(bytes, j);
+    const auto unset = static_cast<__mmask16>(~(fifths >> (16 * j)));
+    return _mm512_mul_ps(d, to_float(_mm512_mask_sub_epi32(nibbles, unset, nibbles, _mm512_set1_epi32(16))));
+  }
+};
 
 // Q8_0: f16 d, 32 signed bytes; y = d q.
-inline void decode_q8_0(const float* halves, const uint8_t* block, float* y) {
-  const __m512 d = half_at(halves, block);
-  store_scaled(y, d, bytes_i32(block + 2));
-  store_scaled(y + 16, d, bytes_i32(block + 18));
-}
+struct Q8_0Chunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q8_0;
+  static constexpr int kChunks = 2;
+  __m512 d;
+  const uint8_t* q;
+  void start(const float* halves, const uint8_t* block) {
+    d = half_at(halves, block);
+    q = block + 2;
+  }
+  __m512 chunk(int j) const { return _mm512_mul_ps(d, to_float(bytes_i32(q + 16 * j))); }
+};
 
 // Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; sub-block s
-// of 32 weights takes the low (even s) or high (odd s) nibbles of qs[32 (s / 2) ...];
-// y = (d scale) q - (dmin min).
-inline void decode_q4_k(const float* halves, const uint8_t* block, float* y) {
-  const float d = half_scalar(halves, block), dmin = half_scalar(halves, block + 2);
-  const uint8_t* qs = block + 16;
-  uint64_t scales, mins;
-  q4_k_scales_mins(block + 4, scales, mins);
-  for (int sub = 0; sub < 8; ++sub) {
-    const auto sc = static_cast<uint8_t>(scales >> (8 * sub)), mn = static_cast<uint8_t>(mins >> (8 * sub));
-    const __m512 d1 = _mm512_set1_ps(d * static_cast<float>(sc)), m1 = _mm512_set1_ps(dmin * static_cast<float>(mn));
-    const uint8_t* q = qs + 32 * (sub / 2);
-    for (int half = 0; half < 2; ++half) {
-      const __m512i bytes = bytes_u32(q + 16 * half);
-      const __m512i value = sub % 2 ? high_nibbles(bytes) : low_nibbles(bytes);
-      _mm512_storeu_ps(y + sub * 32 + 16 * half, _mm512_sub_ps(rounded(_mm512_mul_ps(d1, to_float(value))), m1));
-    }
+// of 32 weights (chunks 2s, 2s + 1) takes the low (even s) or high (odd s) nibbles of
+// qs[32 (s / 2) ...]; y = (d scale) q - (dmin min), rounded after the product and the sum.
+struct Q4_KChunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q4_K;
+  static constexpr int kChunks = 16;
+  float scale[8], min[8];  // d scale and dmin min of each sub-block, made as one vector each
+  const uint8_t* qs;
+  void start(const float* halves, const uint8_t* block) {
+    uint64_t scales, mins;
+    q4_k_scales_mins(block + 4, scales, mins);
+    _mm256_storeu_ps(scale, _mm256_mul_ps(_mm256_set1_ps(half_scalar(halves, block)), eight_bytes_as_floats(scales)));
+    _mm256_storeu_ps(min, _mm256_mul_ps(_mm256_set1_ps(half_scalar(halves, block + 2)), eight_bytes_as_floats(mins)));
+    qs = block + 16;
   }
-}
+  __m512 chunk(int j) const {
+    const int sub = j / 2;
+    const __m512i bytes = bytes_u32(qs + 32 * (sub / 2) + 16 * (j % 2));
+    const __m512i q = sub % 2 ? high_nibbles(bytes) : low_nibbles(bytes);
+    return _mm512_sub_ps(rounded(_mm512_mul_ps(_mm512_set1_ps(scale[sub]), to_float(q))), _mm512_set1_ps(min[sub]));
+  }
+};
 
 // Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 signed scales, f16 d. In each
-// group of 16 weights (one scale) the low nibbles come from 16 consecutive ql bytes at one
-// shift and the high bits from 16 consecutive qh bytes at one shift; y = (d scale) (q - 32).
-inline void decode_q6_k(const float* halves, const uint8_t* block, float* y) {
-  const uint8_t* ql = block;
-  const uint8_t* qh = block + 128;
-  const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192);
-  const float d = half_scalar(halves, block + 208);
-  const __m512i three = _mm512_set1_epi32(3), thirty_two = _mm512_set1_epi32(32);
-  for (int group = 0; group < 16; ++group) {
-    const int half = group / 8, r = (group % 8) * 16;
-    const __m512i low = low_nibbles(_mm512_srli_epi32(bytes_u32(ql + 64 * half + r % 64), 4 * (r / 64)));
-    const __m512i high = _mm512_and_si512(_mm512_srli_epi32(bytes_u32(qh + 32 * half + r % 32), 2 * (r / 32)), three);
-    const __m512i q = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), thirty_two);
-    store_scaled(y + 16 * group, _mm512_set1_ps(d * static_cast<float>(scales[group])), q);
+// group of 16 weights (one scale; chunk j = group j) the low nibbles come from 16 consecutive ql
+// bytes at one shift and the high bits from 16 consecutive qh bytes at one shift;
+// y = (d scale) (q - 32).
+struct Q6_KChunks {
+  static constexpr QuantFormat kFormat = QuantFormat::Q6_K;
+  static constexpr int kChunks = 16;
+  float scale[16];  // d scale of each group
+  const uint8_t* block;
+  void start(const float* halves, const uint8_t* at) {
+    _mm512_storeu_ps(scale, _mm512_mul_ps(half_at(halves, at + 208), to_float(bytes_i32(at + 192))));
+    block = at;
   }
-}
+  // Chunk j of the 32 weights 32 (j / 2) .. + 31: their 6-bit values, minus 32, are made
+  // together as 32 bytes (two loads and six byte-wise operations, shared by the two chunks),
+  // and chunk j's 16 of them widened to floats.
+  __m512 chunk(int j) const {
+    const int run = j / 2, half = run / 4, r = (run % 4) * 32;
+    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * half + r % 64));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * half));
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (r / 64)), _mm256_set1_epi8(0x0F));
+    const int high_shift = 2 * (r / 32);  // the two bits go to bits 4-5: shift by 4 - high_shift
+    const __m256i high_moved = high_shift <= 4 ? _mm256_slli_epi16(qh, 4 - high_shift) : _mm256_srli_epi16(qh, high_shift - 4);
+    const __m256i high = _mm256_and_si256(high_moved, _mm256_set1_epi8(0x30));
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
+    const __m128i sixteen = j % 2 ? _mm256_extracti128_si256(q, 1) : _mm256_castsi256_si128(q);
+    return _mm512_mul_ps(_mm512_set1_ps(scale[j]), to_float(_mm512_cvtepi8_epi32(sixteen)));
+  }
+};
 
 // BF16 rows: each weight is the top half of its f32 value (exact). Any row length (the tail
 // one by one).
@@ -130,9 +181,34 @@ void decode_bf16_rows(const uint8_t* src, size_t row_bytes, float* dst, int64_t 
   }
 }
 
+// What quantized_fused.inc needs besides the chunks: the decoders' store, and the vector
+// accumulator operations of gemv.cpp's AVX-512 tiles (their FMAs are AVX-512F instructions).
+inline void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+#define FUSED_TARGET
+inline __m512 zero() { return _mm512_setzero_ps(); }
+inline __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 fma(__m512 a, __m512 b, __m512 acc) { return _mm512_fmadd_ps(a, b, acc); }
+inline float lane_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
+using Vec = __m512;
+constexpr int64_t kLanes = 16;
+
+// One weight row per tile at every row count, 4 KB prefetched ahead. Measured on a Zen 5 (one
+// thread, hfpipe_bench_ops quantized: a Gemma-3-270M step's products, ms at 1 / 2 / 8 rows):
+// decoded slices through the f32 tiles 39.9 / 45.4 / 67.2; fused, two weight rows a tile at 1-4
+// rows and 1 KB ahead 24.8 / 24.5 / 58.1; four weight rows at 1-2 rows 33.7 / 37.5; one weight
+// row 17.9 / 19.4 / 56.7; and then 512 B ahead 21.7 / 24.1 / 60.0, 2 KB 16.0 / 17.6 / 53.2, 4 KB
+// 15.3 / 16.6 / 53.3, 8 KB 16.2 / 16.3 / 52.7 (its 178 MB Q8_0 lm_head at 1 row: 11.0 ms at 1 KB,
+// 8.9 at 4 KB, 20 GB/s).
+template <int R>
+constexpr int fused_columns() { return 1; }
+constexpr size_t kPrefetchAhead = 4096;
+
 }  // namespace
 
+#include "ops/quantized_fused.inc"
 #include "ops/quantized_rows.inc"
+
+#undef FUSED_TARGET
 
 // x[0..n) rounded to bf16 as bf16_bits_of rounds, 16 at a time (the scalar loop, with its NaN
 // branch, was half of a bf16 prefill of decoded Q4_1 weights), as bit patterns in `out`.

@@ -57,12 +57,6 @@ inline void q4_k_scales_mins(const uint8_t* packed, uint64_t& scales, uint64_t& 
   mins = (w[1] & 0x3F3F3F3Fu) | uint64_t{((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 2) & 0x30303030u)} << 32;
 }
 
-namespace avx512 {
-RowDecoder decoder_of(QuantFormat format);
-// x[0..n) rounded to bf16 as bf16_bits_of rounds, as bit patterns in `out`.
-void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out);
-}  // namespace avx512
-
 // y[r * w.rows + n] = x_r . w_n (+ bias[n]) for input rows r < rows (1 to 8) and weight rows n in
 // [first, first + count), each block decoded into registers and multiplied there instead of
 // through a decoded slice: the same bits as skinny_linear over the decoded floats (the same
@@ -70,9 +64,16 @@ void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out);
 using FusedProduct = void (*)(const QuantizedMatrix& w, const float* x, int64_t rows, int64_t first, int64_t count,
                               const float* bias, float* y);
 
-namespace avx2 {
+namespace avx512 {
 RowDecoder decoder_of(QuantFormat format);
 // nullptr for formats without a fused kernel.
+FusedProduct fused_product_of(QuantFormat format);
+// x[0..n) rounded to bf16 as bf16_bits_of rounds, as bit patterns in `out`.
+void round_to_bf16_bits(const float* x, int64_t n, uint16_t* out);
+}  // namespace avx512
+
+namespace avx2 {
+RowDecoder decoder_of(QuantFormat format);
 FusedProduct fused_product_of(QuantFormat format);
 }  // namespace avx2
 
