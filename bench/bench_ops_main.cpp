@@ -67,7 +67,8 @@ const char* level_name(SimdLevel l) {
 
 // GFLOP/s of `rows` rows through `layers` distinct [out, in] weights, best of 5 passes, on
 // oneDNN (Linear with the skinny kernels lowered to plain C++, where Linear sends every row
-// count past 8 to oneDNN) and on skinny_linear at this CPU's level.
+// count past 8 to oneDNN), on oneDNN over weights packed as encoders' layers pack them (brgemm
+// where oneDNN has it, else as the first) and on skinny_linear at this CPU's level.
 void bench_linear(const char* name, int64_t rows, int64_t in, int64_t out, int layers) {
   std::vector<std::vector<float>> weights;
   std::vector<Linear> linears;
@@ -92,13 +93,22 @@ void bench_linear(const char* name, int64_t rows, int64_t in, int64_t out, int l
   const double onednn = gflops([&] {
     for (const Linear& linear : linears) linear.forward(x.data(), rows, y.data());
   });
+  std::vector<Linear> blocked;  // packed for brgemm where oneDNN has it (AVX-512), as encoders' layers
+  for (int l = 0; l < layers; ++l)
+    blocked.emplace_back(hfpipe::Tensor::view(hfpipe::DType::F32, {out, in}, weights[l].data(), nullptr),
+                         hfpipe::Tensor(), Activation::None, WeightPacking::BlockedWhenFaster);
+  for (int warm = 0; warm < 5; ++warm)  // past the layers' plain calls before packing
+    for (const Linear& linear : blocked) linear.forward(x.data(), rows, y.data());
+  const double packed = gflops([&] {
+    for (const Linear& linear : blocked) linear.forward(x.data(), rows, y.data());
+  });
   set_skinny_simd_level(cpu_simd_level());
   const double skinny = gflops([&] {
     for (int l = 0; l < layers; ++l)
       skinny_linear(x.data(), rows, weights[l].data(), nullptr, in, out, Activation::None, y.data());
   });
-  std::printf("%-22s %2lld rows  oneDNN %5.1f  skinny %5.1f GFLOP/s\n", name, static_cast<long long>(rows), onednn,
-              skinny);
+  std::printf("%-22s %3lld rows  oneDNN %5.1f  packed %5.1f  skinny %5.1f GFLOP/s\n", name,
+              static_cast<long long>(rows), onednn, packed, skinny);
 }
 
 // One decoding step's products, group by group (each group: `name`, `in`, `out`), at 1, 2 and
@@ -223,7 +233,7 @@ int main(int argc, char** argv) {
                 for (int layer = 0; layer < 61; ++layer) rms_norm(buffer.data(), 8, 576, rms_weight.data(), 1e-5f);
               }));
   std::printf("linear (%s):\n", level_name(cpu_simd_level()));
-  for (int64_t rows : {16, 32, 48, 64}) {
+  for (int64_t rows : {16, 32, 48, 64, 96, 128}) {
     bench_linear("MiniLM 384x384 x24", rows, 384, 384, 24);
     bench_linear("MiniLM 384x1536 x6", rows, 384, 1536, 6);
     bench_linear("MiniLM 1536x384 x6", rows, 1536, 384, 6);

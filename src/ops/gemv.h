@@ -1,5 +1,5 @@
 // Linear layers on a few rows (token-by-token decoding: batch 1 is a matrix-vector product,
-// batch 8 a skinny matrix product; on AVX2 also an encoder's short input of up to 40 tokens),
+// batch 8 a skinny matrix product; also an encoder's short input of up to 40 (AVX2) or 64 (AVX-512) tokens),
 // y = x W^T + b, W in PyTorch's [out, in] layout.
 //
 // Why not oneDNN here: its f32 matmul on AVX2 treats 8 rows as a small GEMM and runs
@@ -30,13 +30,17 @@ void set_skinny_simd_level(SimdLevel level);
 inline constexpr int64_t kSkinnyMaxRows = 8;
 
 // Whether Linear runs `rows` rows on skinny_linear rather than oneDNN: up to kSkinnyMaxRows
-// always; up to 40 at the AVX2 level too (an encoder's short input, a short prompt's prefill),
-// where oneDNN's sgemm runs 16-32 rows at 32-64 GFLOP/s a core and skinny_linear's 4 x 3 tiles
-// at 48-64 (BERT-base / MiniLM shapes, one thread; build/hfpipe_bench_ops, docs/performance.md).
-// Whole CLI runs, one input at a time (CPU seconds, oneDNN -> skinny): MiniLM ~16 tokens 2.03
-// -> 1.35, ~24 1.16 -> 0.94, ~40 1.63 -> 1.48, ~48 ~1.86 -> ~1.81; BERT-base ~16 12.4 -> 9.5,
-// ~24 7.05 -> 6.34, ~40 10.28 -> 9.97, ~48 ~12.9 -> ~12.5, but NER's ~48-token sentences 4.0 ->
-// 4.2: past 40 oneDNN keeps them.
+// always; up to 40 at the AVX2 level and 64 at the AVX-512 level too (an encoder's short input,
+// a short prompt's prefill), where skinny_linear's many-row tiles beat oneDNN's matmul
+// (build/hfpipe_bench_ops, docs/performance.md):
+// - AVX2 (Zen 3, one thread): oneDNN's sgemm runs 16-32 rows at 32-64 GFLOP/s a core, the 4 x 3
+//   tiles at 48-64 (BERT-base / MiniLM shapes). Whole CLI runs, one input at a time (CPU
+//   seconds, oneDNN -> skinny): MiniLM ~16 tokens 2.03 -> 1.35, ~24 1.16 -> 0.94, ~40 1.63 ->
+//   1.48, ~48 ~1.86 -> ~1.81; BERT-base ~16 12.4 -> 9.5, ~24 7.05 -> 6.34, ~40 10.28 -> 9.97, ~48
+//   ~12.9 -> ~12.5, but NER's ~48-token sentences 4.0 -> 4.2: past 40 oneDNN keeps them.
+// - AVX-512 (Zen 5, one thread): oneDNN 42-87 GFLOP/s at 16 rows, 63-119 at 32, 94-137 at 48,
+//   126-167 at 64; the 4 x 6 tiles 84-134, 108-146, 122-157, 144-172; at 96 rows each wins
+//   half the shapes, at 128 oneDNN most.
 bool skinny_linear_preferred(int64_t rows);
 
 // y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n]) for r < rows (any number); x is rows x in,

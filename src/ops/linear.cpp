@@ -87,7 +87,7 @@ Activation activation_from_name(const std::string& name) {
 // Two ways to run the product:
 // - plain: one primitive for a runtime number of rows (gemm:jit), over the checkpoint's own
 //   [out, in] memory: zero-copy from the mmapped file; few rows (skinny_linear_preferred: up to
-//   8, or 40 on AVX2) go to skinny_linear. The default, and all oneDNN offers on AVX2.
+//   8; 40 on AVX2, 64 on AVX-512) go to skinny_linear. The default, and all oneDNN offers on AVX2.
 // - blocked (WeightPacking::BlockedWhenFaster on AVX-512): brgemm, which oneDNN 2.6 only has
 //   for a fixed number of rows, over weights reordered into its blocked layout (the same
 //   layout for every row count, so one packed copy serves all). Measured on a Xeon (AVX-512)
@@ -99,6 +99,9 @@ Activation activation_from_name(const std::string& name) {
 //   the kernels between layers of the same shape). Few rows run on brgemm too (1-8 rows:
 //   18-64 GFLOP/s vs gemm:jit's 13-48) so the plain weight's pages, given back after packing,
 //   are not read again.
+//   On a Zen 5 (one thread, hfpipe_bench_ops) brgemm also beats skinny_linear's tiles from 16
+//   rows on (GFLOP/s at 16 / 64 rows, BERT-base and MiniLM shapes: 113-170 / 190-208 vs 94-129 /
+//   134-172), so packed layers run every row count on it.
 //   Packing costs a copy of the weights (BERT-base: ~0.25 s CPU, most of it faulting in the
 //   fresh pages), which a one-input run would pay in start-up for nothing; so a layer runs
 //   plain for its first kPlainCallsBeforePacking calls and packs itself on the next one.
