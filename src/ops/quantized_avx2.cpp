@@ -32,14 +32,17 @@ inline __m256 to_float(__m256i v) { return _mm256_cvtepi32_ps(v); }
 inline __m256i bytes_u32(const uint8_t* p) {  // 8 unsigned bytes -> 8 int32
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
-inline __m256i bytes_u32(uint64_t bytes) {  // the 8 bytes of a word (lowest first) -> 8 int32
-  return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes)));
-}
 inline __m256i bytes_i32(const uint8_t* p) {  // 8 signed bytes -> 8 int32
   return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 inline __m256i low_nibbles(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi32(0x0F)); }
 inline __m256i high_nibbles(__m256i v) { return _mm256_srli_epi32(v, 4); }
+inline __m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+inline __m256 minus(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+inline __m256 set1(float f) { return _mm256_set1_ps(f); }
+using Vec = __m256;
+using IVec = __m256i;
+constexpr int64_t kLanes = 8;
 // Weights 8j .. 8j + 7 of a 32-weight block of nibbles whose bytes 0-7 are `first` and 8-15
 // `second` (byte i holds weight i low, weight 16 + i high).
 inline __m256i nibble_chunk(__m256i first, __m256i second, int j) {
@@ -119,45 +122,6 @@ struct Q5_0Chunks {
   }
 };
 
-// Q8_0: f16 d, 32 signed bytes; y = d q.
-struct Q8_0Chunks {
-  static constexpr QuantFormat kFormat = QuantFormat::Q8_0;
-  static constexpr int kChunks = 4;
-  __m256 d;
-  const uint8_t* q;
-  void start(const float* halves, const uint8_t* block) {
-    d = half_at(halves, block);
-    q = block + 2;
-  }
-  __m256 chunk(int j) const { return _mm256_mul_ps(d, to_float(bytes_i32(q + 8 * j))); }
-};
-
-// Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; sub-block s
-// of 32 weights (chunks 4s .. 4s + 3) takes the low (even s) or high (odd s) nibbles of
-// qs[32 (s / 2) ...]; y = (d scale) q - (dmin min), rounded after the product and the sum.
-struct Q4_KChunks {
-  static constexpr QuantFormat kFormat = QuantFormat::Q4_K;
-  static constexpr int kChunks = 32;
-  float scale[8], min[8];  // d scale and dmin min of each sub-block
-  const uint8_t* qs;
-  void start(const float* halves, const uint8_t* block) {
-    // The 8 scales and mins widened and multiplied by d and dmin as one vector each: unpacked
-    // one by one in scalar code they were a quarter of a block's decoding, which bounds the
-    // 1-row products.
-    uint64_t scales, mins;
-    q4_k_scales_mins(block + 4, scales, mins);
-    _mm256_storeu_ps(scale, _mm256_mul_ps(half_at(halves, block), to_float(bytes_u32(scales))));
-    _mm256_storeu_ps(min, _mm256_mul_ps(half_at(halves, block + 2), to_float(bytes_u32(mins))));
-    qs = block + 16;
-  }
-  __m256 chunk(int j) const {
-    const int sub = j / 4;
-    const __m256i bytes = bytes_u32(qs + 32 * (sub / 2) + 8 * (j % 4));
-    const __m256i q = sub % 2 ? high_nibbles(bytes) : low_nibbles(bytes);
-    return _mm256_sub_ps(rounded(_mm256_mul_ps(_mm256_set1_ps(scale[sub]), to_float(q))), _mm256_set1_ps(min[sub]));
-  }
-};
-
 // Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 signed scales, f16 d. In each
 // group of 16 weights (one scale; chunks 2g, 2g + 1) the low nibbles come from 16 consecutive
 // ql bytes at one shift and the high bits from 16 consecutive qh bytes at one shift;
@@ -173,19 +137,10 @@ struct Q6_KChunks {
     scales[1] = _mm256_mul_ps(d, to_float(bytes_i32(at + 200)));
     block = at;
   }
-  // Chunk j of the 32 weights 32 (j / 4) .. + 31: their 6-bit values, minus 32, are made
-  // together as 32 bytes (two loads and six byte-wise operations, the same ones for the 4
-  // chunks, so the compiler makes them once: one chunk at a time took twice the operations),
-  // and chunk j's 8 of them widened to floats.
+  // Chunk j: 8 of the 32 weights of run j / 4 (q6_k_run), widened to floats.
   __m256 chunk(int j) const {
-    const int group = j / 2, run = j / 4, half = run / 4, r = (run % 4) * 32;
-    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * half + r % 64));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * half));
-    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (r / 64)), _mm256_set1_epi8(0x0F));
-    const int high_shift = 2 * (r / 32);  // the two bits go to bits 4-5: shift by 4 - high_shift
-    const __m256i high_moved = high_shift <= 4 ? _mm256_slli_epi16(qh, 4 - high_shift) : _mm256_srli_epi16(qh, high_shift - 4);
-    const __m256i high = _mm256_and_si256(high_moved, _mm256_set1_epi8(0x30));
-    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
+    const int group = j / 2;
+    const __m256i q = q6_k_run(block, j / 4);
     const __m128i half_q = j % 4 < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
     const __m128i eight = j % 2 ? _mm_srli_si128(half_q, 8) : half_q;
     const __m256 scale = _mm256_permutevar8x32_ps(scales[group / 8], _mm256_set1_epi32(group % 8));
@@ -216,8 +171,6 @@ FUSED_TARGET inline __m256 zero() { return _mm256_setzero_ps(); }
 FUSED_TARGET inline __m256 load(const float* p) { return _mm256_loadu_ps(p); }
 FUSED_TARGET inline __m256 fma(__m256 a, __m256 b, __m256 acc) { return _mm256_fmadd_ps(a, b, acc); }
 FUSED_TARGET inline float lane_sum(__m256 v) { return ops::avx2::sum(v); }
-using Vec = __m256;
-constexpr int64_t kLanes = 8;
 
 // Weight rows per fused tile: two at 1-2 input rows, one from 3 rows (as the registers
 // allow). Measured on 30 layers of SmolLM2-shaped random blocks, one thread (Q4_1, 1 row: 16

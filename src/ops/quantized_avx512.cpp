@@ -36,11 +36,14 @@ inline __m512i bytes_u32(const uint8_t* p) {  // 16 unsigned bytes -> 16 int32
 inline __m512i bytes_i32(const uint8_t* p) {  // 16 signed bytes -> 16 int32
   return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
-inline __m256 eight_bytes_as_floats(uint64_t bytes) {  // the 8 bytes of a word (lowest first), unsigned
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes))));
-}
 inline __m512i low_nibbles(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi32(0x0F)); }
 inline __m512i high_nibbles(__m512i v) { return _mm512_srli_epi32(v, 4); }
+inline __m512 mul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+inline __m512 minus(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
+inline __m512 set1(float f) { return _mm512_set1_ps(f); }
+using Vec = __m512;
+using IVec = __m512i;
+constexpr int64_t kLanes = 16;
 // Chunk j of a 32-weight block of nibbles whose 16 bytes are `bytes` (byte i holds weight i
 // low, weight 16 + i high).
 inline __m512i nibble_chunk(__m512i bytes, int j) { return j == 0 ? low_nibbles(bytes) : high_nibbles(bytes); }
@@ -100,42 +103,6 @@ struct Q5_0Chunks {
   }
 };
 
-// Q8_0: f16 d, 32 signed bytes; y = d q.
-struct Q8_0Chunks {
-  static constexpr QuantFormat kFormat = QuantFormat::Q8_0;
-  static constexpr int kChunks = 2;
-  __m512 d;
-  const uint8_t* q;
-  void start(const float* halves, const uint8_t* block) {
-    d = half_at(halves, block);
-    q = block + 2;
-  }
-  __m512 chunk(int j) const { return _mm512_mul_ps(d, to_float(bytes_i32(q + 16 * j))); }
-};
-
-// Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; sub-block s
-// of 32 weights (chunks 2s, 2s + 1) takes the low (even s) or high (odd s) nibbles of
-// qs[32 (s / 2) ...]; y = (d scale) q - (dmin min), rounded after the product and the sum.
-struct Q4_KChunks {
-  static constexpr QuantFormat kFormat = QuantFormat::Q4_K;
-  static constexpr int kChunks = 16;
-  float scale[8], min[8];  // d scale and dmin min of each sub-block, made as one vector each
-  const uint8_t* qs;
-  void start(const float* halves, const uint8_t* block) {
-    uint64_t scales, mins;
-    q4_k_scales_mins(block + 4, scales, mins);
-    _mm256_storeu_ps(scale, _mm256_mul_ps(_mm256_set1_ps(half_scalar(halves, block)), eight_bytes_as_floats(scales)));
-    _mm256_storeu_ps(min, _mm256_mul_ps(_mm256_set1_ps(half_scalar(halves, block + 2)), eight_bytes_as_floats(mins)));
-    qs = block + 16;
-  }
-  __m512 chunk(int j) const {
-    const int sub = j / 2;
-    const __m512i bytes = bytes_u32(qs + 32 * (sub / 2) + 16 * (j % 2));
-    const __m512i q = sub % 2 ? high_nibbles(bytes) : low_nibbles(bytes);
-    return _mm512_sub_ps(rounded(_mm512_mul_ps(_mm512_set1_ps(scale[sub]), to_float(q))), _mm512_set1_ps(min[sub]));
-  }
-};
-
 // Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 signed scales, f16 d. In each
 // group of 16 weights (one scale; chunk j = group j) the low nibbles come from 16 consecutive ql
 // bytes at one shift and the high bits from 16 consecutive qh bytes at one shift;
@@ -149,18 +116,9 @@ struct Q6_KChunks {
     _mm512_storeu_ps(scale, _mm512_mul_ps(half_at(halves, at + 208), to_float(bytes_i32(at + 192))));
     block = at;
   }
-  // Chunk j of the 32 weights 32 (j / 2) .. + 31: their 6-bit values, minus 32, are made
-  // together as 32 bytes (two loads and six byte-wise operations, shared by the two chunks),
-  // and chunk j's 16 of them widened to floats.
+  // Chunk j: 16 of the 32 weights of run j / 2 (q6_k_run), widened to floats.
   __m512 chunk(int j) const {
-    const int run = j / 2, half = run / 4, r = (run % 4) * 32;
-    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * half + r % 64));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * half));
-    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (r / 64)), _mm256_set1_epi8(0x0F));
-    const int high_shift = 2 * (r / 32);  // the two bits go to bits 4-5: shift by 4 - high_shift
-    const __m256i high_moved = high_shift <= 4 ? _mm256_slli_epi16(qh, 4 - high_shift) : _mm256_srli_epi16(qh, high_shift - 4);
-    const __m256i high = _mm256_and_si256(high_moved, _mm256_set1_epi8(0x30));
-    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
+    const __m256i q = q6_k_run(block, j / 2);
     const __m128i sixteen = j % 2 ? _mm256_extracti128_si256(q, 1) : _mm256_castsi256_si128(q);
     return _mm512_mul_ps(_mm512_set1_ps(scale[j]), to_float(_mm512_cvtepi8_epi32(sixteen)));
   }
@@ -189,8 +147,6 @@ inline __m512 zero() { return _mm512_setzero_ps(); }
 inline __m512 load(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 fma(__m512 a, __m512 b, __m512 acc) { return _mm512_fmadd_ps(a, b, acc); }
 inline float lane_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
-using Vec = __m512;
-constexpr int64_t kLanes = 16;
 
 // One weight row per tile at every row count, 4 KB prefetched ahead. Measured on a Zen 5 (one
 // thread, hfpipe_bench_ops quantized: a Gemma-3-270M step's products, ms at 1 / 2 / 8 rows):

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <immintrin.h>
 
 #include "core/half_floats.h"
 #include "ops/quantized.h"
@@ -63,6 +64,32 @@ inline void q4_k_scales_mins(const uint8_t* packed, uint64_t& scales, uint64_t& 
 // vector accumulators over K in the same order, reduced the same way).
 using FusedProduct = void (*)(const QuantizedMatrix& w, const float* x, int64_t rows, int64_t first, int64_t count,
                               const float* bias, float* y);
+
+// out[i] = d * byte i of `bytes` (lowest first, unsigned), i < 8: a Q4_K block's 8 scales or mins
+// times its d or dmin, as one vector (unpacked one by one in scalar code they were a quarter of a
+// block's decoding, which bounds the 1-row products). For the AVX2 and AVX-512 decoders.
+__attribute__((target("avx2"))) inline void scaled_bytes(float d, uint64_t bytes, float* out) {
+  const __m256i wide = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes)));
+  _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(wide)));
+}
+
+// The 6-bit values, minus 32, of weights 32 run .. 32 run + 31 of a Q6_K block (runs 0-7), as
+// 32 signed bytes: two loads and six byte-wise operations, the same for all the run's chunks (so
+// the compiler makes them once when a block's chunks are unrolled; one chunk at a time took twice
+// the operations). In each group of 16 weights the low nibbles come from 16 consecutive ql
+// bytes (block[0..128)) at one shift and the high 2 bits from 16 consecutive qh bytes
+// (block[128..192)) at one shift. For the AVX2 and AVX-512 decoders.
+__attribute__((target("avx2"))) inline __m256i q6_k_run(const uint8_t* block, int run) {
+  const int half = run / 4, r = (run % 4) * 32;
+  const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * half + r % 64));
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * half));
+  const __m256i low = _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (r / 64)), _mm256_set1_epi8(0x0F));
+  const int high_shift = 2 * (r / 32);  // the two bits go to bits 4-5: shift by 4 - high_shift
+  const __m256i high_moved =
+      high_shift <= 4 ? _mm256_slli_epi16(qh, 4 - high_shift) : _mm256_srli_epi16(qh, high_shift - 4);
+  const __m256i high = _mm256_and_si256(high_moved, _mm256_set1_epi8(0x30));
+  return _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
+}
 
 namespace avx512 {
 RowDecoder decoder_of(QuantFormat format);
