@@ -194,7 +194,14 @@ void bench_f32_step() {
 int main(int argc, char** argv) {
   // `quantized [avx2|plain]`: the kernels of a level below the CPU's too, to compare them on one machine.
   if (argc >= 2 && std::string(argv[1]) == "quantized") {  // only the block formats' products
-    if (argc == 3) set_skinny_simd_level(std::string(argv[2]) == "avx2" ? SimdLevel::Avx2 : SimdLevel::Plain);
+    if (argc == 3) {
+      const std::string level = argv[2];
+      if (level != "avx2" && level != "plain") {
+        std::fprintf(stderr, "usage: %s quantized [avx2|plain]\n", argv[0]);
+        return 2;
+      }
+      set_skinny_simd_level(level == "avx2" ? SimdLevel::Avx2 : SimdLevel::Plain);
+    }
     bench_quantized();
     return 0;
   }

@@ -38,9 +38,9 @@ inline constexpr int64_t kSkinnyMaxRows = 8;
 //   seconds, oneDNN -> skinny): MiniLM ~16 tokens 2.03 -> 1.35, ~24 1.16 -> 0.94, ~40 1.63 ->
 //   1.48, ~48 ~1.86 -> ~1.81; BERT-base ~16 12.4 -> 9.5, ~24 7.05 -> 6.34, ~40 10.28 -> 9.97, ~48
 //   ~12.9 -> ~12.5, but NER's ~48-token sentences 4.0 -> 4.2: past 40 oneDNN keeps them.
-// - AVX-512 (Zen 5, one thread): oneDNN 42-87 GFLOP/s at 16 rows, 63-119 at 32, 94-137 at 48,
-//   126-167 at 64; the 4 x 6 tiles 84-134, 108-146, 122-157, 144-172; at 96 rows each wins
-//   half the shapes, at 128 oneDNN most.
+// - AVX-512 (Zen 5, one thread, one run): oneDNN 42-87 GFLOP/s at 16 rows, 63-119 at 32, 94-137
+//   at 48, 126-167 at 64; the 4 x 6 tiles 84-134, 108-146, 122-157, 144-172 (another run: 95-129
+//   at 16); at 96 rows each wins half the shapes, at 128 oneDNN most.
 bool skinny_linear_preferred(int64_t rows);
 
 // y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n]) for r < rows (any number); x is rows x in,

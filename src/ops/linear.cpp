@@ -100,8 +100,8 @@ Activation activation_from_name(const std::string& name) {
 //   18-64 GFLOP/s vs gemm:jit's 13-48) so the plain weight's pages, given back after packing,
 //   are not read again.
 //   On a Zen 5 (one thread, hfpipe_bench_ops) brgemm also beats skinny_linear's tiles from 16
-//   rows on (GFLOP/s at 16 / 64 rows, BERT-base and MiniLM shapes: 113-170 / 190-208 vs 94-129 /
-//   134-172), so packed layers run every row count on it.
+//   rows on (GFLOP/s at 16 / 64 rows, BERT-base and MiniLM shapes: 113-170 / 190-208 vs 95-129 /
+//   134-172 in the same run), so packed layers run every row count on it.
 //   Packing costs a copy of the weights (BERT-base: ~0.25 s CPU, most of it faulting in the
 //   fresh pages), which a one-input run would pay in start-up for nothing; so a layer runs
 //   plain for its first kPlainCallsBeforePacking calls and packs itself on the next one.

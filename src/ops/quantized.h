@@ -78,11 +78,11 @@ void dequantize_rows(const QuantizedMatrix& m, int64_t first, int64_t count, flo
 void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count, uint16_t* out);
 
 // y = x W^T + b for `rows` rows of x (rows x w.cols) into y (rows x w.rows); bias null or
-// w.rows floats. Up to kSkinnyMaxRows rows, results equal skinny_linear's on the f32 W: slices of
-// W are decoded into a cache-sized buffer and multiplied by skinny_linear's kernel, except that a
-// BF16 W is widened in registers (skinny_linear_bf16) and, on AVX2, the block formats are
-// decoded and multiplied in registers (quant_kernels' FusedProduct). More rows: sgemm over
-// decoded slices.
+// w.rows floats. Up to kSkinnyMaxRows rows, results equal skinny_linear's on the f32 W: at the
+// AVX2 and AVX-512 levels the block formats are decoded and multiplied in registers
+// (quant_kernels' FusedProduct) and a BF16 W is widened in registers (skinny_linear_bf16); only
+// at the plain level (tests lower the level to it) are slices of W decoded into a cache-sized
+// buffer and multiplied by skinny_linear's kernel. More rows: sgemm over decoded slices.
 void quantized_linear(const QuantizedMatrix& w, const float* x, int64_t rows, const float* bias, float* y);
 
 }  // namespace hfpipe::ops

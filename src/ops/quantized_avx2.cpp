@@ -1,6 +1,7 @@
 #include <immintrin.h>
 
 #include "ops/avx2_math.h"
+#include "core/error.h"
 #include "ops/quantized_kernels.h"
 
 // The AVX2 decoders of ops/quantized.h (the promise: ops/quantized_kernels.h), for CPUs without
@@ -51,8 +52,8 @@ inline __m256i nibble_chunk(__m256i first, __m256i second, int j) {
 }
 // The block formats as vectors of 8 weights ("chunks", chunk j = weights 8j .. 8j + 7 of the
 // block: 4 in a 32-weight block, 32 in a 256-weight one), each made from a state loaded once
-// per block: the block decoders store the chunks, the fused kernels below multiply them where
-// they are made.
+// per block: the block decoders store the chunks, the fused kernels (quantized_fused.inc)
+// multiply them where they are made.
 //
 // Q4_0: f16 d, 16 bytes of nibbles (byte i: weight i low, weight 16 + i high); y = d (q - 8).
 struct Q4_0Chunks {

@@ -1,5 +1,6 @@
 #include <immintrin.h>
 
+#include "core/error.h"
 #include "ops/quantized_kernels.h"
 
 // Small loops over registers must be unrolled whole for the arrays to live in registers.
@@ -82,9 +83,9 @@ struct Q4_1Chunks {
   __m512 chunk(int j) const { return _mm512_add_ps(rounded(_mm512_mul_ps(d, to_float(nibble_chunk(bytes, j)))), m); }
 };
 
-// Q5_0: f16 d, a 32-bit word of fifth bits (bit j for weight j), nibbles as Q4_0; y = d (q - 16),
-// q = nibble | fifth << 4: the nibble itself where the fifth bit is set, the nibble - 16 where it
-// is not (one masked subtraction, the bits as the mask).
+// Q5_0: f16 d, a 32-bit word of fifth bits (bit j for weight j), nibbles as Q4_0; y = d (q - 16)
+// with q = nibble | fifth << 4, so q - 16 is the nibble where the fifth bit is set and the nibble
+// - 16 where it is not (one masked subtraction, the bits as the mask).
 struct Q5_0Chunks {
   static constexpr QuantFormat kFormat = QuantFormat::Q5_0;
   static constexpr int kChunks = 2;

@@ -75,8 +75,8 @@ __attribute__((target("avx2"))) inline void scaled_bytes(float d, uint64_t bytes
 
 // The 6-bit values, minus 32, of weights 32 run .. 32 run + 31 of a Q6_K block (runs 0-7), as
 // 32 signed bytes: two loads and six byte-wise operations, the same for all the run's chunks (so
-// the compiler makes them once when a block's chunks are unrolled; one chunk at a time took twice
-// the operations). In each group of 16 weights the low nibbles come from 16 consecutive ql
+// the compiler makes them once in the fused tiles, where a block's chunks are unrolled; one chunk
+// at a time took twice the operations). In each group of 16 weights the low nibbles come from 16 consecutive ql
 // bytes (block[0..128)) at one shift and the high 2 bits from 16 consecutive qh bytes
 // (block[128..192)) at one shift. For the AVX2 and AVX-512 decoders.
 __attribute__((target("avx2"))) inline __m256i q6_k_run(const uint8_t* block, int run) {

@@ -1,4 +1,4 @@
-// ops::skinny_linear (decoding's few-row linear layers, short inputs on AVX2) against a naive
+// ops::skinny_linear (decoding's few-row linear layers, short inputs on AVX2 / AVX-512) against a naive
 // double-precision reference, and against oneDNN's path through Linear (more rows), on every kernel
 // (AVX-512, AVX2, plain) this machine can run.
 #include <gtest/gtest.h>
@@ -123,23 +123,36 @@ TEST(SkinnyLinear, AgreesWithOneDnnThroughLinear) {
   for (int64_t i = 0; i < 2 * out; ++i) EXPECT_NEAR(few[i], all[7 * out + i], 1e-4);
 }
 
-// On AVX2 and AVX-512 a Linear of 9-40 rows (an encoder's short input) runs skinny_linear's
-// tiles: each row gets the bits it gets alone, and agrees with oneDNN's product of more rows.
+// A Linear of 9-40 rows (AVX2) or 9-64 (AVX-512) (an encoder's short input, a short prefill) runs
+// skinny_linear's tiles: each row gets the bits it gets alone, and agrees with oneDNN's product of
+// more rows.
+TEST_P(SkinnyLevels, PreferredUpTo40RowsOnAvx2And64OnAvx512) {
+  const SimdLevel level = GetParam();
+  EXPECT_TRUE(skinny_linear_preferred(8));
+  EXPECT_EQ(skinny_linear_preferred(9), level != SimdLevel::Plain);
+  EXPECT_EQ(skinny_linear_preferred(40), level != SimdLevel::Plain);
+  EXPECT_EQ(skinny_linear_preferred(41), level == SimdLevel::Avx512);
+  EXPECT_EQ(skinny_linear_preferred(64), level == SimdLevel::Avx512);
+  EXPECT_FALSE(skinny_linear_preferred(65));
+}
+
 TEST_P(SkinnyLevels, LinearOfShortInputsRunsTheSkinnyTiles) {
-  const int64_t in = 200, out = 70, rows = 21, more = 80;
-  auto x = random_vector(more * in, 11), w = random_vector(out * in, 12), b = random_vector(out, 13);
-  Linear linear(Tensor::view(DType::F32, {out, in}, w.data(), nullptr), Tensor::view(DType::F32, {out}, b.data(), nullptr),
-                Activation::GeluErf);
-  EXPECT_EQ(skinny_linear_preferred(rows), GetParam() != SimdLevel::Plain);
-  ASSERT_FALSE(skinny_linear_preferred(more));
-  std::vector<float> short_input(rows * out), alone(out), many(more * out);
-  linear.forward(x.data(), rows, short_input.data());
-  linear.forward(x.data(), more, many.data());  // oneDNN
-  for (int64_t r = 0; r < rows; ++r) {
-    linear.forward(x.data() + r * in, 1, alone.data());
-    for (int64_t n = 0; n < out; ++n) {
-      if (skinny_linear_preferred(rows)) ASSERT_EQ(short_input[r * out + n], alone[n]) << "row " << r;
-      ASSERT_NEAR(short_input[r * out + n], many[r * out + n], 1e-4) << "row " << r;
+  for (const int64_t rows : {21, 60}) {
+    const int64_t in = 200, out = 70, more = 80;
+    auto x = random_vector(more * in, 11), w = random_vector(out * in, 12), b = random_vector(out, 13);
+    Linear linear(Tensor::view(DType::F32, {out, in}, w.data(), nullptr), Tensor::view(DType::F32, {out}, b.data(), nullptr),
+                  Activation::GeluErf);
+    EXPECT_EQ(skinny_linear_preferred(rows), GetParam() == SimdLevel::Avx512 || (GetParam() == SimdLevel::Avx2 && rows <= 40));
+    ASSERT_FALSE(skinny_linear_preferred(more));
+    std::vector<float> short_input(rows * out), alone(out), many(more * out);
+    linear.forward(x.data(), rows, short_input.data());
+    linear.forward(x.data(), more, many.data());  // oneDNN
+    for (int64_t r = 0; r < rows; ++r) {
+      linear.forward(x.data() + r * in, 1, alone.data());
+      for (int64_t n = 0; n < out; ++n) {
+        if (skinny_linear_preferred(rows)) ASSERT_EQ(short_input[r * out + n], alone[n]) << "row " << r;
+        ASSERT_NEAR(short_input[r * out + n], many[r * out + n], 1e-4) << "row " << r;
+      }
     }
   }
 }

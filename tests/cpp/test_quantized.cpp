@@ -99,12 +99,14 @@ TEST_F(Quantized, ShapeAndSizeAreChecked) {
 }
 
 // Up to 8 rows: the same bits as skinny_linear over the load-time floats, for layers of one
-// slice and of several (the slices split between threads), with and without bias.
+// task and of several (fused tasks of 64 weight rows, or at the plain level decoded slices, split
+// between threads once a layer has more than 262,144 weights: the 1000 x 320 case of the 32-weight
+// formats and every 1000-row case of the 256-weight ones), with and without bias.
 TEST_P(QuantizedLevels, FewRowsAreBitIdenticalToTheF32Kernel) {
   for (QuantFormat f : kFormats)
     for (int64_t out : {3, 130, 1000})
       for (bool with_bias : {false, true}) {
-        const int64_t in = 2 * unit(f);
+        const int64_t in = (unit(f) == 32 && out == 1000 ? 10 : 2) * unit(f);
         const Tensor bytes = random_blocks(f, out, in, 5);
         const QuantizedMatrix m = make_quantized_matrix(f, out, in, bytes);
         const auto w = dequantized_at_load(f, bytes, out, in);
