@@ -23,6 +23,9 @@ static void rms_norm_row(float* x, int64_t dim, const float* weight, float eps) 
   for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(x[i]) * x[i];
   const float variance = static_cast<float>(sum / static_cast<double>(dim));
   const float inv = 1.f / std::sqrt(variance + eps);
+  // omp simd again: GCC cannot tell that x and weight never overlap, and the scalar loop was
+  // two thirds of the norm's time (4% of Gemma-3's batch-8 prefill).
+#pragma omp simd
   for (int64_t i = 0; i < dim; ++i) x[i] = weight[i] * (x[i] * inv);
 }
 
