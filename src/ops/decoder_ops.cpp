@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "ops/linear.h"
 #include "ops/ops.h"
+#include "ops/prefill_attention.h"
 
 #define HFPIPE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 
@@ -205,6 +206,10 @@ void causal_attention(const float* q, const float* new_keys, const float* new_va
   check(s.kv_heads > 0 && s.heads % s.kv_heads == 0, ErrorKind::Internal,
         "attention heads must be a multiple of key/value heads");
   append_to_cache(new_keys, new_values, cache, s);
+  // A prompt's tokens attend in tiles; a decoding step's one token per row as below. A prefill
+  // takes the tiles even for a one-token prompt, so that a prompt gives the same bits alone as
+  // left-padded in a batch.
+  if (s.new_tokens > 1 || s.past == 0) return prefill_attention(q, cache, key_mask, out, s);
   const int64_t q_dim = s.heads * s.head_dim, kv_dim = s.kv_heads * s.head_dim, total = s.past + s.new_tokens;
   const int64_t rows = s.batch * s.new_tokens;
   // Threads take query rows; with fewer rows than threads (decoding one sequence) each row's

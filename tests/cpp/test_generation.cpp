@@ -158,6 +158,137 @@ TEST(CausalAttention, SoftCapsScaledScoresAndSlidesTheWindow) {
   EXPECT_EQ(logits[1], 0.f);
 }
 
+// softmax(scale q.k, soft-capped, over the positions a query sees) . v, one query, head and
+// key at a time in double: the reference for the tiled prefill and the one-token path.
+std::vector<float> direct_attention(const std::vector<float>& q, const std::vector<float>& keys,
+                                    const std::vector<float>& values, int64_t capacity,
+                                    const std::vector<int32_t>& mask, const ops::CausalAttentionShape& s) {
+  const int64_t d = s.head_dim, group = s.heads / s.kv_heads, total = s.past + s.new_tokens;
+  std::vector<float> out(q.size(), 0.f);
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t i = 0; i < s.new_tokens; ++i)
+      for (int64_t h = 0; h < s.heads; ++h) {
+        const int64_t position = s.past + i, row = (b * s.new_tokens + i) * s.heads + h;
+        std::vector<double> w(static_cast<size_t>(total), 0.0);
+        double best = -1e300, sum = 0.0;
+        for (int64_t t = 0; t <= position; ++t) {
+          if (!mask[b * total + t] || (s.sliding_window > 0 && position - t >= s.sliding_window)) continue;
+          const float* k = &keys[static_cast<size_t>(((b * capacity + t) * s.kv_heads + h / group) * d)];
+          double score = 0.0;
+          for (int64_t j = 0; j < d; ++j) score += static_cast<double>(q[row * d + j]) * k[j];
+          score *= s.scale;
+          if (s.softcap > 0.f) score = std::tanh(score / s.softcap) * s.softcap;
+          w[t] = score;
+          best = std::max(best, score);
+          sum = 1.0;  // something is visible
+        }
+        if (sum == 0.0) continue;
+        sum = 0.0;
+        for (int64_t t = 0; t <= position; ++t) {
+          const bool seen = mask[b * total + t] && !(s.sliding_window > 0 && position - t >= s.sliding_window);
+          w[t] = seen ? std::exp(w[t] - best) : 0.0;
+          sum += w[t];
+        }
+        for (int64_t t = 0; t <= position; ++t)
+          for (int64_t j = 0; j < d; ++j)
+            out[row * d + j] += static_cast<float>(
+                w[t] / sum * values[static_cast<size_t>(((b * capacity + t) * s.kv_heads + h / group) * d + j)]);
+      }
+  return out;
+}
+
+// A prompt of 37 tokens after 5 cached ones, batch 2 (row 0 left-padded by 9), GQA 6 / 2 heads
+// of dim 24 (not a multiple of the tiles' 16), a window of 20 and soft-capping: the tiled
+// prefill (all 37 at once) and the one-token path (token by token) both match the direct sum.
+TEST(CausalAttention, TiledPrefillAndOneTokenStepsMatchTheDirectSum) {
+  ops::CausalAttentionShape s{2, 37, 5, 6, 2, 24, 20, 0.3f};
+  s.softcap = 4.f;
+  const int64_t capacity = 50, total = s.past + s.new_tokens, kv_dim = s.kv_heads * s.head_dim;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  auto fill = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = normal(rng);
+    return v;
+  };
+  const auto q = fill(static_cast<size_t>(s.batch * s.new_tokens * s.heads * s.head_dim));
+  const auto new_k = fill(static_cast<size_t>(s.batch * s.new_tokens * kv_dim));
+  const auto new_v = fill(static_cast<size_t>(s.batch * s.new_tokens * kv_dim));
+  const auto past_k = fill(static_cast<size_t>(s.batch * capacity * kv_dim));
+  const auto past_v = fill(static_cast<size_t>(s.batch * capacity * kv_dim));
+  std::vector<int32_t> mask(static_cast<size_t>(s.batch * total), 1);
+  std::fill(mask.begin(), mask.begin() + 9, 0);
+
+  std::vector<float> keys = past_k, values = past_v, tiled(q.size());
+  ops::causal_attention(q.data(), new_k.data(), new_v.data(), {keys.data(), values.data(), capacity}, mask.data(),
+                        tiled.data(), s);
+  const auto expected = direct_attention(q, keys, values, capacity, mask, s);
+  // The tiles of every level this CPU runs (they are compiled per level).
+  const ops::SimdLevel cpu = ops::row_simd_level();
+  for (ops::SimdLevel level : {ops::SimdLevel::Plain, ops::SimdLevel::Avx2, ops::SimdLevel::Avx512}) {
+    ops::set_row_simd_level(level);
+    std::vector<float> keys_at = past_k, values_at = past_v, at_level(q.size());
+    ops::causal_attention(q.data(), new_k.data(), new_v.data(), {keys_at.data(), values_at.data(), capacity},
+                          mask.data(), at_level.data(), s);
+    for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(at_level[i], expected[i], 1e-5) << i << " level " << int(level);
+  }
+  ops::set_row_simd_level(cpu);
+
+  std::vector<float> stepped(q.size()), keys2 = past_k, values2 = past_v;
+  const int64_t q_dim = s.heads * s.head_dim;
+  for (int64_t i = 0; i < s.new_tokens; ++i) {
+    ops::CausalAttentionShape one = s;
+    one.new_tokens = 1;
+    one.past = s.past + i;
+    std::vector<float> q1, k1, v1, o1(static_cast<size_t>(s.batch * q_dim));
+    std::vector<int32_t> m1;
+    for (int64_t b = 0; b < s.batch; ++b) {
+      q1.insert(q1.end(), q.begin() + (b * s.new_tokens + i) * q_dim, q.begin() + (b * s.new_tokens + i + 1) * q_dim);
+      k1.insert(k1.end(), new_k.begin() + (b * s.new_tokens + i) * kv_dim,
+                new_k.begin() + (b * s.new_tokens + i + 1) * kv_dim);
+      v1.insert(v1.end(), new_v.begin() + (b * s.new_tokens + i) * kv_dim,
+                new_v.begin() + (b * s.new_tokens + i + 1) * kv_dim);
+      m1.insert(m1.end(), mask.begin() + b * total, mask.begin() + b * total + one.past + 1);
+    }
+    ops::causal_attention(q1.data(), k1.data(), v1.data(), {keys2.data(), values2.data(), capacity}, m1.data(),
+                          o1.data(), one);
+    for (int64_t b = 0; b < s.batch; ++b)
+      std::copy(o1.begin() + b * q_dim, o1.begin() + (b + 1) * q_dim, stepped.begin() + (b * s.new_tokens + i) * q_dim);
+  }
+  for (size_t i = 0; i < q.size(); ++i) {
+    ASSERT_NEAR(tiled[i], expected[i], 1e-5) << i;
+    ASSERT_NEAR(stepped[i], expected[i], 1e-5) << i;
+  }
+  // Row 0's first 4 queries (positions 5-8) see only padding: zeros.
+  for (int64_t i = 0; i < 4 * q_dim; ++i) EXPECT_EQ(tiled[static_cast<size_t>(i)], 0.f);
+}
+
+// A prompt gives the same bits alone as left-padded (the padding's keys and values, 9s, would
+// dominate any score they leaked into).
+TEST(CausalAttention, LeftPaddedPromptGivesTheBitsOfThePromptAlone) {
+  const int64_t tokens = 150, pad = 5, d = 32, heads = 3;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> q(static_cast<size_t>(tokens * heads * d)), k(static_cast<size_t>(tokens * d)), v(k.size());
+  for (auto* a : {&q, &k, &v})
+    for (float& x : *a) x = normal(rng);
+  auto run = [&](int64_t padding) {
+    const int64_t n = tokens + padding;
+    std::vector<float> qp(static_cast<size_t>(padding * heads * d), 0.5f), kp(static_cast<size_t>(padding * d), 9.f);
+    std::vector<float> vp = kp;
+    qp.insert(qp.end(), q.begin(), q.end());
+    kp.insert(kp.end(), k.begin(), k.end());
+    vp.insert(vp.end(), v.begin(), v.end());
+    std::vector<int32_t> mask(static_cast<size_t>(n), 1);
+    std::fill(mask.begin(), mask.begin() + padding, 0);
+    std::vector<float> keys(static_cast<size_t>(n * d)), values(keys.size()), out(qp.size());
+    const ops::CausalAttentionShape s{1, n, 0, heads, 1, d, 0, 0.125f};
+    ops::causal_attention(qp.data(), kp.data(), vp.data(), {keys.data(), values.data(), n}, mask.data(), out.data(), s);
+    return std::vector<float>(out.end() - static_cast<int64_t>(q.size()), out.end());
+  };
+  EXPECT_EQ(run(0), run(pad));
+}
+
 // The soft-capped scores of a row are capped as a whole (vector tanh); a masked key (left
 // padding) must still get no weight: capping turns its -inf into -cap, so it is masked again.
 TEST(CausalAttention, SoftCapKeepsPaddedKeysMasked) {
