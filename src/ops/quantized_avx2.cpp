@@ -1,5 +1,7 @@
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "ops/avx2_math.h"
 #include "core/error.h"
 #include "ops/quantized_kernels.h"
@@ -183,6 +185,7 @@ template <int R>
 constexpr int fused_columns() { return R <= 2 ? 2 : 1; }
 // With two rows in a tile the hardware prefetcher alone kept Gemma-3-270M's 178 MB Q8_0
 // lm_head at 6.4 GB/s (Zen 3; 10-12 with 1 KB ahead, 8 with 2 KB).
+constexpr int kTileRows = 8;
 constexpr size_t kPrefetchAhead = 1024;
 
 }  // namespace
