@@ -3,12 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
+#include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
@@ -74,6 +76,68 @@ bool bf16_products_supported() {
   return supported;
 }
 
+namespace {
+
+// Whether oneDNN multiplies plain f32 [out, in] weights by a fixed number of rows on brgemm
+// (2.6: AVX-512 CPUs), which it does faster than its runtime-rows gemm:jit (Zen 5, one thread,
+// GFLOP/s at 16 / 64 / 512 rows on SmolLM2's 576 x 1536 and 1536 x 576: 143-151 / 216-217 /
+// 224-225 vs 51-89 / 130-193 / 210-214; on its 576 x 576: 143 / 213 / 232 vs 127 / 204 / 221).
+// One primitive per row count, made on first use (~0.3 ms; ~10 us when oneDNN's own cache has
+// the kernel, so kept here too).
+bool fixed_rows_on_brgemm() {
+  static const bool brgemm = [] {
+    const memory::dim n = 64;
+    const dnnl::matmul::primitive_desc probe(
+        dnnl::matmul::desc(memory::desc({n, n}, memory::data_type::f32, tag::ab),
+                           memory::desc({n, n}, memory::data_type::f32, tag::ba),
+                           memory::desc({n, n}, memory::data_type::f32, tag::ab)),
+        cpu_engine());
+    return std::string(probe.impl_info_str()).rfind("brg", 0) == 0;
+  }();
+  return brgemm;
+}
+
+// x (rows x k, row-major) times w ([n, k] row-major) into y (rows x n, rows ldy apart) on a
+// oneDNN primitive for this shape, kept in a process-wide map.
+void fixed_rows_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y, int64_t ldy) {
+  static std::mutex mutex;
+  static std::map<std::array<int64_t, 4>, dnnl::matmul> primitives;
+  constexpr size_t kMaxPrimitives = 256;  // past it the map starts again (prompts of many lengths)
+  const std::array<int64_t, 4> key{rows, n, k, ldy};
+  dnnl::matmul primitive;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = primitives.find(key);
+    if (it == primitives.end()) {
+      if (primitives.size() >= kMaxPrimitives) primitives.clear();
+      const memory::desc dst_md({rows, n}, memory::data_type::f32, {ldy, 1});
+      it = primitives
+               .emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
+                                 dnnl::matmul::desc(memory::desc({rows, k}, memory::data_type::f32, tag::ab),
+                                                    memory::desc({k, n}, memory::data_type::f32, tag::ba), dst_md),
+                                 cpu_engine())))
+               .first;
+    }
+    primitive = it->second;
+  }
+  auto& eng = cpu_engine();
+  memory src({{rows, k}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(x));
+  memory weights({{k, n}, memory::data_type::f32, tag::ba}, eng, const_cast<float*>(w));
+  memory dst({{rows, n}, memory::data_type::f32, {ldy, 1}}, eng, y);
+  dnnl::stream s(eng);
+  primitive.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+  s.wait();
+}
+
+}  // namespace
+
+void plain_weight_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y,
+                          int64_t ldy) {
+  if (fixed_rows_on_brgemm()) return fixed_rows_product(x, rows, w, n, k, y, ldy);
+  const dnnl_status_t status = dnnl_sgemm('N', 'T', rows, n, k, 1.f, x, k, w, k, 0.f, y, ldy);
+  check(status == dnnl_success, ErrorKind::Internal, "dnnl_sgemm failed");
+}
+
 Activation activation_from_name(const std::string& name) {
   if (name == "gelu") return Activation::GeluErf;
   if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GeluTanh;
@@ -85,9 +149,11 @@ Activation activation_from_name(const std::string& name) {
 }
 
 // Two ways to run the product:
-// - plain: one primitive for a runtime number of rows (gemm:jit), over the checkpoint's own
-//   [out, in] memory: zero-copy from the mmapped file; few rows (skinny_linear_preferred: up to
-//   8; 40 on AVX2, 64 on AVX-512) go to skinny_linear. The default, and all oneDNN offers on AVX2.
+// - plain: over the checkpoint's own [out, in] memory (zero-copy from the mmapped file): few rows
+//   (skinny_linear_preferred: up to 8; 40 on AVX2, 64 on AVX-512) go to skinny_linear, up to 256
+//   to a primitive for that row count where oneDNN runs it on brgemm (AVX-512; at 96-128 rows of
+//   BERT-base and MiniLM shapes 166-198 GFLOP/s vs skinny's 129-197), the rest to one primitive
+//   for a runtime number of rows (gemm:jit). The default, and all oneDNN offers on AVX2.
 // - blocked (WeightPacking::BlockedWhenFaster on AVX-512): brgemm, which oneDNN 2.6 only has
 //   for a fixed number of rows, over weights reordered into its blocked layout (the same
 //   layout for every row count, so one packed copy serves all). Measured on a Xeon (AVX-512)
@@ -152,6 +218,7 @@ struct Linear::Impl {
   mutable std::mutex fixed_rows_mutex;
   mutable std::unordered_map<int64_t, dnnl::matmul> fixed_rows;  // blocked: by row count
   mutable std::map<std::pair<int64_t, int64_t>, dnnl::matmul> slice_primitives;  // by (rows, weight rows)
+  mutable std::unordered_map<int64_t, dnnl::matmul> plain_fixed_rows;  // plain on brgemm: by row count
 
   static constexpr int64_t kRowsPerChunk = 512;
   // oneDNN 2.6's AMX bf16 kernel slows down 3-6x past ~100 rows on some shapes (one thread,
@@ -265,7 +332,7 @@ struct Linear::Impl {
   // weight from memory. oneDNN reads a slice's plain [rows, in] bytes as the transposed weight
   // (brgemm copies its blocks per call: measured as fast as a packed copy at 16-128 rows on
   // GPT-2 / SmolLM2 shapes, so no packed copy is kept). The f32 alternative for quantised
-  // weights, sgemm over decoded slices, ran a SmolLM2 prefill at ~90 GFLOP/s.
+  // weights, sgemm over decoded slices, ran a SmolLM2 prefill at ~90 GFLOP/s (Xeon).
   void sliced_bf16_gemm(const float* x, int64_t rows, float* y) const {
     const QuantizedMatrix& w = *quantized;
     const auto* x_bf16 = static_cast<const uint16_t*>(bf16_rows(x, rows));
@@ -387,7 +454,13 @@ struct Linear::Impl {
     }
     if (skinny_linear_preferred(rows))  // decoding's few rows, short inputs: ops/gemv.h says why not oneDNN
       return skinny_linear(x, rows, keep_weight.f32(), bias_data(), in, out, activation, y);
-    execute(runtime_rows, plain_weights, x, rows, y);
+    // Up to 256 rows brgemm beats gemm:jit (fixed_rows_on_brgemm), past it not always: on a Zen 5
+    // at 512 rows GPT-2's 768 x 2304 and 768 x 3072 ran 196 / 210 vs 209 / 216 GFLOP/s (a GPT-2
+    // batch-8 prefill 2% slower), the smaller shapes 212-237 vs 207-224.
+    constexpr int64_t kFixedRowsUpTo = 256;
+    if (rows > kFixedRowsUpTo || !fixed_rows_on_brgemm()) return execute(runtime_rows, plain_weights, x, rows, y);
+    const auto primitive = cached_primitive(plain_fixed_rows, rows, [&] { return describe(rows, plain_md); });
+    execute(primitive, plain_weights, x, rows, y);
   }
 
   // x: rows x in values of input_type().

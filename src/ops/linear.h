@@ -50,7 +50,7 @@ class Linear {
          WeightPacking packing = WeightPacking::Plain);
   // A block-quantised weight [out, in] (ops/quantized.h), decoded inside the product: up to
   // kSkinnyMaxRows rows give the same bits as the f32 weight would, more rows go through
-  // sgemm on decoded chunks (the f32 GEMM's results up to rounding).
+  // oneDNN on decoded chunks (plain_weight_product: the f32 GEMM's results up to rounding).
   // Precision::BFloat16 (a decoder under torch_dtype="bfloat16") rounds every call's input rows
   // to bf16 as well; more than kSkinnyMaxRows rows then run oneDNN's bf16 matmul (AMX where the
   // CPU has it) on slices of the weight in bf16 — a BF16 matrix's own bytes, other formats
@@ -71,6 +71,10 @@ class Linear {
   std::shared_ptr<const Impl> impl_;
   int64_t in_ = 0, out_ = 0;
 };
+
+// y = x . w^T for x rows x k and w [n, k] (both row-major), into y's rows ldy floats apart:
+// oneDNN's product for plain f32 weights, on brgemm where oneDNN has it (AVX-512), else sgemm.
+void plain_weight_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y, int64_t ldy);
 
 // Sets the size of the process's thread pool (OpenMP, shared with oneDNN). 0 = all cores.
 void set_num_threads(int threads);

@@ -3,11 +3,11 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <oneapi/dnnl/dnnl.h>
 #include <vector>
 
 #include "core/error.h"
 #include "ops/gemv.h"
+#include "ops/linear.h"
 #include "ops/quantized_kernels.h"
 
 namespace hfpipe::ops {
@@ -180,7 +180,7 @@ void skinny_quantized(const QuantizedMatrix& w, const float* x, int64_t rows, co
 }
 
 // Many rows (prefill): slices of ~4 MB decoded (rows split between the threads), each
-// multiplied by sgemm, which threads itself.
+// multiplied by oneDNN (brgemm on AVX-512, else sgemm), which threads itself.
 void gemm_quantized(const QuantizedMatrix& w, const float* x, int64_t rows, const float* bias, float* y) {
   constexpr int64_t kBytes = 4 << 20;
   const int64_t slice = std::max<int64_t>(64, kBytes / (w.cols * static_cast<int64_t>(sizeof(float))));
@@ -190,9 +190,7 @@ void gemm_quantized(const QuantizedMatrix& w, const float* x, int64_t rows, cons
 #pragma omp parallel for schedule(static) if (count * w.cols > 262144)
     for (int64_t r = 0; r < count; r += 16)
       dequantize_rows(w, first + r, std::min<int64_t>(16, count - r), decoded + r * w.cols);
-    const dnnl_status_t status = dnnl_sgemm('N', 'T', rows, count, w.cols, 1.f, x, w.cols, decoded, w.cols, 0.f,
-                                            y + first, w.rows);
-    check(status == dnnl_success, ErrorKind::Internal, "dnnl_sgemm failed on a quantised weight");
+    plain_weight_product(x, rows, decoded, count, w.cols, y + first, w.rows);
   }
   if (bias)
     for (int64_t r = 0; r < rows; ++r)

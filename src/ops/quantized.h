@@ -82,7 +82,8 @@ void dequantize_rows_bf16(const QuantizedMatrix& m, int64_t first, int64_t count
 // AVX2 and AVX-512 levels the block formats are decoded and multiplied in registers
 // (quant_kernels' FusedProduct) and a BF16 W is widened in registers (skinny_linear_bf16); only
 // at the plain level (tests lower the level to it) are slices of W decoded into a cache-sized
-// buffer and multiplied by skinny_linear's kernel. More rows: sgemm over decoded slices.
+// buffer and multiplied by skinny_linear's kernel. More rows: oneDNN over decoded slices
+// (plain_weight_product: brgemm on AVX-512, sgemm elsewhere).
 void quantized_linear(const QuantizedMatrix& w, const float* x, int64_t rows, const float* bias, float* y);
 
 }  // namespace hfpipe::ops

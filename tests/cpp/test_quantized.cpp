@@ -125,7 +125,7 @@ TEST_P(QuantizedLevels, FewRowsAreBitIdenticalToTheF32Kernel) {
 
 INSTANTIATE_TEST_SUITE_P(Levels, QuantizedLevels, testing::all_simd_levels(), testing::simd_level_test_name);
 
-// More rows (prefill) go through sgemm on decoded slices: the f32 product up to rounding, for a
+// More rows (prefill) go through oneDNN on decoded slices: the f32 product up to rounding, for a
 // layer wider than one slice and with a bias and an activation through Linear.
 TEST_F(Quantized, ManyRowsMatchTheF32Product) {
   for (QuantFormat f : {QuantFormat::Q4_1, QuantFormat::Q6_K, QuantFormat::BF16}) {

@@ -4,8 +4,10 @@ On CPUs with AVX2 or AVX-512 hfpipe keeps a GGUF file's Q4_0 / Q4_1 / Q5_0 / Q8_
 Q6_K weight matrices as they are stored and decodes them inside the matrix products;
 HFPIPE_GGUF_DEQUANTIZE=1 makes it dequantise every tensor to f32 at load instead, as before.
 Decoding token by token (up to 8 rows a product) the two must give the same bits; a prefill
-(more rows) runs sgemm over decoded slices instead of oneDNN's matmul over the whole f32
-matrix, so there they agree up to float32 rounding. Both real files: SmolLM2 (Q4_1 layers, a Q8_0
+(more rows) runs oneDNN over decoded slices instead of the f32 kernels over the whole matrix,
+so there they agree up to float32 rounding: within PREFILL_ATOL, twice H.ATOL, as the two
+orders of the sums through SmolLM2's 30 layers land ~1e-4 apart on logits up to 31 (as
+transformers' own full forward and cached decoding do on this file: 9.8e-5). Both real files: SmolLM2 (Q4_1 layers, a Q8_0
 embedding that is also the tied LM head) and Gemma-3-270M (Q5_0, Q8_0, Q4_K, Q6_K).
 The comparisons with transformers live in test_gguf_decoder.py / test_gguf_pipeline.py and run
 on the quantised path.
@@ -24,6 +26,9 @@ FILES = {
     "gemma3": ("gemma-3-270m-GGUF", "gemma-3-270m-q4_k_m.gguf",
                [2, 818, 5279, 529, 7001, 563, 9079, 236764, 532, 1041, 236764, 107]),
 }
+
+
+PREFILL_ATOL = 2 * H.ATOL
 
 
 def has_avx2() -> bool:
@@ -64,4 +69,4 @@ def test_prefill_logits_agree(run_hfpipe_raw, real_models, which):
     dequantized = np.array(logits(run_hfpipe_raw, path, ids, False, True))
     assert quantized.shape == dequantized.shape == (len(ids), quantized.shape[1])
     diff = np.abs(quantized - dequantized).max()
-    assert diff <= H.ATOL, f"max |logit diff| {diff:.3g}"
+    assert diff <= PREFILL_ATOL, f"max |logit diff| {diff:.3g}"
