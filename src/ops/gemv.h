@@ -40,7 +40,10 @@ inline constexpr int64_t kSkinnyMaxRows = 8;
 //   ~12.9 -> ~12.5, but NER's ~48-token sentences 4.0 -> 4.2: past 40 oneDNN keeps them.
 // - AVX-512 (Zen 5, one thread, one run): oneDNN 42-87 GFLOP/s at 16 rows, 63-119 at 32, 94-137
 //   at 48, 126-167 at 64; the 4 x 6 tiles 84-134, 108-146, 122-157, 144-172 (another run: 95-129
-//   at 16); at 96 rows each wins half the shapes, at 128 oneDNN most.
+//   at 16); at 96 rows each wins half the shapes, at 128 oneDNN most. oneDNN's fixed-rows brgemm
+//   on the plain weights (Linear's path for 65-256 rows since stop 24) at 16 / 32 / 48 / 64 rows:
+//   79-107 / 120-137 / 138-160 / 158-174 vs the tiles' 96-144 / 130-151 / 131-164 / 151-185 in
+//   the same run, so the limit stays at 64.
 bool skinny_linear_preferred(int64_t rows);
 
 // y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n]) for r < rows (any number); x is rows x in,

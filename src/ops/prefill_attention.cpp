@@ -42,8 +42,9 @@ __attribute__((always_inline)) inline void store(float* p, V v) {
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // A task's keys and values, one key/value head of one batch row over positions lo .. lo + span - 1:
-// keys transposed ([head_dim][ld], zero past span) so that a vector holds 16 positions' products
-// with one query float; values as rows of width (head_dim rounded up to 16, zero-padded).
+// keys transposed ([head_dim][ld], ld = span rounded up to kTileAlign, zero past span) so that a
+// vector holds several positions' products with one query float; values as rows of `width`
+// floats (head_dim rounded up to kTileAlign, zero-padded).
 struct BlockInputs {
   int64_t lo = 0, span = 0, ld = 0, width = 0;
   std::vector<float> keys_t, values;
