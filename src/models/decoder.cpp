@@ -48,7 +48,7 @@ void KvCache::reorder(const std::vector<int64_t>& source_rows) {
   // Only the filled positions move.
   const int64_t row = capacity_ * kv_dim_, filled = length_ * kv_dim_;
   std::vector<float> scratch(static_cast<size_t>(static_cast<int64_t>(read.size()) * filled));
-  for (std::vector<float>* store : {&keys_, &values_})
+  for (Floats* store : {&keys_, &values_})
     for (int64_t l = 0; l < layers_; ++l) {
       float* base = store->data() + l * batch_ * row;
       for (size_t k = 0; k < read.size(); ++k)
