@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -82,8 +83,6 @@ namespace {
 // (2.6: AVX-512 CPUs), which it does faster than its runtime-rows gemm:jit (Zen 5, one thread,
 // GFLOP/s at 16 / 64 / 512 rows on SmolLM2's 576 x 1536 and 1536 x 576: 143-151 / 216-217 /
 // 224-225 vs 51-89 / 130-193 / 210-214; on its 576 x 576: 143 / 213 / 232 vs 127 / 204 / 221).
-// One primitive per row count, made on first use (~0.3 ms; ~10 us when oneDNN's own cache has
-// the kernel, so kept here too).
 bool fixed_rows_on_brgemm() {
   static const bool brgemm = [] {
     const memory::dim n = 64;
@@ -98,7 +97,8 @@ bool fixed_rows_on_brgemm() {
 }
 
 // x (rows x k, row-major) times w ([n, k] row-major) into y (rows x n, rows ldy apart) on a
-// oneDNN primitive for this shape, kept in a process-wide map.
+// oneDNN primitive for this shape, made on first use (~0.3 ms; ~10 us when oneDNN's own cache
+// has the kernel) and kept in a process-wide map.
 void fixed_rows_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y, int64_t ldy) {
   static std::mutex mutex;
   static std::map<std::array<int64_t, 4>, dnnl::matmul> primitives;
@@ -133,7 +133,27 @@ void fixed_rows_product(const float* x, int64_t rows, const float* w, int64_t n,
 
 void plain_weight_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y,
                           int64_t ldy) {
-  if (fixed_rows_on_brgemm()) return fixed_rows_product(x, rows, w, n, k, y, ldy);
+  if (fixed_rows_on_brgemm()) {
+    // 512 rows at a time (as Linear's chunks): bounds the row counts primitives are made for
+    // and the buffer below. oneDNN 2.6 runs brgemm only into a dense destination (rows ldy > n
+    // apart fall back to gemm:jit), so a slice of y's columns goes through a buffer.
+    constexpr int64_t kRowsPerChunk = 512;
+    thread_local std::vector<float> dense;
+    for (int64_t first = 0; first < rows; first += kRowsPerChunk) {
+      const int64_t count = std::min(kRowsPerChunk, rows - first);
+      const float* chunk_x = x + first * k;
+      float* chunk_y = y + first * ldy;
+      if (ldy == n) {
+        fixed_rows_product(chunk_x, count, w, n, k, chunk_y, n);
+        continue;
+      }
+      if (dense.size() < static_cast<size_t>(count * n)) dense.resize(static_cast<size_t>(count * n));
+      fixed_rows_product(chunk_x, count, w, n, k, dense.data(), n);
+      for (int64_t r = 0; r < count; ++r)
+        std::memcpy(chunk_y + r * ldy, dense.data() + r * n, sizeof(float) * static_cast<size_t>(n));
+    }
+    return;
+  }
   const dnnl_status_t status = dnnl_sgemm('N', 'T', rows, n, k, 1.f, x, k, w, k, 0.f, y, ldy);
   check(status == dnnl_success, ErrorKind::Internal, "dnnl_sgemm failed");
 }

@@ -73,7 +73,8 @@ class Linear {
 };
 
 // y = x . w^T for x rows x k and w [n, k] (both row-major), into y's rows ldy floats apart:
-// oneDNN's product for plain f32 weights, on brgemm where oneDNN has it (AVX-512), else sgemm.
+// oneDNN's product for plain f32 weights, on brgemm where oneDNN has it (AVX-512: 512 rows at a
+// time, through a dense buffer when ldy > n), else sgemm.
 void plain_weight_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y, int64_t ldy);
 
 // Sets the size of the process's thread pool (OpenMP, shared with oneDNN). 0 = all cores.

@@ -223,8 +223,12 @@ TEST(CausalAttention, TiledPrefillAndOneTokenStepsMatchTheDirectSum) {
   ops::causal_attention(q.data(), new_k.data(), new_v.data(), {keys.data(), values.data(), capacity}, mask.data(),
                         tiled.data(), s);
   const auto expected = direct_attention(q, keys, values, capacity, mask, s);
-  // The tiles of every level this CPU runs (they are compiled per level).
-  const ops::SimdLevel cpu = ops::row_simd_level();
+  // The tiles of every level this CPU runs (they are compiled per level); the level comes back
+  // even when an assertion returns early.
+  struct RestoreLevel {
+    ops::SimdLevel level = ops::row_simd_level();
+    ~RestoreLevel() { ops::set_row_simd_level(level); }
+  } restore;
   for (ops::SimdLevel level : {ops::SimdLevel::Plain, ops::SimdLevel::Avx2, ops::SimdLevel::Avx512}) {
     ops::set_row_simd_level(level);
     std::vector<float> keys_at = past_k, values_at = past_v, at_level(q.size());
@@ -232,7 +236,7 @@ TEST(CausalAttention, TiledPrefillAndOneTokenStepsMatchTheDirectSum) {
                           mask.data(), at_level.data(), s);
     for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(at_level[i], expected[i], 1e-5) << i << " level " << int(level);
   }
-  ops::set_row_simd_level(cpu);
+  ops::set_row_simd_level(restore.level);
 
   std::vector<float> stepped(q.size()), keys2 = past_k, values2 = past_v;
   const int64_t q_dim = s.heads * s.head_dim;
@@ -261,6 +265,24 @@ TEST(CausalAttention, TiledPrefillAndOneTokenStepsMatchTheDirectSum) {
   }
   // Row 0's first 4 queries (positions 5-8) see only padding: zeros.
   for (int64_t i = 0; i < 4 * q_dim; ++i) EXPECT_EQ(tiled[static_cast<size_t>(i)], 0.f);
+}
+
+// A one-token prompt (an empty cache: the tiled path too) against the direct sum, batch 2 with
+// row 1 a padding query that sees nothing.
+TEST(CausalAttention, OneTokenPromptMatchesTheDirectSum) {
+  const ops::CausalAttentionShape s{2, 1, 0, 4, 2, 40, 0, 0.2f};
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> q(2 * 4 * 40), k(2 * 2 * 40), v(k.size());
+  for (auto* a : {&q, &k, &v})
+    for (float& x : *a) x = normal(rng);
+  const std::vector<int32_t> mask = {1, 0};
+  std::vector<float> keys(k.size()), values(v.size()), out(q.size());
+  ops::causal_attention(q.data(), k.data(), v.data(), {keys.data(), values.data(), 1}, mask.data(), out.data(), s);
+  const auto expected = direct_attention(q, keys, values, 1, mask, s);
+  for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(out[i], expected[i], 1e-6) << i;
+  for (size_t i = 160; i < 320; ++i) EXPECT_EQ(out[i], 0.f);  // row 1 sees no position
+  for (size_t i = 0; i < 160; ++i) ASSERT_NEAR(out[i], v[(i / 40) / 2 * 40 + i % 40], 1e-6);  // row 0: its own value
 }
 
 // A prompt gives the same bits alone as left-padded (the padding's keys and values, 9s, would
