@@ -96,34 +96,32 @@ bool fixed_rows_on_brgemm() {
   return brgemm;
 }
 
-// x (rows x k, row-major) times w ([n, k] row-major) into y (rows x n, rows ldy apart) on a
-// oneDNN primitive for this shape, made on first use (~0.3 ms; ~10 us when oneDNN's own cache
-// has the kernel) and kept in a process-wide map.
-void fixed_rows_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y, int64_t ldy) {
+// x (rows x k, row-major) times w ([n, k] row-major) into the dense y (rows x n) on a oneDNN
+// primitive for this shape, made on first use (~0.3 ms; ~10 us when oneDNN's own cache has the
+// kernel) and kept in a process-wide map.
+void fixed_rows_product(const float* x, int64_t rows, const float* w, int64_t n, int64_t k, float* y) {
   static std::mutex mutex;
-  static std::map<std::array<int64_t, 4>, dnnl::matmul> primitives;
+  static std::map<std::array<int64_t, 3>, dnnl::matmul> primitives;
   constexpr size_t kMaxPrimitives = 256;  // past it the map starts again (prompts of many lengths)
-  const std::array<int64_t, 4> key{rows, n, k, ldy};
+  const std::array<int64_t, 3> key{rows, n, k};
+  const memory::desc src_md({rows, k}, memory::data_type::f32, tag::ab);
+  const memory::desc weights_md({k, n}, memory::data_type::f32, tag::ba);
+  const memory::desc dst_md({rows, n}, memory::data_type::f32, tag::ab);
   dnnl::matmul primitive;
   {
     std::lock_guard<std::mutex> lock(mutex);
     auto it = primitives.find(key);
     if (it == primitives.end()) {
       if (primitives.size() >= kMaxPrimitives) primitives.clear();
-      const memory::desc dst_md({rows, n}, memory::data_type::f32, {ldy, 1});
-      it = primitives
-               .emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(
-                                 dnnl::matmul::desc(memory::desc({rows, k}, memory::data_type::f32, tag::ab),
-                                                    memory::desc({k, n}, memory::data_type::f32, tag::ba), dst_md),
-                                 cpu_engine())))
-               .first;
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, weights_md, dst_md), cpu_engine());
+      it = primitives.emplace(key, dnnl::matmul(pd)).first;
     }
     primitive = it->second;
   }
   auto& eng = cpu_engine();
-  memory src({{rows, k}, memory::data_type::f32, tag::ab}, eng, const_cast<float*>(x));
-  memory weights({{k, n}, memory::data_type::f32, tag::ba}, eng, const_cast<float*>(w));
-  memory dst({{rows, n}, memory::data_type::f32, {ldy, 1}}, eng, y);
+  memory src(src_md, eng, const_cast<float*>(x));
+  memory weights(weights_md, eng, const_cast<float*>(w));
+  memory dst(dst_md, eng, y);
   dnnl::stream s(eng);
   primitive.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
   s.wait();
@@ -144,11 +142,11 @@ void plain_weight_product(const float* x, int64_t rows, const float* w, int64_t 
       const float* chunk_x = x + first * k;
       float* chunk_y = y + first * ldy;
       if (ldy == n) {
-        fixed_rows_product(chunk_x, count, w, n, k, chunk_y, n);
+        fixed_rows_product(chunk_x, count, w, n, k, chunk_y);
         continue;
       }
       if (dense.size() < static_cast<size_t>(count * n)) dense.resize(static_cast<size_t>(count * n));
-      fixed_rows_product(chunk_x, count, w, n, k, dense.data(), n);
+      fixed_rows_product(chunk_x, count, w, n, k, dense.data());
       for (int64_t r = 0; r < count; ++r)
         std::memcpy(chunk_y + r * ldy, dense.data() + r * n, sizeof(float) * static_cast<size_t>(n));
     }
