@@ -70,4 +70,11 @@ int64_t skinny_tile_columns(int64_t rows);
 void skinny_linear_columns(const float* x, int64_t rows, const float* w, const float* bias, int64_t in, int64_t out,
                            float* y, int64_t ldy);
 
+// panel_linear's kernel (ops/panels.h), at skinny_simd_level(): `rows` rows of x (ldx floats
+// apart, from the block's first k) times one panel's kPanelColumns columns for `k_count` values
+// of k (w: the panel's row for the block's first k) into y (ldy floats apart); starting from
+// y's values when `accumulate`, from zero otherwise; + bias (kPanelColumns floats) when not null.
+void panel_rows(const float* x, int64_t rows, int64_t ldx, const float* w, int64_t k_count, bool accumulate,
+                const float* bias, float* y, int64_t ldy);
+
 }  // namespace hfpipe::ops

@@ -214,6 +214,7 @@ struct Linear::Impl {
   memory bias;           // empty when there is no bias
   Tensor keep_weight, keep_bias;
   std::optional<QuantizedMatrix> quantized;  // set: the weight stays block-quantised
+  std::optional<PanelMatrix> panels;         // set: the weight is in column panels
   // BlockedBf16 on hfpipe's own AMX kernel (ops/amx_bf16.h): the packed weight.
   std::optional<AmxWeight> amx;
   Tensor amx_bias;  // the bias padded for amx_bf16_matmul; empty when there is none
@@ -541,9 +542,23 @@ Linear::Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation
   impl_ = std::move(impl);
 }
 
+Linear::Linear(PanelMatrix weight, const Tensor& bias, Activation activation) {
+  auto impl = std::make_shared<Impl>();
+  out_ = impl->out = weight.out;
+  in_ = impl->in = weight.in;
+  impl->set_bias_and_activation(bias, activation);
+  impl->panels = std::move(weight);
+  impl_ = std::move(impl);
+}
+
 void Linear::forward(const float* x, int64_t rows, float* y) const {
   check(impl_ != nullptr, ErrorKind::Internal, "Linear used before it was built");
   if (rows == 0) return;
+  if (impl_->panels) {
+    panel_linear(*impl_->panels, x, rows, impl_->bias_data(), y);
+    if (impl_->activation != Activation::None) apply_activation(y, rows * out_, impl_->activation);
+    return;
+  }
   if (impl_->quantized && impl_->bf16_slices && rows > kSkinnyMaxRows)
     return impl_->sliced_bf16_gemm(x, rows, y);  // bias and activation fused
   if (impl_->quantized) {

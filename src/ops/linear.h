@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "core/tensor.h"
+#include "ops/panels.h"
 #include "ops/quantized.h"
 
 namespace hfpipe::ops {
@@ -57,6 +58,10 @@ class Linear {
   // decoded and rounded. Throws Error(UnsupportedModel) where oneDNN has no bf16 matmul.
   Linear(QuantizedMatrix weight, const Tensor& bias, Activation activation = Activation::None,
          Precision precision = Precision::Float32);
+
+  // A weight in column panels (ops/panels.h): every row count runs panel_linear, then the
+  // activation.
+  Linear(PanelMatrix weight, const Tensor& bias, Activation activation = Activation::None);
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
