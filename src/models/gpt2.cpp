@@ -1,8 +1,8 @@
 // GPT-2 (modeling_gpt2.py): token + learned position embeddings, pre-norm LayerNorm layers,
 // multi-head causal attention, a gelu_new MLP, a final LayerNorm and an LM head tied to the
-// token embeddings. GPT-2's Conv1D layers store weights as [in, out]; they are transposed
-// once at load into the [out, in] layout ops::Linear takes, and c_attn is split into its
-// query, key and value thirds.
+// token embeddings. GPT-2's Conv1D layers store weights as [in, out]; they are copied once at
+// load into column panels (ops/panels.h; transposed into [out, in] rows and rounded to bf16
+// under torch_dtype="bfloat16"), and c_attn is split into its query, key and value thirds.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -25,6 +25,16 @@ Tensor conv1d_rows(const Tensor& w, int64_t first, int64_t count) {
   Tensor t = Tensor::empty(DType::F32, {count, in});
   ops::transpose(w.f32() + first, in, count, out, t.f32(), in);
   return t;
+}
+
+// Columns [first, first + count) of Conv1D weight `w` ([in, out]) as a Linear: in column
+// panels at float32 (x . w's own layout, copied panel by panel), else transposed for
+// decoder_linear.
+ops::Linear conv1d_linear(const WeightReader& reader, const Tensor& w, int64_t first, int64_t count, const Tensor& bias,
+                          ops::Activation act = ops::Activation::None) {
+  if (reader.precision() != ops::Precision::Float32) return decoder_linear(reader, conv1d_rows(w, first, count), bias, act);
+  check(first + count <= w.dim(1), ErrorKind::CorruptFile, "a GPT-2 Conv1D weight is narrower than the config says");
+  return ops::Linear(ops::panels_from_columns(w.f32(), w.dim(0), w.dim(1), first, count), bias, act);
 }
 
 Tensor slice(const Tensor& bias, int64_t first, int64_t count) {
@@ -50,7 +60,7 @@ class Gpt2 : public LearnedPositionsDecoder {
     position_embeddings_ = reader.base("wpe.weight");
     for (int64_t i = 0; i < config.get_int("n_layer"); ++i) layers_.push_back(load_layer(reader, i, eps, act));
     final_norm_ = LayerNorm::load(reader, "ln_f", eps);
-    lm_head_ = decoder_linear(reader, token_embeddings_, Tensor());  // GPT2LMHeadModel always ties lm_head to wte
+    lm_head_ = tied_lm_head(reader, token_embeddings_);  // GPT2LMHeadModel always ties lm_head to wte
     sizes_ = {static_cast<int64_t>(layers_.size()), hidden_, config.get_int("vocab_size"),
               config.get_int("n_positions", 1024), true};
   }
@@ -60,12 +70,12 @@ class Gpt2 : public LearnedPositionsDecoder {
     const std::string p = "h." + std::to_string(i) + ".";
     const Tensor c_attn = reader.base(p + "attn.c_attn.weight"), c_attn_bias = reader.base(p + "attn.c_attn.bias");
     auto third = [&](int64_t k) {
-      return decoder_linear(reader, conv1d_rows(c_attn, k * hidden_, hidden_), slice(c_attn_bias, k * hidden_, hidden_));
+      return conv1d_linear(reader, c_attn, k * hidden_, hidden_, slice(c_attn_bias, k * hidden_, hidden_));
     };
     auto conv1d = [&](const std::string& name, ops::Activation a = ops::Activation::None) {
       const Tensor w = reader.base(name + ".weight");
-      ops::Linear linear = decoder_linear(reader, conv1d_rows(w, 0, w.dim(1)), reader.base(name + ".bias"), a);
-      MappedFile::release_pages(w.raw(), w.nbytes());  // only the transposed copy is used
+      ops::Linear linear = conv1d_linear(reader, w, 0, w.dim(1), reader.base(name + ".bias"), a);
+      MappedFile::release_pages(w.raw(), w.nbytes());  // only the copy is used
       return linear;
     };
     LayerNormLayer layer;
