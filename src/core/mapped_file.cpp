@@ -66,17 +66,31 @@ MappedFile::~MappedFile() {
   munmap(const_cast<unsigned char*>(data_), size_);
 }
 
+namespace {
+
+// Whether [begin, end) lies inside a live map; the caller holds live_maps_mutex.
+bool inside_live_map(uintptr_t begin, uintptr_t end) {
+  auto it = live_maps().upper_bound(begin);
+  if (it == live_maps().begin()) return false;
+  --it;
+  return begin >= it->first && end <= it->first + it->second;
+}
+
+}  // namespace
+
+bool MappedFile::is_mapped(const void* p, size_t n) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(live_maps_mutex);
+  return n > 0 && inside_live_map(begin, begin + n);
+}
+
 void MappedFile::release_pages(const void* p, size_t n) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
   if (n == 0 || first >= last) return;
   std::lock_guard<std::mutex> lock(live_maps_mutex);
-  auto it = live_maps().upper_bound(begin);
-  if (it == live_maps().begin()) return;
-  --it;
-  if (begin < it->first || end > it->first + it->second) return;
-  madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  if (inside_live_map(begin, end)) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 std::string read_text_file(const std::filesystem::path& path) {

@@ -28,6 +28,8 @@ class MappedFile {
   // double peak RSS. Safe because the maps are read-only: a later read of the range faults the
   // file's bytes back in unchanged. Only whole pages strictly inside the range are dropped.
   static void release_pages(const void* p, size_t n);
+  // Whether [p, p + n) lies inside a live MappedFile (release_pages would give its pages back).
+  static bool is_mapped(const void* p, size_t n);
 
  private:
   MappedFile() = default;

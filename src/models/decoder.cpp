@@ -102,10 +102,20 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 
 ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
                            ops::Activation activation) {
-  if (reader.precision() == ops::Precision::Float32) return ops::Linear(weight, bias, activation);
+  if (reader.precision() == ops::Precision::Float32) {
+    if (!MappedFile::is_mapped(weight.raw(), weight.nbytes())) return ops::Linear(weight, bias, activation);
+    ops::Linear linear(ops::panels_from_rows(weight.f32(), weight.dim(0), weight.dim(1)), bias, activation);
+    MappedFile::release_pages(weight.raw(), weight.nbytes());
+    return linear;
+  }
   ops::Linear linear(ops::to_bf16_matrix(weight), bias, activation, ops::Precision::BFloat16);
   MappedFile::release_pages(weight.raw(), weight.nbytes());
   return linear;
+}
+
+ops::Linear tied_lm_head(const WeightReader& reader, const Tensor& embeddings) {
+  if (reader.precision() == ops::Precision::Float32) return ops::Linear(embeddings, Tensor());
+  return decoder_linear(reader, embeddings, Tensor());
 }
 
 ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias, ops::Activation activation) {
@@ -138,7 +148,7 @@ ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, b
   if (!tied)
     if (const ops::QuantizedMatrix* q = reader.quantized_head(name))
       return ops::Linear(*q, Tensor(), ops::Activation::None, reader.precision());
-  return decoder_linear(reader, tied ? embeddings : reader.head(name), Tensor());
+  return tied ? tied_lm_head(reader, embeddings) : decoder_linear(reader, reader.head(name), Tensor());
 }
 
 TokenEmbeddings::TokenEmbeddings(const WeightReader& reader, const std::string& name) {

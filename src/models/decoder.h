@@ -209,11 +209,18 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 // own (position scheme, residual wiring, norms around the blocks); these are the parts whose
 // arithmetic is the same everywhere, so one copy serves all.
 
-// A decoder's Linear over an F32 [out, in] weight: that weight, or, when the model runs in
-// bfloat16 (torch_dtype), the weight rounded into a BF16 matrix (half the bytes a decoding step
-// reads), the file's pages of the f32 original given back.
+// A decoder's Linear over an F32 [out, in] weight that nothing else reads. In float32, a weight
+// read from the file is copied into column panels (ops/panels.h: every row count runs ~1.5x
+// faster than on the [out, in] rows at 64 rows, and a decoding step reads one stream) and the
+// file's pages are given back; a weight the model computed (a slice of a fused matrix, a
+// dequantised tensor) is used as it is, since a copy of it would stay resident beside it. When
+// the model runs in bfloat16 (torch_dtype), the weight rounded into a BF16 matrix (half the
+// bytes a decoding step reads), the file's pages of the f32 original given back.
 ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
                            ops::Activation activation = ops::Activation::None);
+// An LM head tied to the token embeddings, which lookups keep reading: the table itself in
+// float32 (no copy), its bf16 rounding (decoder_linear) in bfloat16.
+ops::Linear tied_lm_head(const WeightReader& reader, const Tensor& embeddings);
 // <name>.weight, and <name>.bias when `bias`, as a Linear (decoder_linear, or the checkpoint's
 // block-quantised weight).
 ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias,
