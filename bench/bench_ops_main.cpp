@@ -11,7 +11,8 @@
 // Last (alone with the argument "quantized"), quantized_linear on the products of a
 // Gemma-3-270M Q4_K_M decoding step at 1, 2 and 8 rows (random blocks, every group read from
 // memory), in ms and GB/s of blocks read. With the argument "f32", skinny_linear on a GPT-2-small
-// decoding step's f32 products at 1, 2 and 8 rows (ms and GB/s of weights read).
+// decoding step's f32 products at 1, 2 and 8 rows (ms and GB/s of weights read). With
+// "panels", panel_linear on GPT-2-small's shapes at 1-512 rows against the other f32 paths.
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -24,6 +25,7 @@
 #include "ops/gemv.h"
 #include "ops/linear.h"
 #include "ops/ops.h"
+#include "ops/panels.h"
 #include "ops/quantized.h"
 #include "random_blocks.h"  // tests/cpp
 
@@ -189,6 +191,58 @@ void bench_f32_step() {
   }, [](const Group& g) { return 4.0 * static_cast<double>(g.out * g.in) * g.count; });
 }
 
+// GPT-2-small's f32 products (12 layers of each shape, so they stream from memory as in a
+// model) at a prompt's row counts: panel_linear (ops/panels.h, what GPT-2 and f32 decoders
+// run) at every level this CPU has, against skinny_linear's tiles (up to 64 rows) and oneDNN on
+// the plain weights (plain_weight_product: brgemm on AVX-512, else sgemm), in GFLOP/s.
+void bench_panels() {
+  struct Shape {
+    const char* name;
+    int64_t out, in;
+  };
+  const Shape shapes[] = {{"768x768 (q, k, v, proj)", 768, 768},
+                          {"2304x768 (c_attn)", 2304, 768},
+                          {"3072x768 (fc)", 3072, 768},
+                          {"768x3072 (fc proj)", 768, 3072}};
+  constexpr int kLayers = 12;
+  for (const Shape& s : shapes) {
+    std::vector<std::vector<float>> weights;
+    std::vector<PanelMatrix> panels;
+    for (int l = 0; l < kLayers; ++l) {
+      weights.push_back(normal_floats(static_cast<size_t>(s.out * s.in), 0.05f, 30 + l));
+      panels.push_back(panels_from_rows(weights.back().data(), s.out, s.in));
+    }
+    for (int64_t rows : {1, 8, 16, 64, 512}) {
+      const auto x = normal_floats(static_cast<size_t>(rows * s.in), 1.f, 9);
+      std::vector<float> y(static_cast<size_t>(rows * s.out));
+      auto gflops = [&](auto layer) {
+        double best = 1e30;
+        for (int r = 0; r < 5; ++r) {
+          const double t0 = cpu_seconds();
+          for (int l = 0; l < kLayers; ++l) layer(l);
+          best = std::min(best, cpu_seconds() - t0);
+        }
+        return 2.0 * rows * s.in * s.out * kLayers / best * 1e-9;
+      };
+      std::printf("%-24s %3lld rows  panels", s.name, static_cast<long long>(rows));
+      for (SimdLevel level : {SimdLevel::Avx512, SimdLevel::Avx2}) {
+        if (level > cpu_simd_level()) continue;
+        set_skinny_simd_level(level);
+        std::printf(" %s %5.1f", level_name(level),
+                    gflops([&](int l) { panel_linear(panels[l], x.data(), rows, nullptr, y.data()); }));
+      }
+      set_skinny_simd_level(cpu_simd_level());
+      if (rows <= 64)
+        std::printf("  skinny %5.1f", gflops([&](int l) {
+                      skinny_linear(x.data(), rows, weights[l].data(), nullptr, s.in, s.out, Activation::None, y.data());
+                    }));
+      std::printf("  oneDNN %5.1f GFLOP/s\n", gflops([&](int l) {
+                    plain_weight_product(x.data(), rows, weights[l].data(), s.out, s.in, y.data(), s.out);
+                  }));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -207,6 +261,10 @@ int main(int argc, char** argv) {
   }
   if (argc == 2 && std::string(argv[1]) == "f32") {  // only a GPT-2-small step's f32 products
     bench_f32_step();
+    return 0;
+  }
+  if (argc == 2 && std::string(argv[1]) == "panels") {  // only panel_linear against the others
+    bench_panels();
     return 0;
   }
   const auto scores = normal_floats(32 * 12 * 128 * 128, 3.f, 1);
