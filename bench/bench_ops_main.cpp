@@ -193,7 +193,7 @@ void bench_f32_step() {
 
 // GPT-2-small's f32 products (12 layers of each shape, so they stream from memory as in a
 // model) at a prompt's row counts: panel_linear (ops/panels.h, what GPT-2 and f32 decoders
-// run) at every level this CPU has, against skinny_linear's tiles (up to 64 rows) and oneDNN on
+// run) against skinny_linear's tiles (up to 64 rows), both at every level this CPU has, and oneDNN on
 // the plain weights (plain_weight_product: brgemm on AVX-512, else sgemm), in GFLOP/s.
 void bench_panels() {
   struct Shape {
@@ -231,11 +231,15 @@ void bench_panels() {
         std::printf(" %s %5.1f", level_name(level),
                     gflops([&](int l) { panel_linear(panels[l], x.data(), rows, nullptr, y.data()); }));
       }
-      set_skinny_simd_level(cpu_simd_level());
-      if (rows <= 64)
-        std::printf("  skinny %5.1f", gflops([&](int l) {
+      std::printf("  skinny");
+      for (SimdLevel level : {SimdLevel::Avx512, SimdLevel::Avx2}) {
+        if (level > cpu_simd_level() || rows > 64) continue;
+        set_skinny_simd_level(level);
+        std::printf(" %s %5.1f", level_name(level), gflops([&](int l) {
                       skinny_linear(x.data(), rows, weights[l].data(), nullptr, s.in, s.out, Activation::None, y.data());
                     }));
+      }
+      set_skinny_simd_level(cpu_simd_level());
       std::printf("  oneDNN %5.1f GFLOP/s\n", gflops([&](int l) {
                     plain_weight_product(x.data(), rows, weights[l].data(), s.out, s.in, y.data(), s.out);
                   }));

@@ -103,7 +103,8 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
                            ops::Activation activation) {
   if (reader.precision() == ops::Precision::Float32) {
-    if (!MappedFile::is_mapped(weight.raw(), weight.nbytes())) return ops::Linear(weight, bias, activation);
+    if (!ops::panels_preferred() || !MappedFile::is_mapped(weight.raw(), weight.nbytes()))
+      return ops::Linear(weight, bias, activation);
     ops::Linear linear(ops::panels_from_rows(weight.f32(), weight.dim(0), weight.dim(1)), bias, activation);
     MappedFile::release_pages(weight.raw(), weight.nbytes());
     return linear;

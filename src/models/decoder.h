@@ -209,8 +209,8 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 // own (position scheme, residual wiring, norms around the blocks); these are the parts whose
 // arithmetic is the same everywhere, so one copy serves all.
 
-// A decoder's Linear over an F32 [out, in] weight that nothing else reads. In float32, a weight
-// read from the file is copied into column panels (ops/panels.h: every row count runs ~1.5x
+// A decoder's Linear over an F32 [out, in] weight that nothing else reads. In float32 on
+// AVX-512 CPUs (ops::panels_preferred), a weight read from the file is copied into column panels (ops/panels.h: every row count runs ~1.5x
 // faster than on the [out, in] rows at 64 rows, and a decoding step reads one stream) and the
 // file's pages are given back; a weight the model computed (a slice of a fused matrix, a
 // dequantised tensor) is used as it is, since a copy of it would stay resident beside it. When

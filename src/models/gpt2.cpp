@@ -1,8 +1,9 @@
 // GPT-2 (modeling_gpt2.py): token + learned position embeddings, pre-norm LayerNorm layers,
 // multi-head causal attention, a gelu_new MLP, a final LayerNorm and an LM head tied to the
 // token embeddings. GPT-2's Conv1D layers store weights as [in, out]; they are copied once at
-// load into column panels (ops/panels.h; transposed into [out, in] rows and rounded to bf16
-// under torch_dtype="bfloat16"), and c_attn is split into its query, key and value thirds.
+// load into column panels (ops/panels.h) on AVX-512 CPUs, else transposed into the [out, in]
+// rows ops::Linear takes (and rounded to bf16 under torch_dtype="bfloat16"), and c_attn is
+// split into its query, key and value thirds.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -28,11 +29,12 @@ Tensor conv1d_rows(const Tensor& w, int64_t first, int64_t count) {
 }
 
 // Columns [first, first + count) of Conv1D weight `w` ([in, out]) as a Linear: in column
-// panels at float32 (x . w's own layout, copied panel by panel), else transposed for
-// decoder_linear.
+// panels at float32 where the CPU prefers them (x . w's own layout, copied panel by panel),
+// else transposed for decoder_linear.
 ops::Linear conv1d_linear(const WeightReader& reader, const Tensor& w, int64_t first, int64_t count, const Tensor& bias,
                           ops::Activation act = ops::Activation::None) {
-  if (reader.precision() != ops::Precision::Float32) return decoder_linear(reader, conv1d_rows(w, first, count), bias, act);
+  if (reader.precision() != ops::Precision::Float32 || !ops::panels_preferred())
+    return decoder_linear(reader, conv1d_rows(w, first, count), bias, act);
   check(first + count <= w.dim(1), ErrorKind::CorruptFile, "a GPT-2 Conv1D weight is narrower than the config says");
   return ops::Linear(ops::panels_from_columns(w.f32(), w.dim(0), w.dim(1), first, count), bias, act);
 }

@@ -70,7 +70,7 @@ inline Vec fused(Vec a, Vec b, Vec acc) { return fma(a, b, acc); }
 // Panels: 4 rows x a whole panel (16 accumulators, 4 weight vectors, 1 broadcast; 8 loads per
 // 16 FMAs). Measured on a Zen 5 (one thread, 64 rows of GPT-2-small shapes, weights in L3),
 // GFLOP/s: 4 x 64 257-270, 6 x 64 239-253, 8 x 64 (spilling) 257-265.
-constexpr int kPanelTileRows = 4, kPanelTileVectors = 4;
+constexpr int kPanelTileRows = 4, kPanelTileVectors = 4, kPanelRowVectors = 4;
 #include "ops/panel_tiles.inc"
 }  // namespace avx512_tiles
 #pragma GCC diagnostic pop
@@ -126,8 +126,11 @@ inline Vec broadcast(float f) { return _mm256_set1_ps(f); }
 inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec fused(Vec a, Vec b, Vec acc) { return fma(a, b, acc); }
 // Panels: 2 rows x half a panel (8 accumulators, 4 weight vectors, 1 broadcast: 13 of the 16
-// registers).
-constexpr int kPanelTileRows = 2, kPanelTileVectors = 4;
+// registers); 1 row x a whole panel (8 accumulators; the weights as the FMAs' memory operands).
+// Zen 5 at this level, GFLOP/s at 8 / 64 / 512 rows of GPT-2 shapes: 43-52 / 82-89 / 91-98;
+// BLIS's 6 x 16 shape 28 / 80-89 / 105-114 (skinny_linear's AVX2 tiles: 73-102 / 104-114 / -,
+// which is why only AVX-512 CPUs pack panels: panels_preferred).
+constexpr int kPanelTileRows = 2, kPanelTileVectors = 4, kPanelRowVectors = 8;
 #include "ops/panel_tiles.inc"
 }  // namespace avx2_tiles
 #ifdef __clang__
@@ -157,7 +160,7 @@ constexpr int kGroupRows = 4, kGroupColumns = 1;
 inline Vec broadcast(float f) { return f; }
 inline void store(float* p, Vec v) { *p = v; }
 inline Vec fused(Vec a, Vec b, Vec acc) { return std::fma(a, b, acc); }  // the vector levels' bits
-constexpr int kPanelTileRows = 1, kPanelTileVectors = 8;
+constexpr int kPanelTileRows = 1, kPanelTileVectors = 8, kPanelRowVectors = 8;
 #include "ops/panel_tiles.inc"
 }  // namespace plain_tiles
 

@@ -63,6 +63,8 @@ void multiply_panel(const PanelMatrix& w, int64_t p, const float* x, int64_t row
 
 }  // namespace
 
+bool panels_preferred() { return cpu_simd_level() == SimdLevel::Avx512; }
+
 PanelMatrix panels_from_columns(const float* w, int64_t in, int64_t ld, int64_t first, int64_t count) {
   check(first >= 0 && first + count <= ld, ErrorKind::Internal, "panel columns outside the matrix");
   PanelMatrix m = empty_panels(count, in);

@@ -37,6 +37,11 @@ struct PanelMatrix {
   const float* panel(int64_t p) const { return panels.f32() + p * in * kPanelColumns; }
 };
 
+// Whether a decoder's f32 weights go into panels on this CPU: where it has AVX-512 (measured
+// above). At the AVX2 level (Zen 5, gemv.cpp has the figures) the panel tiles ran behind
+// skinny_linear's at 8-64 rows, so AVX2 CPUs keep the [out, in] layout.
+bool panels_preferred();
+
 // The panels of columns [first, first + count) of a row-major [in, ld] matrix w (x . w, as
 // GPT-2's Conv1D stores its weight: the result's column n is w's column first + n).
 PanelMatrix panels_from_columns(const float* w, int64_t in, int64_t ld, int64_t first, int64_t count);
