@@ -94,7 +94,7 @@ void panel_linear(const PanelMatrix& w, const float* x, int64_t rows, const floa
     const int64_t count = std::min(kRowsPerPass, rows - r);
     const float* pass_x = x + r * w.in;
     float* pass_y = y + r * w.out;
-#pragma omp parallel for schedule(static) if (count * w.in * w.out > 262144 * kSkinnyMaxRows)
+#pragma omp parallel for schedule(static) if (w.in * w.out > 262144)  // as skinny_linear: a 768 x 768 is split
     for (int64_t p = 0; p < panels; ++p) multiply_panel(w, p, pass_x, count, bias, pass_y);
   }
 }
