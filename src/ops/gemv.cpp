@@ -127,9 +127,10 @@ inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec fused(Vec a, Vec b, Vec acc) { return fma(a, b, acc); }
 // Panels: 2 rows x half a panel (8 accumulators, 4 weight vectors, 1 broadcast: 13 of the 16
 // registers); 1 row x a whole panel (8 accumulators; the weights as the FMAs' memory operands).
-// Zen 5 at this level, GFLOP/s at 8 / 64 / 512 rows of GPT-2 shapes: 43-52 / 82-89 / 91-98;
-// BLIS's 6 x 16 shape 28 / 80-89 / 105-114 (skinny_linear's AVX2 tiles: 73-102 / 104-114 / -,
-// which is why only AVX-512 CPUs pack panels: panels_preferred).
+// Zen 5 at this level, GFLOP/s at 8 / 64 / 512 rows of GPT-2 shapes: 53-60 / 95-101 / 107-109;
+// BLIS's 6 x 16 shape 28 / 80-89 / 105-114 (before the weight loads were kept in registers);
+// skinny_linear's AVX2 tiles 80-106 / 107-117 / -, oneDNN's sgemm limited to AVX2 - / 98-106 /
+// 120-127: which is why only AVX-512 CPUs pack panels (panels_preferred).
 constexpr int kPanelTileRows = 2, kPanelTileVectors = 4, kPanelRowVectors = 8;
 #include "ops/panel_tiles.inc"
 }  // namespace avx2_tiles
