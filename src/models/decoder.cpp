@@ -105,6 +105,8 @@ ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, con
   if (reader.precision() == ops::Precision::Float32) {
     if (!ops::panels_preferred() || !MappedFile::is_mapped(weight.raw(), weight.nbytes()))
       return ops::Linear(weight, bias, activation);
+    check(weight.dtype() == DType::F32 && weight.ndim() == 2, ErrorKind::CorruptFile,
+          "a decoder weight matrix must be F32 [out, in], got " + shape_to_string(weight.shape()));
     ops::Linear linear(ops::panels_from_rows(weight.f32(), weight.dim(0), weight.dim(1)), bias, activation);
     MappedFile::release_pages(weight.raw(), weight.nbytes());
     return linear;

@@ -1,9 +1,9 @@
 // GPT-2 (modeling_gpt2.py): token + learned position embeddings, pre-norm LayerNorm layers,
 // multi-head causal attention, a gelu_new MLP, a final LayerNorm and an LM head tied to the
 // token embeddings. GPT-2's Conv1D layers store weights as [in, out]; they are copied once at
-// load into column panels (ops/panels.h) on AVX-512 CPUs, else transposed into the [out, in]
-// rows ops::Linear takes (and rounded to bf16 under torch_dtype="bfloat16"), and c_attn is
-// split into its query, key and value thirds.
+// load into column panels (ops/panels.h) in float32 on AVX-512 CPUs, else transposed into the
+// [out, in] rows ops::Linear takes (and rounded to bf16 under torch_dtype="bfloat16"), and
+// c_attn is split into its query, key and value thirds.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

@@ -1,6 +1,7 @@
 // Linear layers on a few rows (token-by-token decoding: batch 1 is a matrix-vector product,
 // batch 8 a skinny matrix product; also an encoder's short input of up to 40 (AVX2) or 64 (AVX-512) tokens),
-// y = x W^T + b, W in PyTorch's [out, in] layout.
+// y = x W^T + b, W in PyTorch's [out, in] layout. The kernel of ops/panels.h (panel_rows, below)
+// is compiled here too, at the same levels.
 //
 // Why not oneDNN here: its f32 matmul on AVX2 treats 8 rows as a small GEMM and runs
 // compute-bound at ~15 GFLOP/s a core (measured, bench/bench_generation.py), so a decoding

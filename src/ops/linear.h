@@ -1,6 +1,7 @@
 // Linear layers on oneDNN: y = x W^T + b with an optional fused activation.
 //
-// The weight keeps PyTorch's [out, in] layout. By default (WeightPacking::Plain) oneDNN gets
+// The weight keeps PyTorch's [out, in] layout, except in the constructor from a PanelMatrix
+// (ops/panels.h: a decoder's f32 weights on AVX-512 CPUs). By default (WeightPacking::Plain) oneDNN gets
 // the checkpoint's own memory as the transposed ("ba") matrix, zero-copy from the mmapped file
 // (peak RSS ≈ weights), with one primitive for every row count; few rows (decoding) go to
 // ops/gemv.h instead. Encoders, which multiply whole sequences, ask for

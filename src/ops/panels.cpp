@@ -81,7 +81,9 @@ PanelMatrix panels_from_columns(const float* w, int64_t in, int64_t ld, int64_t 
 
 PanelMatrix panels_from_rows(const float* w, int64_t out, int64_t in) {
   PanelMatrix m = empty_panels(out, in);
-  for (int64_t p = 0; p < m.panel_count(); ++p) {
+  const int64_t panels = m.panel_count();
+#pragma omp parallel for schedule(static) if (in * out > 262144)
+  for (int64_t p = 0; p < panels; ++p) {
     const int64_t row = p * kPanelColumns, width = std::min(kPanelColumns, out - row);
     transpose(w + row * in, width, in, in, const_cast<float*>(m.panel(p)), kPanelColumns);
   }
@@ -94,7 +96,9 @@ void panel_linear(const PanelMatrix& w, const float* x, int64_t rows, const floa
     const int64_t count = std::min(kRowsPerPass, rows - r);
     const float* pass_x = x + r * w.in;
     float* pass_y = y + r * w.out;
-#pragma omp parallel for schedule(static) if (w.in * w.out > 262144)  // as skinny_linear: a 768 x 768 is split
+    // Split as skinny_linear splits: by the layer's size (a 768 x 768 decoding product is), or by
+    // the pass's work (a narrow k / v projection over a prompt).
+#pragma omp parallel for schedule(static) if (w.in * w.out > 262144 || count * w.in * w.out > 262144 * kSkinnyMaxRows)
     for (int64_t p = 0; p < panels; ++p) multiply_panel(w, p, pass_x, count, bias, pass_y);
   }
 }

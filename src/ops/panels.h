@@ -11,9 +11,11 @@
 // lanes at the end of each tile; on a Zen 5 (one thread) it multiplies a 64-row prompt at
 // 151-185 GFLOP/s, oneDNN's brgemm on plain weights at 158-174. Panels run the same prompt at
 // ~250-270 (4 rows x 64 columns a tile), and one row reads a panel matrix as a single
-// sequential stream (the prefetcher's best case). The layout costs a copy at load, so it is
-// for weights that are copied anyway (GPT-2's Conv1D weights, which are stored [in, out] and
-// were transposed before).
+// sequential stream (the prefetcher's best case). The layout costs a copy at load (the file's
+// pages are given back after it): models::decoder_linear makes it for a decoder's f32 weights
+// read from the file, GPT-2 for its Conv1D weights (stored [in, out], transposed before), on
+// AVX-512 CPUs (panels_preferred). At 8 rows skinny_linear is still ahead on some shapes
+// (docs/performance.md: GPT-2's 768 x 768 113 vs 151 GFLOP/s; its wider shapes 104-116 vs 69-93).
 //
 // Every output is sum_k x[r, k] * w[n, k] accumulated in k order, one fused multiply-add per
 // term, from 0 (then + bias): the same bits whatever the number of rows, the tile a row falls

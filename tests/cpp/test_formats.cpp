@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/mapped_file.h"
 #include "formats/safetensors.h"
 #include "formats/tensor_import.h"
 #include "formats/weights.h"
@@ -144,6 +145,27 @@ TEST(FormatsSafetensors, LoadsFromDiskAndOutlivesTheMapping) {
     kept = w.at("w");
   }
   EXPECT_EQ(kept.f32()[1], 4.0f);  // the view keeps the mapping alive
+}
+
+// What decoder_linear asks before packing a weight into panels: inside a live map or not.
+TEST(MappedFileTest, IsMappedOnlyInsideALiveMap) {
+  TempDir dir;
+  write_file(dir / "f.bin", std::string(10000, 'x'));
+  std::vector<char> heap(100);
+  const unsigned char* data = nullptr;
+  size_t size = 0;
+  {
+    const auto file = MappedFile::open(dir / "f.bin");
+    data = file->data();
+    size = file->size();
+    EXPECT_TRUE(MappedFile::is_mapped(file->data(), file->size()));
+    EXPECT_TRUE(MappedFile::is_mapped(file->data() + 100, 50));
+    EXPECT_FALSE(MappedFile::is_mapped(file->data(), file->size() + 1));  // runs past the end
+    EXPECT_FALSE(MappedFile::is_mapped(file->data(), 0));
+    EXPECT_FALSE(MappedFile::is_mapped(heap.data(), heap.size()));
+  }
+  // Unmapped with the last reference: the range is not live any more.
+  EXPECT_FALSE(MappedFile::is_mapped(data, size));
 }
 
 std::string two_floats_header(const std::string& offsets, const std::string& shape = "[2]",

@@ -87,22 +87,25 @@ TEST_P(PanelLevels, ColumnsOfAnInOutMatrixAreRowsOfItsTranspose) {
   EXPECT_TRUE(same_bits(from_columns, scalar_product(x, rows, slice, count, in, nullptr)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Levels, PanelLevels, testing::all_simd_levels(), testing::simd_level_test_name);
-
-// Threads split the panels: the same bits on one thread and on two.
-TEST(PanelLinear, SameBitsOnTwoThreads) {
-  const int64_t out = 3000, in = 700, rows = 5;
+// Threads split the panels (a layer of over 262144 weights, or a pass of enough rows): on one
+// thread and on two, several passes of rows, several blocks of K and a partial last panel at
+// once, the scalar sum's bits.
+TEST_P(PanelLevels, ScalarBitsOnOneAndTwoThreads) {
+  const int64_t out = 650, in = 1100, rows = 300;
   const auto x = random_vector(rows * in, 6), w = random_vector(out * in, 7), bias = random_vector(out, 8);
   const PanelMatrix panels = panels_from_rows(w.data(), out, in);
-  std::vector<float> one(static_cast<size_t>(rows * out)), two(one.size());
+  const std::vector<float> expected = scalar_product(x, rows, w, out, in, bias.data());
   const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  panel_linear(panels, x.data(), rows, bias.data(), one.data());
-  omp_set_num_threads(2);
-  panel_linear(panels, x.data(), rows, bias.data(), two.data());
+  for (int t : {1, 2}) {
+    omp_set_num_threads(t);
+    std::vector<float> y(expected.size());
+    panel_linear(panels, x.data(), rows, bias.data(), y.data());
+    EXPECT_TRUE(same_bits(y, expected)) << t << " threads";
+  }
   omp_set_num_threads(threads);
-  EXPECT_TRUE(same_bits(one, two));
 }
+
+INSTANTIATE_TEST_SUITE_P(Levels, PanelLevels, testing::all_simd_levels(), testing::simd_level_test_name);
 
 // Linear over panels: bias, then the activation, as the other weight layouts.
 TEST(PanelLinear, LinearAppliesBiasThenActivation) {
