@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "models/decoder.h"
 #include "models/layers.h"
 #include "ops/linear.h"
@@ -93,6 +94,7 @@ class GptNeoX : public DecoderBase {
     layer.mlp_norm = LayerNorm::load(reader, p + "post_attention_layernorm", eps);
     layer.attention =
         SelfAttention{part(0), part(1), part(2), load_linear(reader, p + "attention.dense", bias), Tensor(), Tensor(), 0};
+    MappedFile::release_pages(qkv.raw(), qkv.nbytes());  // only the three copies are read from here on
     layer.fc = load_linear(reader, p + "mlp.dense_h_to_4h", true, act);
     layer.proj = load_linear(reader, p + "mlp.dense_4h_to_h", true);
     return layer;

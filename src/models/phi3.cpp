@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "models/decoder.h"
 
 namespace hfpipe::models {
@@ -42,10 +43,12 @@ formats::WeightMap split_fused(const formats::ModelConfig& c, const formats::Wei
       out.insert(renamed(name, from, "q_proj.weight"), fused_rows(t, 0, q_rows));
       out.insert(renamed(name, from, "k_proj.weight"), fused_rows(t, q_rows, kv_rows));
       out.insert(renamed(name, from, "v_proj.weight"), fused_rows(t, q_rows + kv_rows, kv_rows));
+      MappedFile::release_pages(t.raw(), t.nbytes());  // only the copies are read from here on
     } else if (ends_with(name, "mlp.gate_up_proj.weight")) {
       const std::string from = "gate_up_proj.weight";
       out.insert(renamed(name, from, "gate_proj.weight"), fused_rows(t, 0, intermediate));
       out.insert(renamed(name, from, "up_proj.weight"), fused_rows(t, intermediate, intermediate));
+      MappedFile::release_pages(t.raw(), t.nbytes());
     } else {
       out.insert(name, t);
     }
