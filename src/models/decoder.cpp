@@ -162,6 +162,13 @@ TokenEmbeddings::TokenEmbeddings(const WeightReader& reader, const std::string& 
 }
 
 void TokenEmbeddings::lookup(const int32_t* ids, int64_t n, float* out) const {
+  if (panels_) {
+    for (int64_t i = 0; i < n; ++i) {
+      check_embedding_id(ids[i], panels_->out, "token");
+      ops::panel_weight_row(*panels_, ids[i], out + i * panels_->in);
+    }
+    return;
+  }
   if (!quantized_) return embedding_lookup(table_, ids, n, out, "token");
   const ops::QuantizedMatrix& q = *quantized_;
   for (int64_t i = 0; i < n; ++i) {
@@ -170,8 +177,18 @@ void TokenEmbeddings::lookup(const int32_t* ids, int64_t n, float* out) const {
   }
 }
 
-ops::Linear TokenEmbeddings::lm_head(const WeightReader& reader, bool tied, const std::string& head_name) const {
+ops::Linear TokenEmbeddings::lm_head(const WeightReader& reader, bool tied, const std::string& head_name) {
   if (tied && quantized_) return ops::Linear(*quantized_, Tensor(), ops::Activation::None, reader.precision());
+  if (tied && panels_) return ops::Linear(*panels_, Tensor());
+  if (tied && reader.precision() == ops::Precision::Float32 && ops::panels_preferred() &&
+      MappedFile::is_mapped(table_.raw(), table_.nbytes())) {
+    check(table_.dtype() == DType::F32 && table_.ndim() == 2, ErrorKind::CorruptFile,
+          "the token embedding table must be F32 [vocab, hidden], got " + shape_to_string(table_.shape()));
+    panels_ = ops::panels_from_rows(table_.f32(), table_.dim(0), table_.dim(1));
+    MappedFile::release_pages(table_.raw(), table_.nbytes());
+    table_ = Tensor();
+    return ops::Linear(*panels_, Tensor());
+  }
   return load_lm_head(reader, table_, tied, head_name);
 }
 
@@ -270,7 +287,7 @@ Tensor lm_head_logits(const std::vector<float>& hidden, int64_t width, const Dec
 Tensor LearnedPositionsDecoder::forward(const DecoderStep& step, KvCache& cache, bool all_positions) const {
   const int64_t rows = step.batch * step.new_tokens, h = hidden_;
   std::vector<float> x(static_cast<size_t>(rows * h)), pos(static_cast<size_t>(rows * h));
-  embedding_lookup(token_embeddings_, step.ids, rows, x.data(), "token");
+  token_embeddings_.lookup(step.ids, rows, x.data());
   embedding_lookup(position_embeddings_, step.positions, rows, pos.data(), "position");
   ops::add(x.data(), pos.data(), x.data(), rows * h);
   DecoderScratch scratch(rows, h, h, h, inner_, false);

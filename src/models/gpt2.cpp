@@ -58,11 +58,11 @@ class Gpt2 : public LearnedPositionsDecoder {
     scale_weights_ = config.get_bool("scale_attn_weights", true);
     const float eps = static_cast<float>(config.get_double("layer_norm_epsilon", 1e-5));
     const auto act = ops::activation_from_name(config.get_string("activation_function", "gelu_new"));
-    token_embeddings_ = reader.base("wte.weight");
+    token_embeddings_ = TokenEmbeddings(reader, "wte.weight");
     position_embeddings_ = reader.base("wpe.weight");
     for (int64_t i = 0; i < config.get_int("n_layer"); ++i) layers_.push_back(load_layer(reader, i, eps, act));
     final_norm_ = LayerNorm::load(reader, "ln_f", eps);
-    lm_head_ = tied_lm_head(reader, token_embeddings_);  // GPT2LMHeadModel always ties lm_head to wte
+    lm_head_ = token_embeddings_.lm_head(reader, true, "");  // GPT2LMHeadModel always ties lm_head to wte
     sizes_ = {static_cast<int64_t>(layers_.size()), hidden_, config.get_int("vocab_size"),
               config.get_int("n_positions", 1024), true};
   }

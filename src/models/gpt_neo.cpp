@@ -53,12 +53,12 @@ class GptNeo : public LearnedPositionsDecoder {
     const auto act = ops::activation_from_name(config.get_string("activation_function", "gelu_new"));
     const int64_t layers = config.get_int("num_layers");
     const auto types = attention_layers(config, layers);
-    token_embeddings_ = reader.base("wte.weight");
+    token_embeddings_ = TokenEmbeddings(reader, "wte.weight");
     position_embeddings_ = reader.base("wpe.weight");
     for (int64_t i = 0; i < layers; ++i)
       layers_.push_back(load_layer(reader, i, eps, act, types[static_cast<size_t>(i)] == "local" ? window : 0));
     final_norm_ = LayerNorm::load(reader, "ln_f", eps);
-    lm_head_ = load_lm_head(reader, token_embeddings_, config.get_bool("tie_word_embeddings", true), "lm_head.weight");
+    lm_head_ = token_embeddings_.lm_head(reader, config.get_bool("tie_word_embeddings", true), "lm_head.weight");
     sizes_ = {layers, hidden_, config.get_int("vocab_size"), config.get_int("max_position_embeddings", 2048), true};
   }
 

@@ -90,6 +90,12 @@ PanelMatrix panels_from_rows(const float* w, int64_t out, int64_t in) {
   return m;
 }
 
+void panel_weight_row(const PanelMatrix& m, int64_t n, float* out) {
+  check(n >= 0 && n < m.out, ErrorKind::Internal, "panel_weight_row: no such row");
+  const float* column = m.panel(n / kPanelColumns) + n % kPanelColumns;
+  for (int64_t k = 0; k < m.in; ++k) out[k] = column[k * kPanelColumns];
+}
+
 void panel_linear(const PanelMatrix& w, const float* x, int64_t rows, const float* bias, float* y) {
   const int64_t panels = w.panel_count();
   for (int64_t r = 0; r < rows; r += kRowsPerPass) {

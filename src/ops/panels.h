@@ -51,6 +51,9 @@ PanelMatrix panels_from_columns(const float* w, int64_t in, int64_t ld, int64_t 
 // The panels of a PyTorch-layout [out, in] weight.
 PanelMatrix panels_from_rows(const float* w, int64_t out, int64_t in);
 
+// Weight row n ([out, in]'s row n: `in` floats, column n of every panel row) into out.
+void panel_weight_row(const PanelMatrix& m, int64_t n, float* out);
+
 // y[r, n] = sum_k x[r, k] * w[n, k] (+ bias[n]) for r < rows; x rows x in, y rows x out
 // (row-major), bias out floats or null. Threads split the panels.
 void panel_linear(const PanelMatrix& w, const float* x, int64_t rows, const float* bias, float* y);

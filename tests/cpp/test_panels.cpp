@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/error.h"
 #include "ops/gemv.h"
 #include "ops/linear.h"
 #include "ops/panels.h"
@@ -106,6 +107,20 @@ TEST_P(PanelLevels, ScalarBitsOnOneAndTwoThreads) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, PanelLevels, testing::all_simd_levels(), testing::simd_level_test_name);
+
+// A tied embedding table in panels: each lookup gathers its row back exactly, in the last
+// (partial) panel too.
+TEST(PanelLinear, WeightRowsComeBackExactly) {
+  const int64_t out = 130, in = 37;
+  const auto w = random_vector(out * in, 12);
+  const PanelMatrix panels = panels_from_rows(w.data(), out, in);
+  std::vector<float> row(static_cast<size_t>(in));
+  for (int64_t n : {0, 1, 63, 64, 127, 128, 129}) {
+    panel_weight_row(panels, n, row.data());
+    EXPECT_EQ(std::memcmp(row.data(), w.data() + n * in, sizeof(float) * in), 0) << "row " << n;
+  }
+  EXPECT_THROW(panel_weight_row(panels, out, row.data()), Error);
+}
 
 // Linear over panels: bias, then the activation, as the other weight layouts.
 TEST(PanelLinear, LinearAppliesBiasThenActivation) {
