@@ -215,13 +215,14 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 // decoding step one sequential stream) and the file's pages are given back; a weight the model
 // made itself (an f16 / bf16 checkpoint widened to f32, a dequantised tensor, a slice of a
 // fused matrix) stays as it is: whether anything else still holds it is not known here, and a
-// copy beside it would double its memory. When
-// the model runs in bfloat16 (torch_dtype), the weight rounded into a BF16 matrix (half the
-// bytes a decoding step reads), the file's pages of the f32 original given back.
+// copy beside it would double its memory. When the model runs in bfloat16 (torch_dtype), the
+// weight rounded into a BF16 matrix (half the bytes a decoding step reads), the file's pages of
+// the f32 original given back.
 ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
                            ops::Activation activation = ops::Activation::None);
-// An LM head tied to the token embeddings, which lookups keep reading: the table itself in
-// float32 (no copy), its bf16 rounding (decoder_linear) in bfloat16.
+// An LM head tied to a token embedding table that lookups keep reading: the table itself in
+// float32 (no copy), its bf16 rounding (decoder_linear) in bfloat16. (Families whose table is a
+// TokenEmbeddings get panels shared with the lookups instead: TokenEmbeddings::lm_head.)
 ops::Linear tied_lm_head(const WeightReader& reader, const Tensor& embeddings);
 // <name>.weight, and <name>.bias when `bias`, as a Linear (decoder_linear, or the checkpoint's
 // block-quantised weight).
