@@ -100,25 +100,31 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
   return last;
 }
 
+namespace {
+
+// An f32 [out, in] weight's column panels, its file pages given back, where the CPU prefers
+// panels and the weight is mapped from the file (decoder_linear says why only then); else none.
+// `what` names the weight in the error a malformed one gets.
+std::optional<ops::PanelMatrix> into_panels(const Tensor& weight, const std::string& what) {
+  if (!ops::panels_preferred() || !MappedFile::is_mapped(weight.raw(), weight.nbytes())) return std::nullopt;
+  check(weight.dtype() == DType::F32 && weight.ndim() == 2, ErrorKind::CorruptFile,
+        what + " must be F32 [rows, columns], got " + shape_to_string(weight.shape()));
+  ops::PanelMatrix panels = ops::panels_from_rows(weight.f32(), weight.dim(0), weight.dim(1));
+  MappedFile::release_pages(weight.raw(), weight.nbytes());
+  return panels;
+}
+
+}  // namespace
+
 ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
                            ops::Activation activation) {
   if (reader.precision() == ops::Precision::Float32) {
-    if (!ops::panels_preferred() || !MappedFile::is_mapped(weight.raw(), weight.nbytes()))
-      return ops::Linear(weight, bias, activation);
-    check(weight.dtype() == DType::F32 && weight.ndim() == 2, ErrorKind::CorruptFile,
-          "a decoder weight matrix must be F32 [out, in], got " + shape_to_string(weight.shape()));
-    ops::Linear linear(ops::panels_from_rows(weight.f32(), weight.dim(0), weight.dim(1)), bias, activation);
-    MappedFile::release_pages(weight.raw(), weight.nbytes());
-    return linear;
+    if (auto panels = into_panels(weight, "a decoder weight matrix")) return ops::Linear(std::move(*panels), bias, activation);
+    return ops::Linear(weight, bias, activation);
   }
   ops::Linear linear(ops::to_bf16_matrix(weight), bias, activation, ops::Precision::BFloat16);
   MappedFile::release_pages(weight.raw(), weight.nbytes());
   return linear;
-}
-
-ops::Linear tied_lm_head(const WeightReader& reader, const Tensor& embeddings) {
-  if (reader.precision() == ops::Precision::Float32) return ops::Linear(embeddings, Tensor());
-  return decoder_linear(reader, embeddings, Tensor());
 }
 
 ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias, ops::Activation activation) {
@@ -145,14 +151,22 @@ void RmsNormLayer::load_gated_mlp(const WeightReader& reader, const std::string&
   down = load_linear(reader, prefix + "down_proj", bias);
 }
 
+namespace {
+
+// The LM head without panels: the token embeddings when tied (in float32 the table itself, no
+// copy; its bf16 rounding in bfloat16), else the head tensor `name` (missing →
+// Error(CorruptFile)).
 ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name) {
   check(tied || reader.has_head(name), ErrorKind::CorruptFile,
         "the checkpoint lacks " + name + " and tie_word_embeddings is false");
   if (!tied)
     if (const ops::QuantizedMatrix* q = reader.quantized_head(name))
       return ops::Linear(*q, Tensor(), ops::Activation::None, reader.precision());
-  return tied ? tied_lm_head(reader, embeddings) : decoder_linear(reader, reader.head(name), Tensor());
+  if (tied && reader.precision() == ops::Precision::Float32) return ops::Linear(embeddings, Tensor());  // no copy
+  return decoder_linear(reader, tied ? embeddings : reader.head(name), Tensor());
 }
+
+}  // namespace
 
 TokenEmbeddings::TokenEmbeddings(const WeightReader& reader, const std::string& name) {
   if (const ops::QuantizedMatrix* q = reader.quantized_base(name))
@@ -179,15 +193,12 @@ void TokenEmbeddings::lookup(const int32_t* ids, int64_t n, float* out) const {
 
 ops::Linear TokenEmbeddings::lm_head(const WeightReader& reader, bool tied, const std::string& head_name) {
   if (tied && quantized_) return ops::Linear(*quantized_, Tensor(), ops::Activation::None, reader.precision());
-  if (tied && panels_) return ops::Linear(*panels_, Tensor());
-  if (tied && reader.precision() == ops::Precision::Float32 && ops::panels_preferred() &&
-      MappedFile::is_mapped(table_.raw(), table_.nbytes())) {
-    check(table_.dtype() == DType::F32 && table_.ndim() == 2, ErrorKind::CorruptFile,
-          "the token embedding table must be F32 [vocab, hidden], got " + shape_to_string(table_.shape()));
-    panels_ = ops::panels_from_rows(table_.f32(), table_.dim(0), table_.dim(1));
-    MappedFile::release_pages(table_.raw(), table_.nbytes());
-    table_ = Tensor();
-    return ops::Linear(*panels_, Tensor());
+  if (tied && reader.precision() == ops::Precision::Float32) {
+    if (!panels_) {
+      panels_ = into_panels(table_, "the token embedding table");
+      if (panels_) table_ = Tensor();  // the lookups read the panels from here on
+    }
+    if (panels_) return ops::Linear(*panels_, Tensor());
   }
   return load_lm_head(reader, table_, tied, head_name);
 }

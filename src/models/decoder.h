@@ -220,20 +220,14 @@ std::vector<float> select_rows(const std::vector<float>& hidden, int64_t batch, 
 // the f32 original given back.
 ops::Linear decoder_linear(const WeightReader& reader, const Tensor& weight, const Tensor& bias,
                            ops::Activation activation = ops::Activation::None);
-// An LM head tied to a token embedding table that lookups keep reading: the table itself in
-// float32 (no copy), its bf16 rounding (decoder_linear) in bfloat16. (Families whose table is a
-// TokenEmbeddings get panels shared with the lookups instead: TokenEmbeddings::lm_head.)
-ops::Linear tied_lm_head(const WeightReader& reader, const Tensor& embeddings);
 // <name>.weight, and <name>.bias when `bias`, as a Linear (decoder_linear, or the checkpoint's
 // block-quantised weight).
 ops::Linear load_linear(const WeightReader& reader, const std::string& name, bool bias,
                         ops::Activation activation = ops::Activation::None);
-// The LM head: the token embeddings when tied, else the head tensor `name` (missing →
-// Error(CorruptFile)).
-ops::Linear load_lm_head(const WeightReader& reader, const Tensor& embeddings, bool tied, const std::string& name);
 
-// The token embedding table of the families GGUF files load into (Llama, Gemma): f32, or kept
-// block-quantised as the file stores it with rows decoded on lookup. The table is also the
+// A decoder's token embedding table (every family's): f32, or kept block-quantised as a GGUF
+// file stores it (Llama, Gemma) with rows decoded on lookup, or in column panels shared with a
+// tied LM head (lm_head). The table is also the
 // tied LM head, and as f32 it is the biggest tensor of small models (Gemma 3 270M: 671 MB for
 // 180 MB of Q8_0).
 class TokenEmbeddings {

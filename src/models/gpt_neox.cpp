@@ -32,11 +32,11 @@ class GptNeoX : public DecoderBase {
     const float eps = static_cast<float>(config.get_double("layer_norm_eps", 1e-5));
     const auto act = ops::activation_from_name(config.get_string("hidden_act", "gelu"));
     const bool bias = config.get_bool("attention_bias", true);
-    embed_ = reader.base("embed_in.weight");
+    embed_ = TokenEmbeddings(reader, "embed_in.weight");
     for (int64_t i = 0; i < config.get_int("num_hidden_layers"); ++i)
       layers_.push_back(load_layer(reader, i, eps, act, bias));
     final_norm_ = LayerNorm::load(reader, "final_layer_norm", eps);
-    lm_head_ = load_lm_head(reader, embed_, config.get_bool("tie_word_embeddings", false), "embed_out.weight");
+    lm_head_ = embed_.lm_head(reader, config.get_bool("tie_word_embeddings", false), "embed_out.weight");
     rope_ = rope_from_config(config, rope_params(config));
     sizes_.layers = static_cast<int64_t>(layers_.size());
     sizes_.kv_width = hidden_;
@@ -46,7 +46,7 @@ class GptNeoX : public DecoderBase {
   Tensor forward(const DecoderStep& step, KvCache& cache, bool all_positions) const override {
     const int64_t rows = step.batch * step.new_tokens, h = hidden_;
     std::vector<float> x(static_cast<size_t>(rows * h));
-    embedding_lookup(embed_, step.ids, rows, x.data(), "token");
+    embed_.lookup(step.ids, rows, x.data());
     AttentionParams params =
         AttentionParams::grouped(heads_, heads_, head_dim_, 1.f / std::sqrt(static_cast<float>(head_dim_)));
     params.rope = &rope_;
@@ -121,7 +121,7 @@ class GptNeoX : public DecoderBase {
   formats::WeightMap weights_;
   int64_t hidden_ = 0, heads_ = 0, head_dim_ = 0, inner_ = 0;
   bool parallel_residual_ = true;
-  Tensor embed_;
+  TokenEmbeddings embed_;
   std::vector<LayerNormLayer> layers_;
   LayerNorm final_norm_;
   ops::Linear lm_head_;

@@ -35,7 +35,7 @@ class Opt : public DecoderBase {
     check(config.get_bool("layer_norm_elementwise_affine", true), ErrorKind::UnsupportedModel,
           "OPT with layer_norm_elementwise_affine=false is not supported");
     const auto act = ops::activation_from_name(config.get_string("activation_function", "relu"));
-    embed_ = reader.base("decoder.embed_tokens.weight");
+    embed_ = TokenEmbeddings(reader, "decoder.embed_tokens.weight");
     positions_table_ = reader.base("decoder.embed_positions.weight");
     check(positions_table_.dim(0) >= positions + kPositionOffset, ErrorKind::CorruptFile,
           "decoder.embed_positions.weight has fewer than max_position_embeddings + 2 rows");
@@ -48,7 +48,7 @@ class Opt : public DecoderBase {
       final_norm_ = norm(reader, "decoder.final_layer_norm");
       has_final_norm_ = true;
     }
-    lm_head_ = load_lm_head(reader, embed_, config.get_bool("tie_word_embeddings", true), "lm_head.weight");
+    lm_head_ = embed_.lm_head(reader, config.get_bool("tie_word_embeddings", true), "lm_head.weight");
     sizes_ = {static_cast<int64_t>(layers_.size()), hidden_, config.get_int("vocab_size"), positions, true};
   }
 
@@ -92,9 +92,9 @@ class Opt : public DecoderBase {
   // Token embeddings, through project_in when they are narrower than the hidden size.
   void embed(const DecoderStep& step, std::vector<float>& x) const {
     const int64_t rows = step.batch * step.new_tokens;
-    if (embed_dim_ == hidden_) return embedding_lookup(embed_, step.ids, rows, x.data(), "token");
+    if (embed_dim_ == hidden_) return embed_.lookup(step.ids, rows, x.data());
     std::vector<float> narrow(static_cast<size_t>(rows * embed_dim_));
-    embedding_lookup(embed_, step.ids, rows, narrow.data(), "token");
+    embed_.lookup(step.ids, rows, narrow.data());
     project_in_.forward(narrow.data(), rows, x.data());
   }
 
@@ -111,7 +111,8 @@ class Opt : public DecoderBase {
   formats::WeightMap weights_;
   int64_t hidden_ = 0, heads_ = 0, ffn_ = 0, embed_dim_ = 0;
   bool pre_norm_ = true, has_final_norm_ = false;
-  Tensor embed_, positions_table_;
+  TokenEmbeddings embed_;
+  Tensor positions_table_;
   ops::Linear project_in_, project_out_;
   std::vector<LayerNormLayer> layers_;
   LayerNorm final_norm_;
