@@ -19,10 +19,10 @@ namespace hfpipe::models {
 
 namespace {
 
-// Rows [first, first + count) of Conv1D weight `w` ([in, out]) transposed: [count, in].
+// Rows [first, first + count) of Conv1D weight `w` ([in, out], first + count <= out) transposed:
+// [count, in].
 Tensor conv1d_rows(const Tensor& w, int64_t first, int64_t count) {
   const int64_t in = w.dim(0), out = w.dim(1);
-  check(first + count <= out, ErrorKind::CorruptFile, "a GPT-2 Conv1D weight is narrower than the config says");
   Tensor t = Tensor::empty(DType::F32, {count, in});
   ops::transpose(w.f32() + first, in, count, out, t.f32(), in);
   return t;
@@ -33,9 +33,9 @@ Tensor conv1d_rows(const Tensor& w, int64_t first, int64_t count) {
 // else transposed for decoder_linear.
 ops::Linear conv1d_linear(const WeightReader& reader, const Tensor& w, int64_t first, int64_t count, const Tensor& bias,
                           ops::Activation act = ops::Activation::None) {
+  check(first + count <= w.dim(1), ErrorKind::CorruptFile, "a GPT-2 Conv1D weight is narrower than the config says");
   if (reader.precision() != ops::Precision::Float32 || !ops::panels_preferred())
     return decoder_linear(reader, conv1d_rows(w, first, count), bias, act);
-  check(first + count <= w.dim(1), ErrorKind::CorruptFile, "a GPT-2 Conv1D weight is narrower than the config says");
   return ops::Linear(ops::panels_from_columns(w.f32(), w.dim(0), w.dim(1), first, count), bias, act);
 }
 

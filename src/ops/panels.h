@@ -10,7 +10,8 @@
 // Why: skinny_linear (ops/gemv.h) runs along K on the checkpoint's [out, in] rows and reduces
 // lanes at the end of each tile; on a Zen 5 (one thread) it multiplies a 64-row prompt at
 // 151-185 GFLOP/s, oneDNN's brgemm on plain weights at 158-174. Panels run the same prompt at
-// ~250-270 (4 rows x 64 columns a tile), and one row reads a panel matrix as a single
+// 207-217 with the weights streamed from memory, 257-270 from cache (4 rows x 64 columns a
+// tile; hfpipe_bench_ops panels, docs/performance.md), and one row reads a panel matrix as a single
 // sequential stream (the prefetcher's best case). The layout costs a copy at load (the file's
 // pages are given back after it): models::decoder_linear makes it for a decoder's f32 weights
 // read from the file, GPT-2 for its Conv1D weights (stored [in, out], transposed before), on
