@@ -216,6 +216,25 @@ def test_safetensors_size_mismatch(run_hfpipe_raw, bert_base):
     assert has_any(line, "safetensor", "size", "shape", "corrupt"), line
 
 
+def test_decoder_weight_of_the_wrong_rank(run_hfpipe_raw, tiny_models, tmp_path):
+    """A decoder's q_proj stored 3-D (same bytes): a clear error, not a product over the wrong
+    layout. The header keeps its length modulo 64, so the tensors stay mapped in place (the
+    path that copies f32 weights into column panels on AVX-512 CPUs checks the shape itself)."""
+    model = copy_model(tiny_models / "llama-causal-lm", tmp_path / "model")
+    path = model / "model.safetensors"
+    (old_length,) = struct.unpack("<Q", path.read_bytes()[:8])
+    header, body = read_safetensors(path)
+    name = next(k for k in header if k.endswith("layers.0.self_attn.q_proj.weight"))
+    rows, cols = header[name]["shape"]
+    header[name]["shape"] = [rows, cols // 2, 2]
+    raw = json.dumps(header)
+    raw += " " * ((old_length - len(raw)) % 64)  # safetensors pads its header with spaces too
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw.encode() + body)
+    line = H.error_line(run_hfpipe_raw(["text-generation", "--model", str(model), "hello"]))
+    assert has_any(line, "must be F32"), line
+    assert "[out, in]" in line or "[rows, columns]" in line, line
+
+
 # ------------------------------------------------------------------ pickle
 
 class _Evil:
